@@ -1,0 +1,73 @@
+"""Process-wide settings applied when ``geolib`` is imported (all notebooks, tests, benchmarks).
+
+* Offline by default: ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` unless the caller set
+  them (the paper profile's download helpers lift them explicitly). A hub load would otherwise
+  retry for about 46 s before failing.
+* Headless plotting: matplotlib's ``Agg`` backend unless a backend was chosen.
+* The CPU-torch / PyPI-torchvision trap (DESIGN.md): PyPI's torchvision is built against CUDA
+  torch; beside a CPU torch its C++ ops fail to register and ``import torchvision`` raises
+  "operator torchvision::nms does not exist", taking open_clip, timm and transformers' vision
+  models with it. When torch has no CUDA and torchvision's ops cannot load, the two op schemas
+  it needs at import are defined first. Images are decoded with PIL, never torchvision.io.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+_configured = False
+
+
+def configure() -> None:
+    """Apply the settings above once per process (idempotent, cheap: torch is not imported)."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+_torchvision_patched = False
+
+
+def patch_torchvision() -> bool:
+    """Make ``import torchvision`` work beside a CPU-only torch (see module docstring).
+
+    Call before anything imports torchvision (``geolib`` modules that use torch call it).
+
+    Returns:
+        True when the op schemas were defined here, False when nothing was needed.
+    """
+    global _torchvision_patched
+    if _torchvision_patched:
+        return True
+    if importlib.util.find_spec("torchvision") is None:
+        return False
+    import sys
+
+    if "torchvision" in sys.modules:  # already imported (successfully): nothing to do
+        return False
+    import torch
+
+    if torch.cuda.is_available():
+        return False
+    spec = importlib.util.find_spec("torchvision")
+    from pathlib import Path
+
+    for so in sorted(Path(spec.origin).parent.glob("_C*.so")):
+        try:  # torchvision's own ops load: it matches this torch, nothing to patch
+            torch.ops.load_library(str(so))
+            return False
+        except (OSError, RuntimeError):
+            break
+    lib = torch.library.Library("torchvision", "DEF")  # noqa: F841 - kept alive below
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    globals()["_torchvision_lib"] = lib
+    _torchvision_patched = True
+    return True

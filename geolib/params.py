@@ -1,0 +1,205 @@
+"""Parameters: read each notebook's ``parameters`` cell, validate ``params/<profile>.yaml`` against them.
+
+Used by the study runner (:mod:`geolib.study`) before anything runs, and by the tests that
+check every file in ``params/`` against every notebook.
+
+The parameters cell of a notebook is the single source of truth: each line is
+``name: type = default  # what it means``. The schema of a params file is the union of the
+parameters of all notebooks, built as a pydantic model that forbids unknown keys and checks
+types strictly (papermill itself only warns about an unknown parameter and runs the default,
+which would silently run the wrong experiment). A name used by several notebooks must have the
+same type in each, and means the same thing.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from geolib import paths
+
+PARAMETERS_TAG = "parameters"
+
+
+class ParamsError(ValueError):
+    """A params file or a parameters cell is invalid; the message names the key and the file."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter declared in a notebook's ``parameters`` cell."""
+
+    name: str
+    annotation: str  # the type as written, e.g. "int", "list[str]", "str | None"
+    default: Any
+    help: str
+    notebook: str  # the notebook's stem, e.g. "00_data"
+
+
+_TYPE_NAMESPACE = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "tuple": tuple,
+    "None": None,
+    "Literal": Literal,
+    "Optional": typing.Optional,
+}
+
+
+def resolve_annotation(annotation: str) -> Any:
+    """Turn an annotation string from a parameters cell into a type pydantic understands."""
+    try:
+        return eval(annotation, {"__builtins__": {}}, dict(_TYPE_NAMESPACE))  # noqa: S307 - names limited above
+    except Exception as exc:  # pragma: no cover - message path
+        raise ParamsError(f"unsupported parameter type {annotation!r}: use int, float, str, bool, list[...], dict[...], X | None or Literal[...]") from exc
+
+
+def parameters_cell_source(notebook: dict) -> str:
+    """The source of the one cell tagged ``parameters`` (error if none or several)."""
+    cells = [c for c in notebook.get("cells", []) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParamsError(f"expected exactly one cell tagged {PARAMETERS_TAG!r}, found {len(cells)}")
+    src = cells[0]["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def parse_parameters_cell(source: str, notebook: str = "") -> list[Parameter]:
+    """Parse ``name: type = default  # help`` lines (annotated assignments with literal defaults).
+
+    Raises:
+        ParamsError: a statement that is not an annotated assignment of a literal, which would
+            make the parameters cell compute something (STYLE.md: nothing derived in it).
+    """
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    out: list[Parameter] = []
+    for node in tree.body:
+        if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name) or node.value is None:
+            raise ParamsError(
+                f"{notebook}: parameters cell line {node.lineno}: only `name: type = literal  # help` lines are allowed"
+            )
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError as exc:
+            raise ParamsError(f"{notebook}: parameter {node.target.id!r} must have a literal default") from exc
+        line = lines[node.end_lineno - 1]
+        rest = line[node.value.end_col_offset :] if node.value.end_lineno == node.end_lineno else ""
+        help_text = rest.split("#", 1)[1].strip() if "#" in rest else ""
+        out.append(Parameter(node.target.id, ast.unparse(node.annotation), default, help_text, notebook))
+    return out
+
+
+def notebook_parameters(path: str | Path) -> list[Parameter]:
+    """The parameters declared by one notebook file (``.ipynb``)."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    try:
+        return parse_parameters_cell(parameters_cell_source(nb), path.stem)
+    except ParamsError as exc:
+        raise ParamsError(f"{path.name}: {exc}") from None
+
+
+def study_notebooks(folder: str | Path | None = None) -> list[Path]:
+    """The numbered notebooks ``NN_slug.ipynb`` in order (``_``-prefixed scratch notebooks excluded)."""
+    folder = Path(folder) if folder else paths.NOTEBOOKS
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def all_parameters(notebooks: list[Path] | None = None) -> dict[str, list[Parameter]]:
+    """Every parameter name → its declarations across notebooks (types must agree)."""
+    by_name: dict[str, list[Parameter]] = {}
+    for nb in notebooks if notebooks is not None else study_notebooks():
+        for p in notebook_parameters(nb):
+            by_name.setdefault(p.name, []).append(p)
+    for name, decls in by_name.items():
+        types = {d.annotation for d in decls}
+        if len(types) > 1:
+            where = ", ".join(f"{d.notebook}: {d.annotation}" for d in decls)
+            raise ParamsError(f"parameter {name!r} has different types in different notebooks ({where})")
+    return by_name
+
+
+def schema(notebooks: list[Path] | None = None):
+    """A pydantic model of every allowed key: strict types, unknown keys forbidden."""
+    from pydantic import ConfigDict, create_model
+
+    fields = {name: (resolve_annotation(decls[0].annotation), decls[0].default) for name, decls in all_parameters(notebooks).items()}
+    return create_model("StudyParams", __config__=ConfigDict(extra="forbid", strict=True), **fields)
+
+
+def _format_validation_error(exc, source: str, allowed: list[str]) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = list(err["loc"]) or ["<file>"]
+        key = str(loc[0])
+        item = f" (item {'.'.join(str(x) for x in loc[1:])})" if len(loc) > 1 else ""
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, allowed, n=3)
+            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+            problems.append(f"unknown key {key!r}{hint}")
+        else:
+            problems.append(f"key {key!r}{item}: {err['msg']} (got {err.get('input')!r})")
+    return f"{source}: " + "; ".join(problems) + f".\nAllowed keys: {', '.join(sorted(allowed))}"
+
+
+def validate_params(values: dict[str, Any], source: str = "params", notebooks: list[Path] | None = None) -> dict[str, Any]:
+    """Validate a mapping of overrides; returns only the keys given (types checked).
+
+    Raises:
+        ParamsError: naming each unknown or mistyped key, close matches, and the allowed keys.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(values, dict):
+        raise ParamsError(f"{source}: expected a mapping of `key: value` lines, got {type(values).__name__}")
+    model = schema(notebooks)
+    allowed = list(model.model_fields)
+    try:
+        validated = model.model_validate(values)
+    except ValidationError as exc:
+        raise ParamsError(_format_validation_error(exc, source, allowed)) from None
+    return {k: getattr(validated, k) for k in values}
+
+
+def params_file(profile: str) -> Path:
+    """``params/<profile>.yaml``."""
+    return paths.PARAMS / f"{profile}.yaml"
+
+
+def load_params(profile: str, params_path: str | Path | None = None, notebooks: list[Path] | None = None) -> dict[str, Any]:
+    """Read and validate the overrides of a profile (or an explicit file).
+
+    ``profile`` is injected into every notebook by the runner; a file may name it only to agree.
+    """
+    path = Path(params_path) if params_path else params_file(profile)
+    if not path.exists():
+        known = sorted(p.stem for p in paths.PARAMS.glob("*.yaml"))
+        raise ParamsError(f"no params file {path} (profiles: {', '.join(known)})")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(values, dict) and values.get("profile", profile) != profile:
+        raise ParamsError(f"{path}: says profile {values['profile']!r} but is run as profile {profile!r}")
+    values = dict(values) if isinstance(values, dict) else values
+    if isinstance(values, dict):
+        values["profile"] = profile
+    return validate_params(values, str(path), notebooks)
+
+
+def parameters_for(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """The subset of validated ``values`` that one notebook declares (what papermill injects)."""
+    names = {p.name for p in notebook_parameters(notebook)}
+    return {k: v for k, v in values.items() if k in names}

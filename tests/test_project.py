@@ -1,0 +1,105 @@
+"""Project hygiene: notebooks clean and paired, params valid, dependencies in agreement, CI wiring."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+from geolib import params as P
+from geolib import paths
+
+NOTEBOOKS = P.study_notebooks()
+PARAM_FILES = sorted(paths.PARAMS.glob("*.yaml"))
+
+
+def _ids(items):
+    return [p.name for p in items]
+
+
+def test_the_study_has_notebooks_and_profiles():
+    assert NOTEBOOKS, "no numbered notebooks in notebooks/"
+    assert {p.stem for p in PARAM_FILES} >= {"ci", "demo", "paper"}
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_stored_without_outputs(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not dirty, f"{nb_path.name}: cells {dirty} have outputs; run `make sync` (nbstripout)"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_and_its_py_percent_twin_are_in_sync(nb_path):
+    twin = nb_path.with_suffix(".py")
+    assert twin.exists(), f"{nb_path.name} has no py:percent twin {twin.name}"
+    from_py = jupytext.read(twin)
+    stored = nbformat.read(nb_path, as_version=4)
+
+    def cells(nb):
+        return [(c.cell_type, c.source.strip(), sorted(c.metadata.get("tags", []))) for c in nb.cells]
+
+    assert cells(from_py) == cells(stored), f"{nb_path.name} and {twin.name} differ: edit the .py and run `make sync`"
+    assert stored.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_shape(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    ps = P.notebook_parameters(nb_path)
+    assert ps and ps[0].name == "profile" and ps[0].annotation == "str", "the first parameter is `profile: str`"
+    assert all(p.help for p in ps), f"every parameter has a comment: {[p.name for p in ps if not p.help]}"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []) or "parameters" in code[1].metadata.get("tags", []), "parameters cell near the top"
+    assert "assert " in code[-1].source, "the notebook ends with an assert cell on its own results"
+    defs = sum(len(re.findall(r"^\s*(def|class) ", c.source, re.M)) for c in code)
+    assert defs <= 3, f"{nb_path.name}: {defs} def/class in the notebook; plumbing belongs in geolib"
+
+
+@pytest.mark.parametrize("param_file", PARAM_FILES, ids=_ids(PARAM_FILES))
+def test_every_params_file_is_valid_for_every_notebook(param_file):
+    values = P.load_params(param_file.stem, param_file, NOTEBOOKS)
+    for nb in NOTEBOOKS:
+        P.parameters_for(nb, values)  # every notebook accepts what it is given
+
+
+def test_parameter_types_agree_across_notebooks():
+    P.all_parameters(NOTEBOOKS)
+
+
+def _requirement_set(reqs):
+    return {re.sub(r"\s+", "", r).lower().replace("_", "-") for r in reqs}
+
+
+def test_environment_yml_and_pyproject_agree():
+    project = tomllib.loads((paths.REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _requirement_set(project["dependencies"] + project["optional-dependencies"]["test"])
+    env = yaml.safe_load((paths.REPO_ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = _requirement_set(x for x in pip if not x.startswith("-"))
+    assert listed == wanted, f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
+    assert "-c constraints.txt" in pip
+
+
+def test_constraints_pin_cpu_torch():
+    lines = (paths.REPO_ROOT / "constraints.txt").read_text().splitlines()
+    assert "torch==2.13.0" in lines
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci = (paths.REPO_ROOT / ".ci" / "run").read_text()
+    commands = [line for line in ci.splitlines() if line.strip() and not line.startswith("#") and not line.startswith(("set ", "cd "))]
+    assert commands == ["make test"]
+    readme = (paths.REPO_ROOT / "README.md").read_text()
+    assert "make test" in readme and "make study" in readme
+
+
+def test_offline_by_default():
+    import os
+
+    import geolib  # noqa: F401
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

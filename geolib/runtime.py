@@ -1,8 +1,9 @@
 """Process-wide settings applied when ``geolib`` is imported (all notebooks, tests, benchmarks).
 
 * Offline by default: ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` unless the caller set
-  them (the paper profile's download helpers lift them explicitly). A hub load would otherwise
-  retry for about 46 s before failing.
+  them. To let the paper profile download weights and data, start Python (or the Jupyter
+  kernel) with ``HF_HUB_OFFLINE=0``; ``geolib.datasets.download_dataset`` refuses otherwise. A
+  hub load would otherwise retry for about 46 s before failing.
 * Headless plotting: matplotlib's ``Agg`` backend unless a backend was chosen.
 * The CPU-torch / PyPI-torchvision trap (DESIGN.md): PyPI's torchvision is built against CUDA
   torch; beside a CPU torch its C++ ops fail to register and ``import torchvision`` raises

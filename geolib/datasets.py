@@ -1444,3 +1444,59 @@ def download_dataset(name: str, revision: str, local_dir: str | os.PathLike, *,
                                       allow_patterns=patterns, local_dir=str(local_dir))
     io.write_json(marker, {**wanted, "files": _listed_files(local_dir)})
     return local_dir
+
+
+# --------------------------------------------------------------------------------------------
+# One entry point for notebook 00
+# --------------------------------------------------------------------------------------------
+
+#: The sources notebook ``00_data`` can build a pool from (``source`` parameter).
+POOL_SOURCES = ("demo_world", "osv5m", "streetview_folder", "im2gps3k", "yfcc4k")
+
+
+def build_pool(profile: str, source: str = "demo_world", *, data_root: str | os.PathLike = "", split: str = "test",
+               check_images: bool = False, seed: int = 0, n_images: int = 3000, n_countries: int = 40,
+               cities_per_country: int = 3, image_size: int = 224, workers: int | None = None,
+               limit: int | None = None) -> tuple[pd.DataFrame, LoadReport]:
+    """Build the image pool of a profile from one source and write ``runs/<profile>/data/pool.parquet``.
+
+    Args:
+        profile: The run's profile (where the pool is written).
+        source: One of :data:`POOL_SOURCES`. ``demo_world`` renders the embedded world into
+            ``runs/<profile>/data/`` (resumable); the others read a real data set under
+            ``data_root`` (relative paths are taken under :func:`geolib.paths.real_data_root`).
+        data_root: Folder of a real data set (for ``streetview_folder``: its CSV file).
+        split: OSV-5M split.
+        check_images: Open every real image once to catch corrupt files.
+        seed, n_images, n_countries, cities_per_country, image_size, workers: The demo world's
+            settings (see :func:`geolib.world.build_world`).
+        limit: Keep at most this many rows of a real data set (in file order; None = all).
+
+    Returns:
+        ``(pool, report)``: the validated manifest (paths resolved) and what was left out.
+    """
+    if source not in POOL_SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {', '.join(POOL_SOURCES)}")
+    out = manifest_path(profile)
+    if source == "demo_world":
+        from geolib import world
+
+        frame = world.build_world(out.parent, n_images=n_images, n_countries=n_countries,
+                                  cities_per_country=cities_per_country, seed=seed, image_size=image_size,
+                                  workers=workers)
+        report = LoadReport(source, n_read=len(frame), n_kept=len(frame))
+        frame = frame.assign(image_path=[str(out.parent / p) for p in frame["image_path"]],
+                             mask_path=[str(out.parent / p) for p in frame["mask_path"]])
+    else:
+        root = Path(data_root) if data_root else Path(source)
+        if not root.is_absolute():
+            root = paths.real_data_root() / root
+        loaders = {"osv5m": lambda: load_osv5m(root, split, check_images=check_images, limit=limit),
+                   "streetview_folder": lambda: load_streetview_folder(root, check_images=check_images),
+                   "im2gps3k": lambda: load_im2gps3k(root, check_images=check_images),
+                   "yfcc4k": lambda: load_yfcc4k(root, check_images=check_images)}
+        frame, report = loaders[source]()
+        if limit is not None:
+            frame = frame.head(limit)
+    write_manifest(out, frame)
+    return read_manifest(out), report

@@ -52,3 +52,141 @@ def save_figure(fig, profile: str, name: str) -> Path:
         # no timestamp or software version in the PNG: the same figure gives the same bytes
         fig.savefig(tmp, format="png", bbox_inches="tight", metadata={"Software": None})
     return target
+
+
+# ------------------------------------------------------------------------------------------
+# helpers shared by several figures
+# ------------------------------------------------------------------------------------------
+
+#: GeoNames continent codes → names used in legends.
+CONTINENT_NAMES = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe", "NA": "North America",
+                   "OC": "Oceania", "SA": "South America"}
+
+
+def class_palette(n: int = 150, seed: int = 7):
+    """A fixed RGB colour per ADE20K class for mask overlays: (n, 3) uint8."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(40, 235, size=(n + 1, 3)).astype("uint8")
+    return colours
+
+
+def overlay_mask(image, mask, alpha: float = 0.45):
+    """Blend a class-index mask over an RGB image (both H×W): returns an (H, W, 3) uint8 array."""
+    import numpy as np
+
+    img = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.float32)
+    pal = class_palette()
+    m = np.clip(np.asarray(mask), 0, len(pal) - 1)
+    return ((1 - alpha) * img + alpha * pal[m]).astype("uint8")
+
+
+def _world_axes(ax, countries, land="#eeeeee", edge="#bbbbbb"):
+    countries.plot(ax=ax, color=land, edgecolor=edge, linewidth=0.3)
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-60, 85)
+    ax.set_xlabel("longitude (°)")
+    ax.set_ylabel("latitude (°)")
+    ax.set_aspect("equal")
+
+
+# ------------------------------------------------------------------------------------------
+# 00_data
+# ------------------------------------------------------------------------------------------
+
+
+def plot_world_map(pool, countries, title: str | None = None):
+    """Where the images of the pool are: one dot per image, coloured by continent (00_world_map)."""
+    style()
+    fig, ax = plt.subplots(figsize=(11, 5.2))
+    _world_axes(ax, countries)
+    present = countries[countries["iso_a2"].isin(set(pool["country"]))]
+    present.plot(ax=ax, color="#d9e6f2", edgecolor="#9bb3c9", linewidth=0.4)
+    for i, (code, part) in enumerate(pool.groupby("continent", dropna=False)):
+        ax.scatter(part["lon"], part["lat"], s=6, alpha=0.7, color=PALETTE[i % len(PALETTE)],
+                   label=f"{CONTINENT_NAMES.get(code, code)} ({len(part)})", edgecolors="none")
+    ax.legend(loc="lower left", fontsize=8, title="continent (images)", title_fontsize=8, markerscale=2, frameon=True)
+    ax.set_title(title or f"{len(pool):,} images in {pool['country'].nunique()} countries and {pool['city'].nunique()} cities")
+    return fig
+
+
+def plot_examples(pool, n: int = 12, seed: int = 0, columns: int = 3):
+    """A grid of example images, each with its segmentation overlaid beside it and its clues (00_examples)."""
+    import textwrap
+
+    import numpy as np
+    from PIL import Image
+
+    style()
+    rng = np.random.default_rng(seed)
+    # one example per scene type first, then random ones, so the grid shows the variety
+    picks: list[int] = []
+    if "scene" in pool:
+        for _, part in pool.groupby("scene"):
+            picks.append(int(rng.choice(part.index)))
+    rest = [i for i in rng.permutation(pool.index) if i not in picks]
+    picks = (picks + rest)[:n]
+    rows = int(np.ceil(len(picks) / columns))
+    fig, axes = plt.subplots(rows, columns * 2, figsize=(columns * 5.0, rows * 2.9))
+    axes = np.atleast_2d(axes)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, idx in enumerate(picks):
+        r = pool.loc[idx]
+        ax_img, ax_mask = axes[k // columns, 2 * (k % columns)], axes[k // columns, 2 * (k % columns) + 1]
+        image = Image.open(r["image_path"]).convert("RGB")
+        ax_img.imshow(image)
+        clues = list(r["clues"]) if "clues" in r and r["clues"] is not None else []
+        clue_text = textwrap.shorten(", ".join(clues), 60, placeholder=" …") if clues else "no legible clue"
+        clue_text = "\n".join(textwrap.wrap(clue_text, 34)[:2])
+        ax_img.set_title(f"{r['city']}, {r['country']} · {r.get('scene', '')}\n{clue_text}", fontsize=7.5, loc="left")
+        if isinstance(r.get("mask_path"), str):
+            mask = np.asarray(Image.open(r["mask_path"]))
+            ax_mask.imshow(overlay_mask(image, mask))
+            if "building_fraction" in r:
+                ax_mask.set_title(f"segmentation · building {r['building_fraction']:.2f}", fontsize=7.5, loc="left")
+    fig.suptitle("Demo-world street views (left) and their exact ADE20K segmentation (right)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pool_counts(pool):
+    """Images per country (coloured by continent) and per scene type (00_pool_counts)."""
+    import seaborn as sns
+
+    style()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [4, 1]})
+    counts = pool.groupby(["country", "continent"], dropna=False).size().reset_index(name="images")
+    counts = counts.sort_values(["continent", "images"], ascending=[True, False])
+    order = list(dict.fromkeys(counts["continent"]))
+    colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(order)}
+    ax1.bar(range(len(counts)), counts["images"], color=[colours[c] for c in counts["continent"]])
+    ax1.set_xticks(range(len(counts)), counts["country"], rotation=90, fontsize=7)
+    ax1.set_xlabel("country (ISO 3166-1 alpha-2)")
+    ax1.set_ylabel("images")
+    ax1.set_title("Images per country")
+    from matplotlib.patches import Patch
+
+    ax1.legend(handles=[Patch(color=colours[c], label=CONTINENT_NAMES.get(c, c)) for c in order], fontsize=7, ncols=2)
+    if "scene" in pool:
+        sns.countplot(data=pool, y="scene", ax=ax2, color=PALETTE[0], order=sorted(pool["scene"].dropna().unique()))
+        ax2.set_xlabel("images")
+        ax2.set_ylabel("scene type")
+        ax2.set_title("Scene types")
+    fig.tight_layout()
+    return fig
+
+
+def plot_building_proportion(pool):
+    """Distribution of the building proportion (share of building pixels) by scene type (00_building_proportion)."""
+    import seaborn as sns
+
+    style()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.histplot(data=pool, x="building_fraction", hue="scene" if "scene" in pool else None, bins=30,
+                 multiple="stack", ax=ax, binrange=(0, 1))
+    ax.set_xlabel("building proportion (share of image pixels labelled building)")
+    ax.set_ylabel("images")
+    ax.set_title("Building proportion in the pool")
+    return fig

@@ -52,6 +52,7 @@ def test_notebook_shape(nb_path):
     ps = P.notebook_parameters(nb_path)
     assert ps and ps[0].name == "profile" and ps[0].annotation == "str", "the first parameter is `profile: str`"
     assert all(p.help for p in ps), f"every parameter has a comment: {[p.name for p in ps if not p.help]}"
+    assert not [p.name for p in ps if "=" in p.help], "no '=' in parameter comments: papermill cannot parse such lines"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", []) or "parameters" in code[1].metadata.get("tags", []), "parameters cell near the top"
     assert "assert " in code[-1].source, "the notebook ends with an assert cell on its own results"

@@ -1,0 +1,1388 @@
+"""Baselines for the evaluation table (GeoReasoner Tab. 1 style), each a real model on the test split.
+
+Used by notebook ``06_evaluation``.
+
+Every baseline returns its per-image predictions in one shape (:data:`PREDICTION_COLUMNS`), a
+DataFrame with ``image_id``, ``pred_country`` (ISO 3166-1 alpha-2 or None), ``pred_city`` (or
+None), ``pred_lat`` / ``pred_lon`` (degrees, NaN = no coordinates) and ``score`` (the baseline's
+confidence, NaN where it has none). :func:`baseline_table` scores any such frame, the parsed
+answers of the vision-language model included, with the study's metrics and bootstrap intervals.
+
+The baselines:
+
+1. :func:`majority_baseline`: the training split's most common country and most common city
+   (each the mode at its own level), at that city's training centroid.
+2. :func:`linear_probe_baseline` (= :func:`fit_linear_probe` + :func:`predict_linear_probe`):
+   multinomial logistic regression on frozen image features (demo: EfficientNet-Lite0; paper:
+   CLIP), predicting a country or a city; coordinates are the predicted class's training centroid.
+3. GeoCLIP-style retrieval (Vivanco et al., NeurIPS 2023): GeoCLIP embeds GPS coordinates with a
+   location encoder (random Fourier features of the Equal Earth projection at three scales, each
+   followed by an MLP) and predicts the gallery point whose embedding is most similar to the
+   image's. Both the **real** location encoder weights and the 100K-point GPS gallery ship inside
+   the ``geoclip`` package (:func:`load_location_encoder`, :func:`load_gps_gallery`);
+   :func:`gallery_embeddings` embeds the gallery once and caches it.
+
+   * Demo: GeoCLIP's image side is CLIP ViT-L/14 (a hub download), so a small MLP head
+     (:class:`GeoRetrievalHead`) maps frozen image features into the location encoder's 512-d
+     space, trained contrastively (InfoNCE, learned temperature) against the embeddings of the
+     training images' true coordinates, with the rest of the batch plus a fresh sample of gallery
+     embeddings as negatives (:func:`train_geoclip_head`); prediction is retrieval over the
+     100K gallery (:func:`retrieve_gps`), top-1 or the probability-weighted mean of the top k.
+   * Paper: GeoCLIP itself (:func:`load_geoclip`, a hub download of its CLIP backbone; only on
+     the paper profile) through :func:`geoclip_image_baseline`.
+
+   The country of a predicted point is :func:`geolib.geo.country_of` (the nearest city's
+   country for a point out at sea), its city :func:`geolib.geo.nearest_city`.
+4. StreetCLIP zero-shot (paper profile; :func:`load_streetclip`, :func:`streetclip_zero_shot`):
+   CLIP similarity of the image with one prompt per candidate country,
+   ``"A Street View photo in {country}."``; the most similar is the answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geolib import io as gio
+from geolib import runtime
+
+runtime.patch_torchvision()
+
+import torch  # noqa: E402  (after the torchvision patch)
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+#: Columns of every baseline's predictions, in order.
+PREDICTION_COLUMNS = ("image_id", "pred_country", "pred_city", "pred_lat", "pred_lon", "score")
+
+#: Columns :func:`baseline_table` and the baselines read from a split (the manifest's names).
+TRUTH_COLUMNS = ("image_id", "country", "city", "lat", "lon")
+
+#: GeoCLIP's location-embedding size.
+GEOCLIP_EMBED_DIM = 512
+
+#: StreetCLIP's country prompt (its model card and the GeoReasoner comparison).
+STREETCLIP_PROMPT = "A Street View photo in {country}."
+
+TARGETS = ("country", "city")
+
+
+# ---------------------------------------------------------------------------------------------
+# The prediction frame and small helpers
+
+
+def _object_column(values: Any, n: int, name: str) -> np.ndarray:
+    out = np.full(n, None, dtype=object)
+    if values is None:
+        return out
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"{name} has {len(values)} values but there are {n} image ids")
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType":
+            continue
+        out[i] = str(v)
+    return out
+
+
+def _float_column(values: Any, n: int, name: str) -> np.ndarray:
+    if values is None:
+        return np.full(n, np.nan)
+    arr = np.asarray(values, dtype=float).reshape(-1)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} has {arr.size} values but there are {n} image ids")
+    return arr
+
+
+def predictions_frame(
+    image_id: Sequence[Any],
+    pred_country: Sequence[Any] | None = None,
+    pred_city: Sequence[Any] | None = None,
+    pred_lat: Any = None,
+    pred_lon: Any = None,
+    score: Any = None,
+) -> pd.DataFrame:
+    """Per-image predictions in the shape every baseline returns (:data:`PREDICTION_COLUMNS`).
+
+    Args:
+        image_id: one id per image (the manifest's ``image_id``).
+        pred_country: alpha-2 codes (or labels the metrics normalise); None/NaN = not answered.
+        pred_city: city names; None/NaN = not answered.
+        pred_lat, pred_lon: degrees; NaN = no coordinates.
+        score: confidence in the answer (NaN where the baseline has none).
+
+    Returns:
+        A DataFrame with the columns of :data:`PREDICTION_COLUMNS` (object columns hold None for
+        missing labels, float columns NaN).
+    """
+    ids = [str(i) for i in image_id]
+    n = len(ids)
+    return pd.DataFrame({  # object columns keep None (pandas 3 would infer str with NaN)
+        "image_id": pd.Series(ids, dtype=object),
+        "pred_country": pd.Series(_object_column(pred_country, n, "pred_country"), dtype=object),
+        "pred_city": pd.Series(_object_column(pred_city, n, "pred_city"), dtype=object),
+        "pred_lat": _float_column(pred_lat, n, "pred_lat"),
+        "pred_lon": _float_column(pred_lon, n, "pred_lon"),
+        "score": _float_column(score, n, "score"),
+    })
+
+
+def _check_split(df: pd.DataFrame, name: str, need: Sequence[str] = TRUTH_COLUMNS) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} lacks columns {missing} (has {list(df.columns)}; needs {list(need)})")
+    if len(df) == 0:
+        raise ValueError(f"{name} has no rows")
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType" or (
+        isinstance(v, str) and not v.strip())
+
+
+def spherical_mean(lat: Any, lon: Any, weights: Any = None, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Mean position of points on the sphere (the mean unit vector, projected back), in degrees.
+
+    Unlike the mean of latitudes and longitudes it is right across the antimeridian (Fiji,
+    Alaska's Aleutians) and near the poles.
+
+    Args:
+        lat, lon: degrees, same shape.
+        weights: non-negative weights of the same shape (default equal).
+        axis: the axis to average over.
+
+    Returns:
+        ``(lat, lon)`` in degrees, the shape of the input without ``axis``.
+    """
+    la, lo = np.radians(np.asarray(lat, dtype=float)), np.radians(np.asarray(lon, dtype=float))
+    w = np.ones_like(la) if weights is None else np.asarray(weights, dtype=float)
+    x = (w * np.cos(la) * np.cos(lo)).sum(axis=axis)
+    y = (w * np.cos(la) * np.sin(lo)).sum(axis=axis)
+    z = (w * np.sin(la)).sum(axis=axis)
+    return np.degrees(np.arctan2(z, np.hypot(x, y))), np.degrees(np.arctan2(y, x))
+
+
+def training_centroids(train_df: pd.DataFrame, target: str = "country") -> pd.DataFrame:
+    """One row per country (or city) of a split: its image count and the spherical mean position.
+
+    Args:
+        train_df: a split with ``country``, ``city``, ``lat``, ``lon``.
+        target: ``"country"`` (key: country) or ``"city"`` (key: country and city; rows without a
+            city are left out).
+
+    Returns:
+        Columns ``country``, ``city`` (None for countries), ``n``, ``lat``, ``lon``, sorted by
+        ``n`` descending, then by name (so the first row is the mode, ties broken by name).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    _check_split(train_df, "train_df", ("country", "city", "lat", "lon"))
+    df = train_df[["country", "city", "lat", "lon"]].copy()
+    df = df[~df["country"].map(_is_missing)]
+    if target == "city":
+        df = df[~df["city"].map(_is_missing)]
+    else:
+        df["city"] = ""
+    if df.empty:
+        raise ValueError(f"train_df has no rows with a {target} label")
+    rows = []
+    for (country, city), g in df.groupby(["country", "city"], sort=True):
+        lat, lon = spherical_mean(g["lat"].to_numpy(), g["lon"].to_numpy())
+        rows.append({"country": country, "city": city or None, "n": len(g), "lat": float(lat), "lon": float(lon)})
+    out = pd.DataFrame(rows)
+    order = np.lexsort((out["city"].fillna("").to_numpy(), out["country"].to_numpy(), -out["n"].to_numpy()))
+    return out.iloc[order].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Majority
+
+
+def majority_baseline(train_df: pd.DataFrame, test_df: pd.DataFrame) -> pd.DataFrame:
+    """The training split's most common country and city for every test image.
+
+    Each level takes its own mode (ties broken alphabetically), so when the most common city lies
+    outside the most common country the two answers disagree, as a per-level majority classifier
+    does. Coordinates: the spherical mean of that city's training images (the country's, when the
+    training split has no cities).
+
+    Args:
+        train_df: training split (``country``, ``city``, ``lat``, ``lon``).
+        test_df: test split (``image_id``).
+
+    Returns:
+        Predictions (:data:`PREDICTION_COLUMNS`); ``score`` is the training share of the country.
+    """
+    _check_split(test_df, "test_df", ("image_id",))
+    countries = training_centroids(train_df, "country")
+    top_country = countries.iloc[0]
+    try:
+        top_city = training_centroids(train_df, "city").iloc[0]
+        city, lat, lon = top_city["city"], top_city["lat"], top_city["lon"]
+    except ValueError:  # no cities in the training split
+        city, lat, lon = None, top_country["lat"], top_country["lon"]
+    n = len(test_df)
+    return predictions_frame(
+        test_df["image_id"],
+        [top_country["country"]] * n,
+        [city] * n,
+        np.full(n, lat),
+        np.full(n, lon),
+        np.full(n, top_country["n"] / countries["n"].sum()),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Linear probe
+
+
+def _features_2d(features: Any, name: str, n_rows: int) -> np.ndarray:
+    """(N, D) float32 features; (N, tokens, D) token maps are mean-pooled."""
+    x = np.asarray(features, dtype=np.float32)
+    if x.ndim == 3:
+        x = x.mean(axis=1)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be (N, D) features or (N, tokens, D) token maps, got shape {x.shape}")
+    if x.shape[0] != n_rows:
+        raise ValueError(f"{name} has {x.shape[0]} rows but its split has {n_rows}")
+    return x
+
+
+@dataclass
+class LinearProbe:
+    """A fitted linear probe.
+
+    Attributes:
+        target: ``"country"`` or ``"city"``.
+        classifier: the fitted scikit-learn pipeline (standardisation + logistic regression) whose
+            classes are row indices of ``classes``.
+        classes: one row per class: ``country``, ``city`` (None for the country probe), ``n``
+            (training images), ``lat``, ``lon`` (training centroid).
+    """
+
+    target: str
+    classifier: Any
+    classes: pd.DataFrame
+
+
+def fit_linear_probe(
+    train_features: Any,
+    train_df: pd.DataFrame,
+    target: str = "country",
+    C: float = 1.0,
+    seed: int = 0,
+    max_iter: int = 2000,
+) -> LinearProbe:
+    """Fit multinomial logistic regression on frozen image features.
+
+    The key lines (what the notebook shows)::
+
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
+        clf.fit(train_features, class_index_of_each_training_image)
+
+    Args:
+        train_features: (N, D) pooled features (or (N, tokens, D), mean-pooled here), row i for
+            ``train_df.iloc[i]``. Rows with NaN (unreadable images) are left out, with a warning.
+        train_df: training split (``country``, ``city``, ``lat``, ``lon``).
+        target: ``"country"`` or ``"city"`` (a city is the pair (country, city); rows without a
+            city are left out).
+        C: inverse L2 regularisation strength of the logistic regression.
+        seed: ``random_state`` of the solver.
+        max_iter: solver iterations (lbfgs).
+
+    Returns:
+        A :class:`LinearProbe`.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if not (isinstance(C, (int, float)) and C > 0):
+        raise ValueError(f"C must be a positive number, got {C!r}")
+    _check_split(train_df, "train_df", ("country", "city", "lat", "lon"))
+    x = _features_2d(train_features, "train_features", len(train_df))
+    classes = training_centroids(train_df, target)
+    key_cols = ["country", "city"] if target == "city" else ["country"]
+    lookup = {tuple(r): i for i, r in enumerate(classes[key_cols].itertuples(index=False, name=None))}
+    keys = train_df[key_cols].itertuples(index=False, name=None)
+    y = np.array([lookup.get(tuple(k), -1) for k in keys], dtype=np.int64)
+    ok = (y >= 0) & np.isfinite(x).all(axis=1)
+    if (~np.isfinite(x).all(axis=1)).any():
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        warnings.warn(f"linear probe: left out {len(bad)} training rows with NaN features (first: {bad[:5].tolist()})",
+                      stacklevel=2)
+    if len(np.unique(y[ok])) < 2:
+        raise ValueError(f"a {target} probe needs at least 2 {target} classes in the training split, got "
+                         f"{len(np.unique(y[ok]))}")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*did not converge.*")  # reported below instead
+        clf.fit(x[ok], y[ok])
+    n_iter = int(np.max(clf[-1].n_iter_))
+    if n_iter >= max_iter:
+        warnings.warn(f"linear probe: lbfgs stopped at max_iter={max_iter} before converging; raise max_iter "
+                      f"or lower C", stacklevel=2)
+    return LinearProbe(target=target, classifier=clf, classes=classes)
+
+
+def predict_linear_probe(probe: LinearProbe, test_features: Any, test_df: pd.DataFrame) -> pd.DataFrame:
+    """Predict with a fitted probe: the most probable class, its country, city and centroid.
+
+    Args:
+        probe: from :func:`fit_linear_probe`.
+        test_features: (N, D) (or (N, tokens, D)) features, row i for ``test_df.iloc[i]``; a NaN
+            row (unreadable image) gets no answer.
+        test_df: test split (``image_id``).
+
+    Returns:
+        Predictions (:data:`PREDICTION_COLUMNS`); ``score`` is the predicted class's probability.
+        A country probe answers no city.
+    """
+    _check_split(test_df, "test_df", ("image_id",))
+    x = _features_2d(test_features, "test_features", len(test_df))
+    n = len(test_df)
+    ok = np.isfinite(x).all(axis=1)
+    idx = np.full(n, -1, dtype=np.int64)
+    score = np.full(n, np.nan)
+    if ok.any():
+        proba = probe.classifier.predict_proba(x[ok])
+        best = proba.argmax(axis=1)
+        idx[ok] = probe.classifier.classes_[best]
+        score[ok] = proba[np.arange(len(best)), best]
+    has = idx >= 0
+    j = np.where(has, idx, 0)
+    cls = probe.classes
+    country = np.where(has, cls["country"].to_numpy(dtype=object)[j], None)
+    city = np.where(has, cls["city"].to_numpy(dtype=object)[j], None) if probe.target == "city" else None
+    lat = np.where(has, cls["lat"].to_numpy()[j], np.nan)
+    lon = np.where(has, cls["lon"].to_numpy()[j], np.nan)
+    return predictions_frame(test_df["image_id"], country, city, lat, lon, score)
+
+
+def linear_probe_baseline(
+    train_features: Any,
+    train_df: pd.DataFrame,
+    test_features: Any,
+    test_df: pd.DataFrame,
+    target: str = "country",
+    C: float = 1.0,
+    seed: int = 0,
+    max_iter: int = 2000,
+) -> pd.DataFrame:
+    """Fit a linear probe on the training split and predict the test split (see :func:`fit_linear_probe`)."""
+    probe = fit_linear_probe(train_features, train_df, target=target, C=C, seed=seed, max_iter=max_iter)
+    return predict_linear_probe(probe, test_features, test_df)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. GeoCLIP: the real location encoder and GPS gallery
+
+
+def geoclip_package_dir() -> Path:
+    """Folder of the installed ``geoclip`` package's model files (``weights/``, ``gps_gallery/``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("geoclip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the geoclip package is not installed (pip install -c constraints.txt geoclip==1.3.0)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def location_encoder_weights_path() -> Path:
+    """GeoCLIP's location encoder weights inside the package (``weights/location_encoder_weights.pth``)."""
+    return geoclip_package_dir() / "weights" / "location_encoder_weights.pth"
+
+
+def gps_gallery_path() -> Path:
+    """GeoCLIP's GPS gallery inside the package (``gps_gallery/coordinates_100K.csv``, columns LAT, LON)."""
+    return geoclip_package_dir() / "gps_gallery" / "coordinates_100K.csv"
+
+
+def _freeze(module: nn.Module) -> nn.Module:
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def load_location_encoder() -> nn.Module:
+    """GeoCLIP's location encoder with its released weights, frozen (cached per process).
+
+    ``geoclip.LocationEncoder(from_pretrained=False)`` builds the architecture (three random
+    Fourier feature capsules, σ = 2⁰, 2⁴, 2⁸, over the Equal Earth projection) and the package's
+    ``location_encoder_weights.pth`` is loaded with ``strict=True``; nothing touches the hub.
+
+    Returns:
+        An eval-mode module without trainable parameters mapping (N, 2) ``[lat, lon]`` degrees to
+        (N, 512) embeddings (not normalised; GeoCLIP compares them by cosine).
+    """
+    from geoclip.model.location_encoder import LocationEncoder
+
+    encoder = LocationEncoder(from_pretrained=False)
+    state = torch.load(location_encoder_weights_path(), map_location="cpu", weights_only=True)
+    encoder.load_state_dict(state, strict=True)
+    return _freeze(encoder)
+
+
+@functools.lru_cache(maxsize=1)
+def _gallery_array() -> np.ndarray:
+    path = gps_gallery_path()
+    frame = pd.read_csv(path)
+    if list(frame.columns[:2]) != ["LAT", "LON"]:
+        raise ValueError(f"{path}: expected columns LAT, LON, got {list(frame.columns)}")
+    coords = frame[["LAT", "LON"]].to_numpy(dtype=np.float64)
+    if not (np.isfinite(coords).all() and (np.abs(coords[:, 0]) <= 90).all() and (np.abs(coords[:, 1]) <= 180).all()):
+        raise ValueError(f"{path}: coordinates missing or out of range")
+    coords.setflags(write=False)
+    return coords
+
+
+def load_gps_gallery() -> np.ndarray:
+    """GeoCLIP's GPS gallery: (100000, 2) ``[lat, lon]`` degrees (float64, read-only).
+
+    The candidate locations GeoCLIP retrieves from (sampled from its MP-16 training locations).
+    """
+    return _gallery_array()
+
+
+def _threads(n: int | None):
+    from geolib.features import _torch_threads
+
+    return _torch_threads(n)
+
+
+def encode_locations(
+    lat: Any,
+    lon: Any,
+    encoder: nn.Module | None = None,
+    batch_size: int = 4096,
+    normalize: bool = True,
+    progress: bool = False,
+    num_threads: int | None = None,
+) -> torch.Tensor:
+    """GeoCLIP location embeddings of coordinates.
+
+    Args:
+        lat, lon: degrees, (N,).
+        encoder: a location encoder (default :func:`load_location_encoder`).
+        batch_size: points per forward pass.
+        normalize: L2-normalise each embedding (what GeoCLIP compares).
+        progress: tqdm bar.
+        num_threads: torch intra-op threads while encoding (default: unchanged).
+
+    Returns:
+        float32 Tensor (N, 512) on the CPU (the encoder may sit on a GPU).
+    """
+    from tqdm.auto import tqdm
+
+    la = np.asarray(lat, dtype=np.float32).reshape(-1)
+    lo = np.asarray(lon, dtype=np.float32).reshape(-1)
+    if la.shape != lo.shape:
+        raise ValueError(f"lat and lon must have the same length, got {la.shape} and {lo.shape}")
+    if not (np.isfinite(la).all() and np.isfinite(lo).all()):
+        raise ValueError("encode_locations needs finite coordinates")
+    if (np.abs(la) > 90).any() or (np.abs(lo) > 180).any():
+        raise ValueError("coordinates out of range (|lat| <= 90, |lon| <= 180)")
+    encoder = encoder if encoder is not None else load_location_encoder()
+    coords = torch.from_numpy(np.stack([la, lo], axis=1))
+    device = _device_of(encoder)
+    out = torch.empty((len(la), GEOCLIP_EMBED_DIM), dtype=torch.float32)
+    with _threads(num_threads), torch.inference_mode(), tqdm(
+        total=len(la), desc="GeoCLIP location embeddings", unit="pt", disable=not progress
+    ) as bar:
+        for s in range(0, len(la), batch_size):
+            emb = encoder(coords[s : s + batch_size].to(device)).float().cpu()
+            out[s : s + batch_size] = F.normalize(emb, dim=1) if normalize else emb
+            bar.update(min(batch_size, len(la) - s))
+    return out
+
+
+def _state_hash(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def gallery_embeddings(
+    cache_path: str | os.PathLike | None = None,
+    gallery: np.ndarray | None = None,
+    encoder: nn.Module | None = None,
+    batch_size: int = 4096,
+    progress: bool = True,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """L2-normalised GeoCLIP embeddings of the GPS gallery, computed once and cached on disk.
+
+    The 100K gallery takes about a minute on 2 CPU cores; the cache is a float16 ``.npy``
+    (100 MB) plus a ``.json`` key (hashes of the gallery and the encoder's weights), both written
+    atomically, so a second call only reads and a changed gallery or encoder recomputes.
+
+    Args:
+        cache_path: ``X.npy``, e.g. ``paths.cache_dir(profile) / "geoclip_gallery.npy"``; None:
+            no cache.
+        gallery: (M, 2) ``[lat, lon]`` (default :func:`load_gps_gallery`).
+        encoder: location encoder (default :func:`load_location_encoder`).
+        batch_size, progress, num_threads: see :func:`encode_locations`.
+
+    Returns:
+        float32 (M, 512), unit rows, row i for ``gallery[i]``.
+    """
+    gallery = load_gps_gallery() if gallery is None else np.asarray(gallery, dtype=np.float64)
+    if gallery.ndim != 2 or gallery.shape[1] != 2:
+        raise ValueError(f"gallery must be (M, 2) [lat, lon], got shape {gallery.shape}")
+    encoder = encoder if encoder is not None else load_location_encoder()
+    key = None
+    if cache_path is not None:
+        data_file = Path(cache_path).with_suffix(".npy")
+        key_file = data_file.with_suffix(".json")
+        key = {"format": 1, "gallery_sha256": hashlib.sha256(np.ascontiguousarray(gallery).tobytes()).hexdigest(),
+               "encoder_sha256": _state_hash(encoder), "shape": [len(gallery), GEOCLIP_EMBED_DIM]}
+        if data_file.exists() and key_file.exists():
+            try:
+                if gio.read_json(key_file) == key:
+                    cached = np.load(data_file)
+                    if cached.shape == tuple(key["shape"]):
+                        return cached.astype(np.float32)
+            except (OSError, ValueError):
+                pass  # unreadable cache: recompute
+    emb = encode_locations(gallery[:, 0], gallery[:, 1], encoder, batch_size, True, progress, num_threads).numpy()
+    if cache_path is not None:
+        import io as _io
+
+        buf = _io.BytesIO()
+        np.save(buf, emb.astype(np.float16), allow_pickle=False)
+        gio.atomic_write_bytes(data_file, buf.getvalue())
+        gio.write_json(key_file, key)
+        emb = emb.astype(np.float16).astype(np.float32)  # what a later call reads back
+    return emb
+
+
+# ---------------------------------------------------------------------------------------------
+# 3a. Retrieval over the gallery
+
+
+def _unit(x: Any) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not isinstance(x, torch.Tensor) else x.float()
+    return F.normalize(t, dim=-1)
+
+
+def retrieve_gps(
+    query_emb: Any,
+    gallery_emb: Any,
+    gallery_coords: Any,
+    top_k: int = 1,
+    logit_scale: float = 1.0 / 0.07,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GeoCLIP's prediction: a softmax over the gallery of scaled cosine similarities.
+
+    ``p = softmax(logit_scale · cos(query, gallery))``; top-1 is the most probable gallery point;
+    ``top_k > 1`` gives the p-weighted spherical mean of the k most probable points.
+
+    Args:
+        query_emb: (N, 512) image embeddings in the location space (normalised here).
+        gallery_emb: (M, 512) gallery embeddings (normalised here).
+        gallery_coords: (M, 2) ``[lat, lon]`` degrees.
+        top_k: points to average (1: GeoCLIP's top-1).
+        logit_scale: inverse temperature (GeoCLIP's ``logit_scale.exp()``, about 39.7).
+        batch_size: queries per similarity block ((batch_size, M) floats in memory).
+
+    Returns:
+        ``(lat, lon, score)``: (N,) degrees and the probability mass of the points used.
+    """
+    q = _unit(query_emb)
+    g = _unit(gallery_emb)
+    coords = np.asarray(gallery_coords, dtype=np.float64)
+    if q.ndim != 2 or g.ndim != 2 or q.shape[1] != g.shape[1]:
+        raise ValueError(f"query_emb (N, D) and gallery_emb (M, D) must share D, got {tuple(q.shape)}, {tuple(g.shape)}")
+    if coords.shape != (g.shape[0], 2):
+        raise ValueError(f"gallery_coords must be ({g.shape[0]}, 2), got {coords.shape}")
+    if not (isinstance(top_k, (int, np.integer)) and 1 <= top_k <= g.shape[0]):
+        raise ValueError(f"top_k must be an integer in [1, {g.shape[0]}], got {top_k!r}")
+    n = q.shape[0]
+    lat, lon, score = np.empty(n), np.empty(n), np.empty(n)
+    with torch.inference_mode():
+        for s in range(0, n, batch_size):
+            logits = float(logit_scale) * (q[s : s + batch_size] @ g.T)
+            probs = logits.softmax(dim=1)
+            top = torch.topk(probs, top_k, dim=1)
+            idx, p = top.indices.numpy(), top.values.double().numpy()
+            if top_k == 1:
+                lat[s : s + len(idx)], lon[s : s + len(idx)] = coords[idx[:, 0], 0], coords[idx[:, 0], 1]
+            else:
+                la, lo = spherical_mean(coords[idx, 0], coords[idx, 1], weights=p, axis=1)
+                lat[s : s + len(idx)], lon[s : s + len(idx)] = la, lo
+            score[s : s + len(idx)] = p.sum(axis=1)
+    return lat, lon, score
+
+
+def predictions_from_coordinates(image_id: Sequence[Any], lat: Any, lon: Any, score: Any = None) -> pd.DataFrame:
+    """Predictions from predicted points: country by polygon, city = the nearest GeoNames city.
+
+    A point that :func:`geolib.geo.country_of` places in no country (open sea beyond 22 km) takes
+    its nearest city's country, so a retrieval baseline always answers.
+
+    Args:
+        image_id: (N,) ids.
+        lat, lon: (N,) predicted degrees (NaN: no prediction).
+        score: (N,) confidence.
+
+    Returns:
+        Predictions (:data:`PREDICTION_COLUMNS`).
+    """
+    from geolib.geo import country_of, nearest_city
+
+    lat = np.asarray(lat, dtype=float).reshape(-1)
+    lon = np.asarray(lon, dtype=float).reshape(-1)
+    country = np.asarray(country_of(lat, lon), dtype=object).reshape(-1)
+    cities = nearest_city(lat, lon)
+    city_country = cities["country"].to_numpy(dtype=object)
+    country = np.where(pd.isna(country.astype(object)), city_country, country)
+    return predictions_frame(image_id, country, cities["name"].to_numpy(dtype=object), lat, lon, score)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3b. Demo: a retrieval head from frozen image features into GeoCLIP's location space
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class GeoHeadConfig:
+    """Hyper-parameters of the retrieval head and its training loop.
+
+    Attributes:
+        hidden_dim: hidden width of the MLP (features → hidden → 512).
+        dropout: dropout on the hidden layer.
+        init_temperature: initial softmax temperature τ (logits = cos / τ; CLIP and GeoCLIP: 0.07).
+        max_logit_scale: cap on 1/τ (CLIP's 100).
+        n_gallery_negatives: gallery embeddings sampled as extra negatives for every batch (GeoCLIP
+            uses a queue of recent GPS points for the same purpose).
+        lr: AdamW learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        batch_size: images per step (the other images of the batch are negatives).
+        epochs: passes over the training split.
+        checkpoint_every: epochs between mid-run checkpoints (when a checkpoint path is given).
+        seed: seeds initialisation, shuffling, negative sampling and dropout.
+        progress: show a tqdm bar.
+        num_threads: torch intra-op threads while training (restored after; None: unchanged). The
+            matrices are small, and on a busy 2-core machine one thread measured 4-8 times faster
+            than two (threads spinning against each other); it does not change the result's key.
+    """
+
+    hidden_dim: int = 1024
+    dropout: float = 0.1
+    init_temperature: float = 0.07
+    max_logit_scale: float = 100.0
+    n_gallery_negatives: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    epochs: int = 30
+    checkpoint_every: int = 5
+    seed: int = 0
+    progress: bool = True
+    num_threads: int | None = 1
+
+    def __post_init__(self):
+        for name in ("hidden_dim", "batch_size", "epochs", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.n_gallery_negatives < 0:
+            raise ValueError(f"n_gallery_negatives must be >= 0, got {self.n_gallery_negatives}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.init_temperature <= 0 or self.lr <= 0 or self.max_logit_scale <= 1:
+            raise ValueError("init_temperature and lr must be > 0, max_logit_scale > 1")
+
+    #: Fields that do not change the trained model (left out of the checkpoint's currency key).
+    _NOT_IN_KEY = ("progress", "checkpoint_every", "num_threads")
+
+    def key_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in self._NOT_IN_KEY}
+
+
+class GeoRetrievalHead(nn.Module):
+    """Frozen image features (B, D) → unit vectors (B, 512) in GeoCLIP's location space.
+
+    Features are standardised with the training split's mean and std (buffers), then an MLP
+    ``Linear(D, hidden) → ReLU → Dropout → Linear(hidden, 512)``; ``logit_scale`` = log(1/τ) is
+    learned as in CLIP.
+    """
+
+    def __init__(self, feature_dim: int, config: GeoHeadConfig | None = None):
+        super().__init__()
+        self.config = config or GeoHeadConfig()
+        c = self.config
+        self.register_buffer("feature_mean", torch.zeros(feature_dim))
+        self.register_buffer("feature_std", torch.ones(feature_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(feature_dim, c.hidden_dim), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden_dim, GEOCLIP_EMBED_DIM)
+        )
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / c.init_temperature)))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:  # (B, D) → (B, 512), unit rows
+        x = (features - self.feature_mean) / self.feature_std
+        return F.normalize(self.mlp(x), dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        """1/τ, clamped to ``max_logit_scale``."""
+        return self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
+
+
+def geoclip_head_loss(
+    head: GeoRetrievalHead, features: torch.Tensor, location_emb: torch.Tensor, negatives: torch.Tensor | None = None
+) -> torch.Tensor:
+    """InfoNCE of images against their true locations (GeoCLIP's image→GPS loss).
+
+    ``logits = (1/τ) · img @ [loc_batch; negatives]ᵀ``, the target of image i is column i: every
+    other location of the batch and every sampled gallery location is a negative.
+
+    Args:
+        head: the retrieval head.
+        features: (B, D) image features.
+        location_emb: (B, 512) unit embeddings of the images' true coordinates.
+        negatives: (K, 512) unit gallery embeddings, or None.
+
+    Returns:
+        The mean cross-entropy (a scalar Tensor).
+    """
+    img = head(features)
+    cand = location_emb if negatives is None or len(negatives) == 0 else torch.cat([location_emb, negatives], dim=0)
+    logits = head.scale() * img @ cand.T
+    return F.cross_entropy(logits, torch.arange(len(img)))
+
+
+def _fingerprint(*arrays: np.ndarray, config: GeoHeadConfig) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(config.key_dict(), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _save_checkpoint(path: Path, payload: dict) -> None:
+    with gio.atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_geoclip_head(checkpoint_path: str | os.PathLike) -> tuple[GeoRetrievalHead, pd.DataFrame]:
+    """A trained head and its history from a checkpoint written by :func:`train_geoclip_head`."""
+    payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:
+        raise ValueError(f"{checkpoint_path}: not a GeoCLIP-head checkpoint of format {CHECKPOINT_FORMAT}")
+    config = GeoHeadConfig(**{f.name: payload["config"][f.name] for f in fields(GeoHeadConfig) if f.name in payload["config"]})
+    head = GeoRetrievalHead(payload["feature_dim"], config)
+    head.load_state_dict(payload["state"])
+    head.eval()
+    return head, pd.DataFrame(payload["history"])
+
+
+def train_geoclip_head(
+    train_features: Any,
+    train_lat: Any,
+    train_lon: Any,
+    gallery_emb: Any,
+    config: GeoHeadConfig | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    location_encoder: nn.Module | None = None,
+) -> tuple[GeoRetrievalHead, pd.DataFrame]:
+    """Train the retrieval head contrastively against GeoCLIP's location embeddings.
+
+    Each step: a shuffled batch of images, the location-encoder embeddings of their true
+    coordinates (positives, and each other's negatives) and ``n_gallery_negatives`` gallery
+    embeddings drawn afresh (more negatives); loss :func:`geoclip_head_loss`; AdamW.
+
+    Args:
+        train_features: (N, D) frozen image features (or (N, tokens, D), mean-pooled); NaN rows
+            are left out with a warning.
+        train_lat, train_lon: (N,) true coordinates, degrees.
+        gallery_emb: (M, 512) from :func:`gallery_embeddings` (source of negatives).
+        config: hyper-parameters (default :class:`GeoHeadConfig`).
+        checkpoint_path: if given, a finished and current checkpoint is loaded instead of
+            training, a mid-run one is resumed, and progress is saved every ``checkpoint_every``
+            epochs (atomic writes). "Current": same features, coordinates, gallery and config.
+        location_encoder: default :func:`load_location_encoder`.
+
+    Returns:
+        The trained head (eval mode) and its history, one row per epoch: ``epoch``,
+        ``train_loss``, ``temperature``.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or GeoHeadConfig()
+    lat = np.asarray(train_lat, dtype=np.float64).reshape(-1)
+    lon = np.asarray(train_lon, dtype=np.float64).reshape(-1)
+    x = _features_2d(train_features, "train_features", len(lat))
+    if lon.shape != lat.shape:
+        raise ValueError(f"train_lat and train_lon differ in length: {lat.shape} vs {lon.shape}")
+    ok = np.isfinite(x).all(axis=1) & np.isfinite(lat) & np.isfinite(lon)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        warnings.warn(f"GeoCLIP head: left out {len(bad)} training rows with NaN features or coordinates "
+                      f"(first: {bad[:5].tolist()})", stacklevel=2)
+        x, lat, lon = x[ok], lat[ok], lon[ok]
+    if len(x) < 2:
+        raise ValueError(f"the GeoCLIP head needs at least 2 training rows, got {len(x)}")
+    gallery = _unit(gallery_emb)
+    if gallery.ndim != 2 or gallery.shape[1] != GEOCLIP_EMBED_DIM:
+        raise ValueError(f"gallery_emb must be (M, {GEOCLIP_EMBED_DIM}), got {tuple(gallery.shape)}")
+    key = _fingerprint(x, lat, lon, gallery.numpy(), config=config)
+
+    payload = None
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        try:
+            payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is retrained, not fatal
+            warnings.warn(f"ignoring unreadable checkpoint {checkpoint_path}: {exc}", stacklevel=2)
+        if payload is not None and (payload.get("format") != CHECKPOINT_FORMAT or payload.get("key") != key):
+            warnings.warn(f"checkpoint {checkpoint_path} is not current (other data or config): retraining", stacklevel=2)
+            payload = None
+        if payload is not None and payload.get("complete"):
+            return load_geoclip_head(checkpoint_path)
+
+    location_emb = encode_locations(lat, lon, location_encoder)  # (N, 512) unit rows, frozen targets
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    head = GeoRetrievalHead(x.shape[1], config)
+    head.feature_mean.copy_(torch.from_numpy(x.mean(axis=0)))
+    head.feature_std.copy_(torch.from_numpy(x.std(axis=0) + 1e-6))
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history: list[dict] = []
+    start_epoch = 0
+    if payload is not None:  # resume mid-run
+        head.load_state_dict(payload["state"])
+        optimizer.load_state_dict(payload["optimizer"])
+        generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        history = list(payload["history"])
+        start_epoch = payload["epoch"] + 1
+
+    def snapshot(epoch: int, complete: bool) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT, "key": key, "complete": complete, "config": asdict(config),
+            "feature_dim": x.shape[1], "epoch": epoch, "history": history, "state": head.state_dict(),
+            "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+        }
+
+    xt = torch.from_numpy(x)
+    n, bs, k = len(x), min(config.batch_size, len(x)), min(config.n_gallery_negatives, len(gallery))
+    with _threads(config.num_threads), tqdm(
+        total=config.epochs, initial=start_epoch, desc="GeoCLIP head", unit="epoch", disable=not config.progress
+    ) as bar:
+        for epoch in range(start_epoch, config.epochs):
+            head.train()
+            order = torch.randperm(n, generator=generator)
+            total = 0.0
+            for s in range(0, n, bs):
+                idx = order[s : s + bs]
+                if len(idx) < 2:  # a lone image has no in-batch negative; its epoch-mates cover it
+                    continue
+                neg = gallery[torch.randint(len(gallery), (k,), generator=generator)] if k else None
+                optimizer.zero_grad(set_to_none=True)
+                loss = geoclip_head_loss(head, xt[idx], location_emb[idx], neg)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * len(idx)
+            history.append({"epoch": epoch, "train_loss": total / n, "temperature": float(1.0 / head.scale().detach())})
+            bar.update(1)
+            bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", tau=f"{history[-1]['temperature']:.3f}")
+            if checkpoint_path is not None and (epoch + 1) % config.checkpoint_every == 0 and epoch + 1 < config.epochs:
+                _save_checkpoint(Path(checkpoint_path), snapshot(epoch, complete=False))
+
+    head.eval()
+    if checkpoint_path is not None:
+        _save_checkpoint(Path(checkpoint_path), snapshot(config.epochs - 1, complete=True))
+    return head, pd.DataFrame(history)
+
+
+def predict_geoclip_head(
+    head: GeoRetrievalHead,
+    features: Any,
+    gallery_emb: Any,
+    gallery_coords: Any,
+    top_k: int = 1,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predicted coordinates of images by retrieval over the gallery (see :func:`retrieve_gps`).
+
+    Args:
+        head: a trained :class:`GeoRetrievalHead`.
+        features: (N, D) image features; NaN rows get NaN predictions.
+        gallery_emb: (M, 512); gallery_coords: (M, 2) ``[lat, lon]``.
+        top_k: 1 (top-1) or the number of points to average.
+        batch_size: queries per similarity block.
+
+    Returns:
+        ``(lat, lon, score)``, each (N,).
+    """
+    x = np.asarray(features, dtype=np.float32)
+    x = x.mean(axis=1) if x.ndim == 3 else x
+    if x.ndim != 2:
+        raise ValueError(f"features must be (N, D), got shape {x.shape}")
+    n = len(x)
+    ok = np.isfinite(x).all(axis=1)
+    lat, lon, score = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    if ok.any():
+        head.eval()
+        with torch.inference_mode():
+            emb = head(torch.from_numpy(x[ok]))
+            scale = float(head.scale())
+        lat[ok], lon[ok], score[ok] = retrieve_gps(emb, gallery_emb, gallery_coords, top_k, scale, batch_size)
+    return lat, lon, score
+
+
+def geoclip_head_baseline(
+    train_features: Any,
+    train_df: pd.DataFrame,
+    test_features: Any,
+    test_df: pd.DataFrame,
+    gallery_emb: Any,
+    gallery_coords: Any,
+    config: GeoHeadConfig | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    top_k: int = 1,
+) -> pd.DataFrame:
+    """Train (or load) the retrieval head and predict the test split (demo's GeoCLIP baseline).
+
+    Returns:
+        Predictions (:data:`PREDICTION_COLUMNS`): the retrieved point, its country and nearest
+        city; ``score`` is the probability mass of the retrieved point(s).
+    """
+    _check_split(train_df, "train_df", ("lat", "lon"))
+    _check_split(test_df, "test_df", ("image_id",))
+    head, _ = train_geoclip_head(train_features, train_df["lat"], train_df["lon"], gallery_emb, config, checkpoint_path)
+    x = _features_2d(test_features, "test_features", len(test_df))
+    lat, lon, score = predict_geoclip_head(head, x, gallery_emb, gallery_coords, top_k)
+    return predictions_from_coordinates(test_df["image_id"], lat, lon, score)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3c. Paper: GeoCLIP itself
+
+
+def load_geoclip(clip_model: str = "openai/clip-vit-large-patch14", revision: str | None = None, device: str = "cpu"):
+    """GeoCLIP with its CLIP ViT-L/14 backbone (paper profile only: the backbone is a hub download).
+
+    ``geoclip.GeoCLIP(clip_path=...)`` loads CLIP from ``clip_path`` and the packaged image MLP,
+    location encoder and logit scale weights. With ``revision`` the backbone is first fetched at
+    that commit (``huggingface_hub.snapshot_download``), so the run is pinned.
+
+    Args:
+        clip_model: hub id or local folder of the CLIP backbone.
+        revision: hub commit to pin (from ``params/paper.yaml``).
+        device: torch device.
+
+    Returns:
+        An eval-mode ``geoclip.GeoCLIP``.
+
+    Raises:
+        RuntimeError: downloads are switched off (``HF_HUB_OFFLINE=1``) and the backbone is not cached.
+    """
+    from geoclip import GeoCLIP
+
+    path = clip_model
+    try:
+        if not Path(clip_model).is_dir():
+            from huggingface_hub import snapshot_download
+
+            path = snapshot_download(clip_model, revision=revision,
+                                     allow_patterns=["*.json", "merges.txt", "vocab.json", "*.safetensors"])
+        model = GeoCLIP(clip_path=path)
+    except OSError as exc:
+        raise RuntimeError(
+            f"GeoCLIP's CLIP backbone {clip_model!r} could not be loaded ({exc}). It is a hub download (paper "
+            "profile): start the kernel with HF_HUB_OFFLINE=0 to fetch it once."
+        ) from exc
+    return model.to(device).eval()
+
+
+def _load_pil(image: Any):
+    from PIL import Image, ImageOps
+
+    if isinstance(image, Image.Image):
+        return ImageOps.exif_transpose(image).convert("RGB")
+    if not isinstance(image, (str, os.PathLike)):
+        raise TypeError(f"expected an image path or a PIL image, got {type(image).__name__}")
+    with Image.open(image) as img:
+        img.load()
+        return ImageOps.exif_transpose(img).convert("RGB")
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def geoclip_embed_images(model: nn.Module, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> torch.Tensor:
+    """GeoCLIP image embeddings: ``model.image_encoder`` (CLIP + MLP) on its own preprocessing.
+
+    Args:
+        model: ``geoclip.GeoCLIP`` (or any module with an ``image_encoder`` that has
+            ``preprocess_image(list of PIL) -> pixels`` and maps pixels to (B, 512)).
+        images: paths or PIL images.
+        batch_size: images per forward pass.
+        progress: tqdm bar.
+
+    Returns:
+        float32 (N, 512) unit rows (on the CPU).
+    """
+    from tqdm.auto import tqdm
+
+    device = _device_of(model)
+    out = []
+    with torch.inference_mode(), tqdm(total=len(images), desc="GeoCLIP images", unit="img", disable=not progress) as bar:
+        for s in range(0, len(images), batch_size):
+            batch = [_load_pil(im) for im in images[s : s + batch_size]]
+            pixels = model.image_encoder.preprocess_image(batch).to(device)
+            out.append(F.normalize(model.image_encoder(pixels).float(), dim=-1).cpu())
+            bar.update(len(batch))
+    return torch.cat(out) if out else torch.zeros((0, GEOCLIP_EMBED_DIM))
+
+
+def geoclip_image_baseline(
+    model: nn.Module,
+    images: Sequence[Any],
+    image_ids: Sequence[Any],
+    gallery_emb: Any = None,
+    gallery_coords: Any = None,
+    top_k: int = 1,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """GeoCLIP's own predictions for images (paper profile), in the baselines' prediction shape.
+
+    Args:
+        model: from :func:`load_geoclip` (see :func:`geoclip_embed_images` for what it needs).
+        images: paths or PIL images; image_ids: their ids.
+        gallery_emb: (M, 512) from :func:`gallery_embeddings` (cached; GeoCLIP's location encoder
+            is the packaged one); None computes it from ``model.location_encoder`` on
+            ``gallery_coords``.
+        gallery_coords: (M, 2) (default :func:`load_gps_gallery`, the model's ``gps_gallery``).
+        top_k: 1 (GeoCLIP's top-1) or points to average.
+        batch_size: images per forward pass.
+        progress: tqdm bar.
+
+    Returns:
+        Predictions (:data:`PREDICTION_COLUMNS`).
+    """
+    if len(images) != len(image_ids):
+        raise ValueError(f"{len(images)} images but {len(image_ids)} image ids")
+    coords = load_gps_gallery() if gallery_coords is None else np.asarray(gallery_coords, dtype=np.float64)
+    if gallery_emb is None:
+        gallery_emb = gallery_embeddings(None, coords, model.location_encoder, progress=progress)
+    emb = geoclip_embed_images(model, images, batch_size, progress)
+    scale = float(model.logit_scale.detach().exp())
+    lat, lon, score = retrieve_gps(emb, gallery_emb, coords, top_k, scale)
+    return predictions_from_coordinates(image_ids, lat, lon, score)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. StreetCLIP zero-shot
+
+
+def load_streetclip(model_id: str = "geolocal/StreetCLIP", revision: str | None = None, device: str = "cpu"):
+    """StreetCLIP (Haas et al. 2023) through transformers (paper profile only: a hub download).
+
+    Returns:
+        ``(model, processor)``: an eval-mode ``CLIPModel`` and its ``CLIPProcessor``.
+    """
+    from transformers import CLIPModel, CLIPProcessor
+
+    model = CLIPModel.from_pretrained(model_id, revision=revision).to(device).eval()
+    processor = CLIPProcessor.from_pretrained(model_id, revision=revision)
+    return model, processor
+
+
+def country_prompts(countries: Sequence[str], template: str = STREETCLIP_PROMPT) -> tuple[list[str], list[str]]:
+    """Alpha-2 codes and prompts for candidate countries given as codes or names.
+
+    Args:
+        countries: ``"FR"`` or ``"France"`` alike (read by :func:`geolib.geo.normalize_country`).
+        template: a prompt with ``{country}``, filled with the English name (CLDR).
+
+    Returns:
+        ``(codes, prompts)``, aligned with ``countries``.
+
+    Raises:
+        ValueError: an unknown or ambiguous country, a duplicate, or fewer than 2 countries.
+    """
+    import babel
+
+    from geolib.geo import normalize_country
+
+    if isinstance(countries, str):
+        raise TypeError("countries must be a sequence of country codes or names, not one string")
+    if "{country}" not in template:
+        raise ValueError(f"template must contain {{country}}, got {template!r}")
+    names = babel.Locale("en").territories
+    codes, prompts = [], []
+    for c in countries:
+        code = normalize_country(c) if isinstance(c, str) else None
+        if code is None:
+            raise ValueError(f"unknown or ambiguous country {c!r} (give an ISO alpha-2 code or an English name)")
+        if code in codes:
+            raise ValueError(f"country {c!r} ({code}) is listed twice")
+        codes.append(code)
+        name = c.strip() if not (c.strip().isupper() and len(c.strip()) <= 3) else names.get(code, c.strip())
+        prompts.append(template.format(country=name))
+    if len(codes) < 2:
+        raise ValueError(f"zero-shot classification needs at least 2 countries, got {len(codes)}")
+    return codes, prompts
+
+
+def _pooled(output: Any) -> torch.Tensor:
+    """Projected CLIP features from ``get_*_features`` (a Tensor in transformers 4, an output in 5)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    pooled = getattr(output, "pooler_output", None)
+    if isinstance(pooled, torch.Tensor):
+        return pooled
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"unexpected CLIP feature output {type(output).__name__}")
+
+
+def streetclip_country_probs(
+    images: Sequence[Any],
+    countries: Sequence[str],
+    model: nn.Module,
+    processor: Any,
+    batch_size: int = 32,
+    template: str = STREETCLIP_PROMPT,
+    progress: bool = False,
+) -> tuple[list[str], np.ndarray]:
+    """Zero-shot country probabilities: ``softmax(logit_scale · cos(image, prompt_k))``.
+
+    The prompts are encoded once; images go through the processor (CLIP's resize and centre
+    crop) in batches, which changes nothing but speed.
+
+    Args:
+        images: paths or PIL images.
+        countries: candidate countries (codes or names, :func:`country_prompts`).
+        model: a transformers ``CLIPModel`` (StreetCLIP; tests: a tiny random one).
+        processor: its ``CLIPProcessor``.
+        batch_size: images per forward pass.
+        template: the prompt (default StreetCLIP's).
+        progress: tqdm bar.
+
+    Returns:
+        ``(codes, probs)``: the K alpha-2 codes and float32 (N, K) probabilities.
+    """
+    from tqdm.auto import tqdm
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    codes, prompts = country_prompts(countries, template)
+    device = _device_of(model)
+    out = []
+    with torch.inference_mode():
+        text = processor(text=prompts, return_tensors="pt", padding=True)
+        text = {k: v.to(device) for k, v in text.items() if k in ("input_ids", "attention_mask")}
+        text_emb = F.normalize(_pooled(model.get_text_features(**text)).float(), dim=-1)
+        scale = model.logit_scale.exp().float()
+        with tqdm(total=len(images), desc="StreetCLIP", unit="img", disable=not progress) as bar:
+            for s in range(0, len(images), batch_size):
+                batch = [_load_pil(im) for im in images[s : s + batch_size]]
+                pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(device)
+                img = F.normalize(_pooled(model.get_image_features(pixel_values=pixels)).float(), dim=-1)
+                out.append((scale * img @ text_emb.T).softmax(dim=-1).cpu())
+                bar.update(len(batch))
+    probs = torch.cat(out).numpy() if out else np.zeros((0, len(codes)), np.float32)
+    return codes, probs
+
+
+def streetclip_zero_shot(
+    images: Sequence[Any],
+    countries: Sequence[str],
+    model: nn.Module,
+    processor: Any,
+    batch_size: int = 32,
+    image_ids: Sequence[Any] | None = None,
+    template: str = STREETCLIP_PROMPT,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """StreetCLIP zero-shot country classification, in the baselines' prediction shape.
+
+    Args:
+        images, countries, model, processor, batch_size, template, progress: see
+            :func:`streetclip_country_probs`.
+        image_ids: ids for the rows (default ``"0"``, ``"1"``, ...).
+
+    Returns:
+        Predictions (:data:`PREDICTION_COLUMNS`): ``pred_country`` the argmax country (alpha-2),
+        ``score`` its probability; no city and no coordinates (a country-level classifier).
+    """
+    codes, probs = streetclip_country_probs(images, countries, model, processor, batch_size, template, progress)
+    ids = list(range(len(images))) if image_ids is None else list(image_ids)
+    if len(ids) != len(images):
+        raise ValueError(f"{len(images)} images but {len(ids)} image ids")
+    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
+    return predictions_frame(ids, [codes[i] for i in best], None, None, None, probs[np.arange(len(best)), best])
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The table
+
+#: Metric names of :func:`baseline_table`, in order.
+TABLE_METRICS = (
+    "country_accuracy", "country_recall", "country_f1",
+    "city_accuracy", "city_recall", "city_f1",
+    "within_1km", "within_25km", "within_200km", "within_750km", "within_2500km",
+    "median_km", "mean_geoscore",
+)
+
+
+def _align(pred: pd.DataFrame, test_df: pd.DataFrame, name: str) -> pd.DataFrame:
+    need = ("image_id", "pred_country", "pred_city", "pred_lat", "pred_lon")
+    missing = [c for c in need if c not in pred.columns]
+    if missing:
+        raise ValueError(f"predictions {name!r} lack columns {missing} (has {list(pred.columns)}; needs {list(need)})")
+    ids = pred["image_id"].astype(str)
+    if ids.duplicated().any():
+        raise ValueError(f"predictions {name!r} repeat image ids, e.g. {ids[ids.duplicated()].iloc[0]!r}")
+    truth_ids = set(test_df["image_id"].astype(str))
+    extra = ids[~ids.isin(truth_ids)]
+    if len(extra):
+        raise ValueError(f"predictions {name!r} hold {len(extra)} image ids not in test_df (e.g. {extra.iloc[0]!r}): "
+                         f"another split?")
+    p = pred.assign(image_id=ids).set_index("image_id")
+    t = test_df.assign(image_id=test_df["image_id"].astype(str)).set_index("image_id")
+    merged = t[["country", "city", "lat", "lon"]].join(p[["pred_country", "pred_city", "pred_lat", "pred_lon"]], how="left")
+    if len(p) < len(t):
+        warnings.warn(f"predictions {name!r} cover {len(p)} of {len(t)} test images; the rest count as unanswered",
+                      stacklevel=3)
+    return merged.reset_index()
+
+
+def _correct_and_answered(pred: Sequence[Any], truth: Sequence[Any], level: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (correct, answered) under answer_metrics' definition (one row at a time)."""
+    from geolib.metrics import answer_metrics
+
+    correct = np.zeros(len(truth), bool)
+    answered = np.zeros(len(truth), bool)
+    cache: dict = {}
+    for i, (p, t) in enumerate(zip(pred, truth)):
+        k = (p if not _is_missing(p) else None, t)
+        if k not in cache:
+            m = answer_metrics([k[0]], [t], level)
+            cache[k] = (m["n_correct"] == 1, m["n_answered"] == 1)
+        correct[i], answered[i] = cache[k]
+    return correct, answered
+
+
+def _acc(c, a):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(a.sum(-1) > 0, c.sum(-1) / np.maximum(a.sum(-1), 1), 0.0)
+
+
+def _f1(c, a):
+    acc, rec = _acc(c, a), a.mean(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(acc + rec > 0, 2 * acc * rec / np.where(acc + rec > 0, acc + rec, 1), 0.0)
+
+
+def _nanmedian(d):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(d, axis=-1)
+
+
+def baseline_table(
+    predictions: Mapping[str, pd.DataFrame],
+    test_df: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    thresholds: Sequence[float] = (1, 25, 200, 750, 2500),
+) -> pd.DataFrame:
+    """Score predictions with the study's metrics and percentile-bootstrap 95% intervals.
+
+    GeoReasoner's accuracy / recall / F1 at country and city level
+    (:func:`geolib.metrics.answer_metrics`: a country is compared after
+    :func:`geolib.geo.normalize_country`, so codes and names both work; a city by name, case and
+    diacritics ignored; None = not answered); the distance metrics of
+    :func:`geolib.metrics.distance_summary` (share within each threshold, where a row without
+    coordinates is a miss; median km over rows with coordinates; mean GeoScore, 0 for no
+    coordinates). Intervals resample test images (paired across the metrics of one model;
+    :func:`geolib.metrics.bootstrap_ci`).
+
+    Args:
+        predictions: ``{model name: predictions}`` with ``image_id``, ``pred_country``,
+            ``pred_city``, ``pred_lat``, ``pred_lon`` (the baselines' frames, or the VLM's parsed
+            answers in the same columns; cities are not geocoded here: fill ``pred_lat``/
+            ``pred_lon`` first, e.g. with :func:`geolib.metrics.predicted_coordinates`). A test
+            image without a prediction row counts as unanswered.
+        test_df: the test split (``image_id``, ``country``, ``city``, ``lat``, ``lon``). City
+            metrics use the rows with a true city.
+        n_boot: bootstrap replicates.
+        seed: bootstrap seed.
+        thresholds: km thresholds of the ``within_*`` metrics.
+
+    Returns:
+        A tidy DataFrame, one row per (model, metric): ``model``, ``metric`` (:data:`TABLE_METRICS`
+        order), ``value``, ``ci_low``, ``ci_high``, ``n`` (images the metric is computed over).
+        Shares are in [0, 1], ``median_km`` in km, ``mean_geoscore`` in [0, 5000]. Pivot with
+        ``table.pivot(index="model", columns="metric", values="value")``.
+    """
+    from geolib.geo import geoscore
+    from geolib.metrics import answer_metrics, bootstrap_ci, distance_errors_km, distance_summary
+
+    _check_split(test_df, "test_df")
+    if not isinstance(predictions, Mapping) or not predictions:
+        raise ValueError("predictions must be a non-empty mapping {model name: predictions DataFrame}")
+    if test_df["image_id"].astype(str).duplicated().any():
+        raise ValueError("test_df repeats image ids")
+    rows = []
+    for name, pred in predictions.items():
+        df = _align(pred, test_df, name)
+        n = len(df)
+        for level in ("country", "city"):
+            has_truth = ~df[level].map(_is_missing).to_numpy()
+            sub = df[has_truth]
+            if sub.empty:
+                for m in ("accuracy", "recall", "f1"):
+                    rows.append((name, f"{level}_{m}", np.nan, np.nan, np.nan, 0))
+                continue
+            preds = sub[f"pred_{level}"].tolist()
+            truth = sub[level].tolist()
+            point = answer_metrics([None if _is_missing(p) else p for p in preds], truth, level)
+            c, a = _correct_and_answered(preds, truth, level)
+            for m, fn in (("accuracy", _acc), ("recall", lambda c_, a_: a_.mean(-1)), ("f1", _f1)):
+                lo, hi = bootstrap_ci(fn, c, a, n_boot=n_boot, seed=seed, vectorized=True)
+                rows.append((name, f"{level}_{m}", float(point[m]), lo, hi, len(sub)))
+        plat = pd.to_numeric(df["pred_lat"], errors="coerce").to_numpy(float)
+        plon = pd.to_numeric(df["pred_lon"], errors="coerce").to_numpy(float)
+        tlat, tlon = df["lat"].to_numpy(float), df["lon"].to_numpy(float)
+        summary = distance_summary(plat, plon, tlat, tlon, thresholds=tuple(thresholds))
+        d = distance_errors_km(plat, plon, tlat, tlon)
+        score = np.where(np.isnan(d), 0.0, geoscore(np.nan_to_num(d)))
+        for t in thresholds:
+            lo, hi = bootstrap_ci(lambda x, t=t: (x <= t).mean(-1), d, n_boot=n_boot, seed=seed, vectorized=True)
+            rows.append((name, f"within_{t:g}km", summary[f"within_{t:g}km"], lo, hi, n))
+        lo, hi = bootstrap_ci(_nanmedian, d, n_boot=n_boot, seed=seed, vectorized=True)
+        rows.append((name, "median_km", summary["median_km"], lo, hi, int(np.isfinite(d).sum())))
+        lo, hi = bootstrap_ci(lambda s: s.mean(-1), score, n_boot=n_boot, seed=seed, vectorized=True)
+        rows.append((name, "mean_geoscore", summary["mean_geoscore"], lo, hi, n))
+    return pd.DataFrame(rows, columns=["model", "metric", "value", "ci_low", "ci_high", "n"])

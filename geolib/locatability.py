@@ -400,3 +400,98 @@ def compare_weights(ours: Any, paper: Any = None, class_names: Sequence[str] = A
     })
     table = table.sort_values(["rank_paper", "rank_ours"], kind="stable").reset_index(drop=True)
     return WeightComparison(spearman=rho, kendall=tau, table=table)
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis helpers for notebook 01
+# --------------------------------------------------------------------------------------------
+
+
+def clue_sentences(texts: Sequence[str], min_words: int = 3) -> list[str]:
+    """Split reasoning texts into clue sentences (one clue each, as geo-game clue corpora are).
+
+    Args:
+        texts: Reasoning texts (None/NaN entries are skipped).
+        min_words: Sentences shorter than this many words are dropped.
+
+    Returns:
+        The sentences, in order, duplicates kept (a clue mentioned often weighs more).
+    """
+    import re
+
+    out: list[str] = []
+    for text in texts:
+        if not isinstance(text, str):
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+            if len(sentence.split()) >= min_words:
+                out.append(sentence)
+    return out
+
+
+def binned_mean(x: Any, y: Any, n_bins: int = 10, lo: float = 0.0, hi: float = 1.0, min_count: int = 5):
+    """Mean of ``y`` in equal-width bins of ``x`` with a normal-approximation 95% interval.
+
+    Used for GeoReasoner's Fig. 5 (locatability against building proportion).
+
+    Args:
+        x: (N,) values to bin, e.g. building proportion in [0, 1].
+        y: (N,) values to average, e.g. locatability.
+        n_bins: Number of bins over ``[lo, hi]`` (the last bin includes ``hi``).
+        min_count: Bins with fewer rows get NaN mean and interval (still listed with their count).
+
+    Returns:
+        DataFrame: ``bin_lo, bin_hi, bin_mid, count, mean, ci_low, ci_high`` (one row per bin).
+    """
+    import pandas as pd
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length, got {x.shape} and {y.shape}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    edges = np.linspace(lo, hi, n_bins + 1)
+    which = np.clip(np.digitize(x, edges[1:-1], right=False), 0, n_bins - 1)
+    ok = np.isfinite(x) & np.isfinite(y)
+    rows = []
+    for b in range(n_bins):
+        v = y[ok & (which == b)]
+        n = len(v)
+        mean = float(v.mean()) if n >= min_count else np.nan
+        half = 1.96 * float(v.std(ddof=1)) / np.sqrt(n) if n >= max(min_count, 2) else np.nan
+        rows.append({"bin_lo": edges[b], "bin_hi": edges[b + 1], "bin_mid": (edges[b] + edges[b + 1]) / 2,
+                     "count": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half})
+    return pd.DataFrame(rows)
+
+
+def clue_separation(scores: Any, has_clue: Any, n_boot: int = 1000, seed: int = 0) -> dict:
+    """How well a locatability score separates images with a legible clue from images without.
+
+    A validation the paper could not run (its street views do not list their clues). Returns the
+    ROC AUC with a bootstrap 95% interval and the ROC curve.
+
+    Args:
+        scores: (N,) locatability scores.
+        has_clue: (N,) booleans: the image has at least one legible clue.
+
+    Returns:
+        ``{"auc", "auc_ci", "fpr", "tpr", "n_with", "n_without"}``.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from geolib.metrics import bootstrap_ci
+
+    s = np.asarray(scores, dtype=float)
+    c = np.asarray(has_clue, dtype=bool)
+    if s.shape != c.shape:
+        raise ValueError(f"scores and has_clue differ in shape: {s.shape} vs {c.shape}")
+    if c.all() or not c.any():
+        raise ValueError("need images both with and without a legible clue to compute a ROC AUC")
+
+    def auc(si, ci):
+        return roc_auc_score(ci, si) if 0 < ci.sum() < len(ci) else np.nan
+
+    fpr, tpr, _ = roc_curve(c, s)
+    return {"auc": float(roc_auc_score(c, s)), "auc_ci": bootstrap_ci(auc, s, c, n_boot=n_boot, seed=seed),
+            "fpr": fpr, "tpr": tpr, "n_with": int(c.sum()), "n_without": int((~c).sum())}

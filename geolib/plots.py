@@ -190,3 +190,113 @@ def plot_building_proportion(pool):
     ax.set_ylabel("images")
     ax.set_title("Building proportion in the pool")
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# 01_locatability_analysis
+# ------------------------------------------------------------------------------------------
+
+
+def plot_class_weights(table, top: int = 20, spearman: float | None = None):
+    """Per-class locatability weights: this study's beside the paper's, top classes (01_class_weights).
+
+    Args:
+        table: ``compare_weights(...).table`` (class, ours, paper, rank_ours, rank_paper).
+        top: Classes shown: the union of each side's top ``top``, ordered by the paper's weight.
+        spearman: Rank correlation over all 150 classes, printed in the title.
+    """
+    import numpy as np
+
+    style()
+    t = table.copy()
+    t["short"] = t["class"].str.split(",").str[0]
+    keep = set(t.nlargest(top, "paper")["class"]) | set(t.nlargest(top, "ours")["class"])
+    t = t[t["class"].isin(keep)].sort_values("paper", ascending=True)
+    fig, ax = plt.subplots(figsize=(7.5, max(4, 0.26 * len(t))))
+    y = np.arange(len(t))
+    ax.barh(y + 0.2, t["paper"], height=0.4, color=COLORS["paper"], label="GeoReasoner (published)")
+    ax.barh(y - 0.2, t["ours"], height=0.4, color=COLORS["ours"], label="this study (MiniLM over the clue corpus)")
+    ax.set_yticks(y, t["short"], fontsize=8)
+    ax.set_xlabel("class weight (min-max normalised, 0–1)")
+    ax.set_xlim(0, 1.05)
+    title = "Locatability weight per ADE20K class"
+    if spearman is not None:
+        title += f"\n(Spearman over all 150 classes: {spearman:.2f})"
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.1), ncols=2, fontsize=8, frameon=False)
+    return fig
+
+
+def plot_locatability_examples(pool, scores, n: int = 5):
+    """The most and the least locatable images with their scores and clues (paper Fig. 4) (01_examples_high_low)."""
+    import textwrap
+
+    import numpy as np
+    from PIL import Image
+
+    style()
+    order = np.argsort(np.asarray(scores))
+    picks = [("most locatable", i) for i in order[::-1][:n]] + [("least locatable", i) for i in order[:n]]
+    fig, axes = plt.subplots(2, n, figsize=(3.0 * n, 6.6))
+    for ax, (label, i) in zip(axes.ravel(), picks):
+        r = pool.iloc[int(i)]
+        ax.imshow(Image.open(r["image_path"]).convert("RGB"))
+        ax.axis("off")
+        clues = list(r["clues"]) if "clues" in r and r["clues"] is not None else []
+        clue_text = "\n".join(textwrap.wrap(", ".join(clues), 32)[:2]) if clues else "no legible clue"
+        ax.set_title(f"{label}: {scores[int(i)]:.2f}\n{r['city']}, {r['country']}\n{clue_text}", fontsize=7.5)
+    fig.suptitle("Locatability = Σ class fraction × class weight: highest (top) and lowest (bottom)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_building_vs_locatability(curves: dict, x=None, y=None):
+    """Mean locatability by building proportion, 95% intervals and counts per bin (paper Fig. 5) (01_building_vs_locatability).
+
+    Args:
+        curves: name → ``locatability.binned_mean(...)`` table (e.g. "building" and
+            "building + house + skyscraper").
+        x, y: Optional raw points (building proportion, locatability) drawn faintly behind.
+    """
+    style()
+    fig, (ax, axc) = plt.subplots(2, 1, figsize=(7.5, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    if x is not None and y is not None:
+        ax.scatter(x, y, s=4, alpha=0.15, color=PALETTE[7], edgecolors="none", label="images")
+    width = None
+    for i, (name, t) in enumerate(curves.items()):
+        c = PALETTE[i % len(PALETTE)]
+        ax.plot(t["bin_mid"], t["mean"], marker="o", color=c, label=name)
+        ax.fill_between(t["bin_mid"], t["ci_low"], t["ci_high"], color=c, alpha=0.2)
+        width = float((t["bin_hi"] - t["bin_lo"]).iloc[0])
+        off = (i - (len(curves) - 1) / 2) * width / (len(curves) + 1)
+        axc.bar(t["bin_mid"] + off, t["count"], width=width / (len(curves) + 1), color=c)
+    ax.set_ylabel("locatability (mean, 95% CI)")
+    ax.set_title("Building proportion vs locatability")
+    ax.legend(fontsize=8)
+    axc.set_xlabel("building proportion (share of image pixels)")
+    axc.set_ylabel("images per bin")
+    axc.set_xlim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
+def plot_clue_roc(separation: dict, paper_separation: dict | None = None):
+    """ROC of the locatability score for telling images with a legible clue from those without (01_clue_roc).
+
+    Args:
+        separation: ``locatability.clue_separation`` with this study's weights.
+        paper_separation: the same with the paper's published weights (optional, drawn beside).
+    """
+    style()
+    fig, ax = plt.subplots(figsize=(5.2, 4.8))
+    for sep, colour, name in [(separation, COLORS["ours"], "this study's weights"), (paper_separation, COLORS["paper"], "paper's weights")]:
+        if sep is None:
+            continue
+        lo, hi = sep["auc_ci"]
+        ax.plot(sep["fpr"], sep["tpr"], color=colour, label=f"{name}: AUC {sep['auc']:.2f} (95% CI {lo:.2f}–{hi:.2f})")
+    ax.plot([0, 1], [0, 1], ls="--", color=PALETTE[7], label="chance")
+    ax.set_xlabel("false positive rate (images without a clue)")
+    ax.set_ylabel("true positive rate (images with a clue)")
+    ax.set_title(f"Does the score find legible clues?\n({separation['n_with']} with, {separation['n_without']} without)")
+    ax.legend(fontsize=7.5, loc="lower right")
+    return fig

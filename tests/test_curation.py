@@ -1,0 +1,70 @@
+"""Curation and splits by city."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geolib import curation
+
+
+def make_pool(n_countries=6, cities=3, per_city=10):
+    rows = []
+    for c in range(n_countries):
+        for k in range(cities):
+            for i in range(per_city):
+                rows.append({"image_id": f"{c}_{k}_{i}", "country": f"C{c}", "city": f"city{c}_{k}"})
+    return pd.DataFrame(rows)
+
+
+def test_split_by_city_keeps_cities_whole_and_every_country_in_train():
+    pool = make_pool()
+    split = curation.split_by_city(pool, (0.6, 0.1, 0.3), seed=1)
+    curation.check_disjoint_cities(split, pool)
+    assert set(split) == {"train", "val", "test"}
+    assert set(pool.loc[split == "train", "country"]) == set(pool["country"])
+    assert set(pool.loc[split == "test", "country"]) <= set(pool.loc[split == "train", "country"])
+    shares = split.value_counts(normalize=True)
+    assert shares["train"] >= 0.33 and shares["test"] > 0.1
+
+
+def test_split_is_deterministic_and_seed_dependent():
+    pool = make_pool(n_countries=10)
+    a = curation.split_by_city(pool, seed=3)
+    assert a.equals(curation.split_by_city(pool, seed=3))
+    assert not a.equals(curation.split_by_city(pool, seed=4))
+
+
+def test_single_city_countries_are_train_only():
+    pool = make_pool(cities=1)
+    assert (curation.split_by_city(pool) == "train").all()
+
+
+def test_check_disjoint_cities_catches_leak():
+    pool = make_pool(n_countries=1, cities=1, per_city=4)
+    with pytest.raises(AssertionError, match="more than one split"):
+        curation.check_disjoint_cities(pd.Series(["train", "test", "train", "train"]), pool)
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.5, 0.5), (1, 0), (-0.1, 0.6, 0.5)])
+def test_bad_shares(shares):
+    with pytest.raises(ValueError, match="shares"):
+        curation.split_by_city(make_pool(), shares)
+
+
+def test_threshold_sweep_and_curation():
+    scores = np.array([0.1, 0.5, 0.4, np.nan, 0.9])
+    keep = curation.curate_by_locatability(scores, 0.4)
+    assert keep.tolist() == [False, True, True, False, True]  # >= threshold; NaN dropped
+    sweep = curation.threshold_sweep(scores[[0, 1, 2, 4]], ["A", "B", "B", "C"], [0.0, 0.4, 0.6, 1.0])
+    assert sweep["n_kept"].tolist() == [4, 3, 1, 0]
+    assert sweep["countries_covered"].tolist() == [3, 2, 1, 0]
+    assert sweep.loc[1, "mean_score_kept"] == pytest.approx((0.5 + 0.4 + 0.9) / 3)
+    assert np.isnan(sweep.loc[3, "mean_score_kept"])
+
+
+def test_uncurated_sample_same_size_same_cities():
+    pool = make_pool()
+    sample = curation.uncurated_sample(pool, 25, seed=0)
+    assert len(sample) == 25 and sample.index.isin(pool.index).all()
+    with pytest.raises(ValueError):
+        curation.uncurated_sample(pool, len(pool) + 1)

@@ -300,3 +300,40 @@ def plot_clue_roc(separation: dict, paper_separation: dict | None = None):
     ax.set_title(f"Does the score find legible clues?\n({separation['n_with']} with, {separation['n_without']} without)")
     ax.legend(fontsize=7.5, loc="lower right")
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# 02_locatability_network (and other training curves)
+# ------------------------------------------------------------------------------------------
+
+
+def plot_training_curve(history, x: str, ys: list[str], title: str, ylabel: str = "loss", xlabel: str | None = None):
+    """Curves of a training log (one line per column in ``ys``)."""
+    style()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, col in enumerate(ys):
+        part = history[[x, col]].dropna()
+        ax.plot(part[x], part[col], color=PALETTE[i % len(PALETTE)], label=col.replace("_", " "))
+    ax.set_xlabel(xlabel or x.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_predicted_vs_target(target, predicted, metrics: dict | None = None):
+    """Predicted vs segmentation-based locatability on held-out cities (02_pred_vs_target)."""
+    style()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(target, predicted, s=8, alpha=0.5, color=COLORS["ours"], edgecolors="none")
+    lo = min(float(min(target)), float(min(predicted)), 0.0)
+    hi = max(float(max(target)), float(max(predicted)), 1.0)
+    ax.plot([lo, hi], [lo, hi], ls="--", color=PALETTE[7], label="perfect prediction")
+    ax.set_xlabel("locatability from segmentation (target)")
+    ax.set_ylabel("locatability predicted from the image alone")
+    title = "Locatability network on held-out cities"
+    if metrics:
+        title += f"\nSpearman {metrics['spearman']:.2f} · MAE {metrics['mae']:.3f} · n = {metrics['n']}"
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig

@@ -113,3 +113,24 @@ def uncurated_sample(train: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame
     if n > len(train):
         raise ValueError(f"cannot draw {n} images from a training split of {len(train)}")
     return train.sample(n=n, random_state=seed).sort_index()
+
+
+def matched_threshold(scores: Sequence[float], reference_scores: Sequence[float], reference_threshold: float = 0.4) -> float:
+    """Translate a threshold from one score scale to another by keeping the same share of images.
+
+    The paper's 0.4 is a threshold on scores made with the paper's weights. Weights derived
+    another way spread the scores differently (the same images, another scale), so the same
+    number would keep a different share. This returns the threshold on ``scores`` that keeps the
+    share of images that ``reference_threshold`` keeps on ``reference_scores`` (same images).
+
+    Returns:
+        The threshold (a quantile of ``scores``).
+    """
+    s = np.asarray(scores, dtype=float)
+    r = np.asarray(reference_scores, dtype=float)
+    if s.shape != r.shape or s.ndim != 1 or len(s) == 0:
+        raise ValueError(f"scores and reference_scores must be 1-D, non-empty and aligned, got {s.shape} and {r.shape}")
+    keep_share = float(np.mean(r >= reference_threshold))
+    if keep_share == 0.0:
+        return float(np.nanmax(s)) + 1e-9
+    return float(np.nanquantile(s, 1.0 - keep_share, method="lower"))

@@ -337,3 +337,46 @@ def plot_predicted_vs_target(target, predicted, metrics: dict | None = None):
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# 03_curation
+# ------------------------------------------------------------------------------------------
+
+
+def plot_threshold_sweep(sweep, threshold: float, paper_threshold: float | None = None):
+    """Kept share, countries covered and mean kept score against the curation threshold (03_threshold_sweep)."""
+    style()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    specs = [("kept_share", "share of images kept"), ("countries_covered", "countries with ≥ 1 kept image"),
+             ("mean_score_kept", "mean locatability of kept images")]
+    for ax, (col, label) in zip(axes, specs):
+        ax.plot(sweep["threshold"], sweep[col], color=COLORS["ours"], marker=".")
+        ax.axvline(threshold, color=COLORS["kept"], ls="--", label=f"threshold used ({threshold:.3f})")
+        ax.set_xlabel("curation threshold (predicted locatability)")
+        ax.set_ylabel(label)
+    if "countries_total" in sweep:
+        axes[1].axhline(int(sweep["countries_total"].iloc[0]), color=PALETTE[7], ls=":", label="all countries")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    title = "Curating by locatability: what each threshold keeps"
+    if paper_threshold is not None:
+        title += f" (the paper's {paper_threshold} on its weights' scale ↔ {threshold:.3f} here)"
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curation_map(pool, kept, countries):
+    """World map of kept vs dropped images (03_curation_map)."""
+    import numpy as np
+
+    style()
+    kept = np.asarray(kept, dtype=bool)
+    fig, ax = plt.subplots(figsize=(11, 5.2))
+    _world_axes(ax, countries)
+    ax.scatter(pool["lon"][~kept], pool["lat"][~kept], s=5, color=COLORS["dropped"], alpha=0.5, label=f"dropped ({(~kept).sum()})", edgecolors="none")
+    ax.scatter(pool["lon"][kept], pool["lat"][kept], s=5, color=COLORS["kept"], alpha=0.7, label=f"kept ({kept.sum()})", edgecolors="none")
+    ax.legend(loc="lower left", fontsize=8, markerscale=3)
+    ax.set_title("Highly locatable images kept for location tuning")
+    return fig

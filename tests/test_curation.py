@@ -68,3 +68,14 @@ def test_uncurated_sample_same_size_same_cities():
     assert len(sample) == 25 and sample.index.isin(pool.index).all()
     with pytest.raises(ValueError):
         curation.uncurated_sample(pool, len(pool) + 1)
+
+
+def test_matched_threshold_keeps_the_reference_share():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 1, 1000)
+    ours = 0.5 + 0.2 * ref + rng.normal(0, 0.01, 1000)  # another scale, same order (roughly)
+    t = curation.matched_threshold(ours, ref, 0.4)
+    assert abs((ours >= t).mean() - (ref >= 0.4).mean()) < 0.01
+    assert curation.matched_threshold(ours, ref, 2.0) > ours.max()  # reference keeps nothing
+    with pytest.raises(ValueError):
+        curation.matched_threshold(ours[:10], ref, 0.4)

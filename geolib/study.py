@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import importlib.metadata
-import json
 import platform
 import re
 import subprocess

@@ -1039,7 +1039,6 @@ class _SceneBuilder:
     def sign_text(self, kind: str, lang: str) -> list[str]:
         """1-2 lines of local words for a sign of this kind."""
         rng = self.rng
-        script = self.facts["languages"][lang]["script"]
         w = self.words(lang)
         city = (self.place.get("local_names") or {}).get(lang)
         pool = {
@@ -2564,7 +2563,7 @@ def _shade(c, f) -> RGB:
 
 
 def _draw_building(cv: _Canvas, b: Building) -> None:
-    v, p = cv.v, cv.v.p
+    p = cv.v.p
     cls = b.kind
     if b.side == 0:  # faces the camera
         z = b.z0
@@ -2719,7 +2718,7 @@ def _wall_texture(cv: _Canvas, b: Building) -> None:
 
 
 def _draw_tree(cv: _Canvas, t: Tree) -> None:
-    v, p = cv.v, cv.v.p
+    p = cv.v.p
     z = t.z
     trunk = _shade((95, 75, 55), 1.0)
     if t.kind == "palm":

@@ -1,0 +1,1688 @@
+"""The vision-language model: build, format conversations, train a stage, stack stages, generate.
+
+Used by notebooks 04_reasoning_tuning (base training on the demo profile, stage 1),
+05_location_tuning (stage 2 on top of stage 1), 06_evaluation (inference) and
+07_gre_reasoning_rl (the cold-start SFT stage). One code path serves every profile:
+
+* ``paper``: ``Qwen/Qwen2.5-VL-7B-Instruct`` (or ``Qwen/Qwen2-VL-7B-Instruct``) through
+  ``AutoModelForImageTextToText`` + ``AutoProcessor`` at a pinned ``revision``, bf16, gradient
+  checkpointing, vision tower frozen (:func:`build_model`).
+* ``demo`` / ``ci``: a small LLaVA-style model (:func:`build_demo_model`): the frozen ImageNet
+  EfficientNet-Lite0 of :mod:`geolib.features` (49 tokens of 1280 dimensions at 224 px) feeds
+  LLaVA's two-layer projector into a small randomly initialised Qwen2 decoder. Its vision module
+  takes either pixels (B, 3, 224, 224) or the cached tower features (B, 49, 1280), so features
+  are computed once per image (``features.image_features``) and reused by base training, both
+  stages and evaluation. Its tokenizer is a byte-level BPE trained on the demo corpus
+  (:func:`train_tokenizer`) with Qwen's special tokens and a ChatML chat template. Because its
+  language model starts from random weights, the demo first trains a *base* model on captions
+  that never name the place (:func:`base_training_conversations`), standing in for a real base
+  model's pretraining.
+
+Training is transformers' ``Trainer`` (progress bar, checkpoints, resume, logged loss) with a
+collator that puts the loss on assistant tokens only (:class:`ConversationCollator`). The two
+GeoReasoner stages are two **named** LoRA adapters (``"reasoning"``, ``"location"``): stage 2 adds
+its adapter on top of a frozen stage 1 and both stay active, in training and at inference
+(:func:`train_stage`, :func:`load_staged_model`). This avoids the trap of GeoReasoner's released
+loader, which loads the second LoRA as ``"default"`` over the first (DESIGN.md "Known traps").
+Named adapters rather than merging stage 1 into the weights: merging a small LoRA update into
+bf16 weights rounds much of it away.
+
+A conversation is a dict ``{"image": key, "messages": [...]}`` where ``key`` indexes the
+``images`` passed alongside (a feature array (N, 49, 1280) or a list of paths), or is itself an
+image path when no ``images`` are passed; ``messages`` are chat messages whose user turn holds
+``{"type": "image"}`` and the prompt.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import warnings
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geolib import io as gio
+from geolib import runtime
+
+runtime.patch_torchvision()
+
+import torch  # noqa: E402  (after the torchvision patch)
+from torch import nn  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoConfig,
+    AutoModel,
+    PreTrainedConfig,
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.modeling_outputs import BaseModelOutputWithPooling  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# Prompts, tokens and the stages' hyperparameters
+
+#: The prompts of the study. ``reasoning`` and ``location`` are GeoReasoner's two tuning
+#: prompts; ``describe`` is the demo's base training prompt; ``evaluation`` is for inference
+#: only (never trained on).
+PROMPTS = {
+    "describe": "Describe the image.",
+    "reasoning": "Which country is the image located? Explain the reason.",
+    "location": "Which country and city is the image located?",
+    "evaluation": (
+        "Which country and city is the image located? Think step by step about the clues in the "
+        "image, then answer in JSON with the keys country, city and reasons."
+    ),
+}
+
+#: Qwen2-VL's special tokens; the demo tokenizer uses the same ones so that one collator and one
+#: generation path serve both model families.
+PAD_TOKEN = "<|endoftext|>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+VISION_START = "<|vision_start|>"
+VISION_END = "<|vision_end|>"
+IMAGE_TOKEN = "<|image_pad|>"
+VIDEO_TOKEN = "<|video_pad|>"
+SPECIAL_TOKENS = (PAD_TOKEN, IM_START, IM_END, VISION_START, VISION_END, IMAGE_TOKEN, VIDEO_TOKEN)
+
+#: ChatML as Qwen2-VL writes it (an image part becomes vision start, one image pad, vision end;
+#: the processor or :func:`encode_texts` expands the pad to one token per image feature). Unlike
+#: Qwen's own template it adds no default system message (shorter sequences for the demo).
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+#: LoRA goes on the language model's attention and MLP projections only: never the vision tower
+#: (Qwen2.5-VL's vision blocks also have gate/up/down projections, hence the regex) nor the
+#: projector.
+LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+#: GeoReasoner's LoRA tuning settings (r, alpha, dropout, learning rate, schedule, warm-up, weight
+#: decay, Adam β2, epochs, effective batch, max length). The study uses them for both stages
+#: (:data:`PAPER_STAGE2` is a copy); ``per_device_train_batch_size`` × gradient accumulation gives
+#: the effective batch of 80 on however many GPUs.
+PAPER_STAGE1 = {
+    "lora_r": 64,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "learning_rate": 1e-5,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.01,
+    "weight_decay": 0.1,
+    "adam_beta2": 0.95,
+    "num_train_epochs": 5,
+    "effective_batch_size": 80,
+    "per_device_train_batch_size": 4,
+    "max_length": 2048,
+    "gradient_checkpointing": True,
+}
+PAPER_STAGE2 = dict(PAPER_STAGE1)
+
+#: The demo's base training: full fine-tune of the small language model and the projector from
+#: random weights (tower frozen), so a high learning rate and a few epochs.
+DEMO_BASE = {
+    "learning_rate": 1e-3,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.05,
+    "weight_decay": 0.01,
+    "adam_beta2": 0.98,
+    "num_train_epochs": 4,
+    "effective_batch_size": 32,
+    "per_device_train_batch_size": 32,
+    "max_length": 256,
+    "gradient_checkpointing": False,
+}
+
+#: The demo's LoRA stages, scaled down from :data:`PAPER_STAGE1`: rank 16 instead of 64 (the
+#: demo language model's hidden size is 256, not 3584), alpha = 2r (the usual default for a
+#: small rank), a learning rate 50× higher (a tiny model, few steps), 3 epochs instead of 5 and an
+#: effective batch of 16 instead of 80 (more optimiser steps from a small data set).
+#: Scheduler, warm-up, weight decay, β2 and dropout are the paper's.
+DEMO_STAGE1 = {
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "learning_rate": 5e-4,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.01,
+    "weight_decay": 0.1,
+    "adam_beta2": 0.95,
+    "num_train_epochs": 3,
+    "effective_batch_size": 16,
+    "per_device_train_batch_size": 16,
+    "max_length": 256,
+    "gradient_checkpointing": False,
+}
+DEMO_STAGE2 = dict(DEMO_STAGE1)
+
+#: Keys of the hyperparameter dicts that are not ``TrainingArguments`` fields.
+_NON_TRAINER_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "effective_batch_size", "max_length", "warmup_ratio")
+
+# ---------------------------------------------------------------------------------------------
+# The demo's vision module: pixels or cached features → (B, 49, 1280) tokens
+
+
+class FeatureTowerConfig(PreTrainedConfig):
+    """Config of :class:`FeatureTowerModel` (the demo's frozen pretrained vision tower).
+
+    Attributes:
+        tower: a tower name of :func:`geolib.features.load_image_tower`.
+        hidden_size: feature dimension of one token (1280 for EfficientNet-Lite0).
+        image_size: input side in pixels (224).
+        patch_size: pixels per token side (224 / 7 = 32).
+    """
+
+    model_type = "geolib_feature_tower"
+
+    tower: str = "efficientnet_lite0"
+    hidden_size: int = 1280
+    image_size: int = 224
+    patch_size: int = 32
+
+
+class FeatureTowerModel(PreTrainedModel):
+    """A frozen pretrained CNN as a LLaVA vision tower that also accepts its cached features.
+
+    ``forward(pixel_values)`` takes pixels (B, 3, S, S), runs the tower and flattens its
+    (B, C, H, W) map to (B, H·W, C) tokens; or takes features already in that token form
+    (B, T, C), e.g. rows of :func:`geolib.features.image_features`, and passes them through. The
+    weights are the packaged ImageNet ones (``features.load_image_tower``); ``train()`` keeps the
+    tower in eval mode so its batch-norm statistics never move.
+    """
+
+    config_class = FeatureTowerConfig
+    main_input_name = "pixel_values"
+    base_model_prefix = "feature_tower"
+    input_modalities = ("image",)
+    _no_split_modules: list[str] = []
+    # No attention inside: any implementation the language model uses is fine here.
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: FeatureTowerConfig):
+        super().__init__(config)
+        from geolib import features
+
+        # A private copy: load_image_tower() is cached per process and must not be moved or cast.
+        # from_pretrained builds models on the meta device in a chosen default dtype; the shared
+        # tower must still be loaded for real, in float32, or the cache would hold an empty one.
+        # Loading must not draw from the caller's random numbers either (a seeded build of the
+        # language model would differ between the first build in a process and the next).
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float32)
+        try:
+            with torch.device("cpu"), torch.random.fork_rng(devices=[]):
+                self.tower = copy.deepcopy(features.load_image_tower(config.tower))
+        finally:
+            torch.set_default_dtype(previous)
+        for p in self.tower.parameters():
+            p.requires_grad_(False)
+        self.post_init()
+
+    def _init_weights(self, module):  # pretrained: nothing to initialise
+        return
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tower.eval()
+        return self
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """Pixels (B, 3, S, S) or features (B, T, C) → tokens (B, T, C) as ``hidden_states[-1]``."""
+        x = pixel_values
+        dtype = next(self.tower.parameters()).dtype
+        if x.ndim == 4:
+            if x.shape[1] != 3:
+                raise ValueError(f"pixels must be (B, 3, H, W), got {tuple(x.shape)}")
+            with torch.no_grad():
+                maps = self.tower(x.to(dtype))  # (B, C, H, W)
+            tokens = maps.flatten(2).transpose(1, 2)  # (B, H·W, C)
+        elif x.ndim == 3:
+            if x.shape[-1] != self.config.hidden_size:
+                raise ValueError(
+                    f"features must be (B, tokens, {self.config.hidden_size}), got {tuple(x.shape)}"
+                )
+            tokens = x.to(dtype)
+        else:
+            raise ValueError(
+                f"expected pixels (B, 3, H, W) or features (B, tokens, {self.config.hidden_size}), "
+                f"got shape {tuple(x.shape)}"
+            )
+        return BaseModelOutputWithPooling(
+            last_hidden_state=tokens, pooler_output=tokens.mean(dim=1), hidden_states=(tokens,)
+        )
+
+
+try:
+    AutoConfig.register(FeatureTowerConfig.model_type, FeatureTowerConfig)
+    AutoModel.register(FeatureTowerConfig, FeatureTowerModel)
+except ValueError:  # already registered (module reloaded)
+    pass
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizer (demo)
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int, path: str | os.PathLike | None = None):
+    """Train a byte-level BPE on ``texts`` and wrap it as a fast tokenizer with a chat template.
+
+    Qwen2-VL's special tokens (:data:`SPECIAL_TOKENS`) are added, ``<|endoftext|>`` pads and
+    ``<|im_end|>`` ends a turn; :data:`CHAT_TEMPLATE` formats conversations. Byte-level: any text
+    encodes, even characters never seen in training.
+
+    Args:
+        texts: the training corpus (all conversation texts the model will see).
+        vocab_size: target vocabulary size including the 256 byte symbols and special tokens
+            (the result is smaller when the corpus has fewer merges to learn).
+        path: folder to ``save_pretrained`` into (reload with :func:`load_processor`); None: not saved.
+
+    Returns:
+        A ``PreTrainedTokenizerFast``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = [t for t in texts if isinstance(t, str) and t]
+    if not texts:
+        raise ValueError("train_tokenizer needs at least one non-empty text")
+    minimum = 256 + len(SPECIAL_TOKENS)
+    if vocab_size < minimum:
+        raise ValueError(f"vocab_size must be at least {minimum} (256 bytes + special tokens), got {vocab_size}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=IM_END,
+        pad_token=PAD_TOKEN,
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=4096,
+    )
+    if path is not None:
+        tokenizer.save_pretrained(str(path))
+    return tokenizer
+
+
+def load_processor(path: str | os.PathLike):
+    """Reload a saved processor (Qwen's ``AutoProcessor``) or demo tokenizer from a folder."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    path = Path(path)
+    if (path / "processor_config.json").exists() or (path / "preprocessor_config.json").exists():
+        return AutoProcessor.from_pretrained(str(path))
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def _tokenizer(processor):
+    """The tokenizer of a processor (or the processor itself when it is a tokenizer)."""
+    return getattr(processor, "tokenizer", processor)
+
+
+def _is_hf_processor(processor) -> bool:
+    return hasattr(processor, "image_processor")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model building
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What model to build: a hub model (paper profile) or the demo LLaVA-style model.
+
+    Attributes:
+        model_id: ``"demo"`` or a hub id (``"Qwen/Qwen2.5-VL-7B-Instruct"``, ``"Qwen/Qwen2-VL-7B-Instruct"``).
+        revision: hub commit to pin (required for hub models; a 40-hex commit, not a branch).
+        dtype: ``"bfloat16"`` (GPU), ``"float16"`` or ``"float32"`` (CPU, tests).
+        gradient_checkpointing: recompute activations in the backward pass (saves GPU memory).
+        attn_implementation: ``"sdpa"``, ``"eager"`` or ``"flash_attention_2"``.
+        min_pixels, max_pixels: Qwen's dynamic-resolution bounds (None: the processor's defaults).
+        seed: seed of the demo language model's random initialisation.
+        hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size, max_positions: the
+            demo language model (a Qwen2 decoder).
+        image_tower: the demo's tower name (:func:`geolib.features.load_image_tower`).
+    """
+
+    model_id: str = "demo"
+    revision: str | None = None
+    dtype: str = "float32"
+    gradient_checkpointing: bool = False
+    attn_implementation: str = "sdpa"
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    seed: int = 0
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 4
+    intermediate_size: int = 768
+    max_positions: int = 1024
+    image_tower: str = "efficientnet_lite0"
+
+    @classmethod
+    def coerce(cls, spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
+        """A :class:`ModelSpec` from itself or a mapping (unknown keys are an error)."""
+        if isinstance(spec, ModelSpec):
+            return spec
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"spec must be a ModelSpec or a mapping, got {type(spec).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(spec) - known)
+        if unknown:
+            raise ValueError(f"unknown model spec keys {unknown}; allowed: {sorted(known)}")
+        return cls(**spec)
+
+
+#: The paper profile's model (pin ``revision`` in params/paper.yaml).
+PAPER_MODEL = {"model_id": "Qwen/Qwen2.5-VL-7B-Instruct", "dtype": "bfloat16", "gradient_checkpointing": True}
+#: The demo profile's model: a 4-layer, 256-wide Qwen2 decoder behind EfficientNet-Lite0.
+DEMO_MODEL = {"model_id": "demo"}
+
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {name!r}")
+    return _DTYPES[name]
+
+
+def vision_tower(model: nn.Module) -> nn.Module:
+    """The vision tower of a Qwen2(.5)-VL or LLaVA model (also inside a PEFT wrapper)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # unwrap PEFT
+    core = getattr(inner, "model", inner)
+    for name in ("visual", "vision_tower", "vision_model"):
+        if isinstance(getattr(core, name, None), nn.Module):
+            return getattr(core, name)
+    raise ValueError(f"no vision tower found in {type(inner).__name__} (looked for visual, vision_tower, vision_model)")
+
+
+def freeze_vision_tower(model: nn.Module) -> nn.Module:
+    """Set ``requires_grad=False`` on every parameter of the vision tower; returns ``model``."""
+    for p in vision_tower(model).parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def build_demo_model(tokenizer, spec: ModelSpec | Mapping[str, Any] | None = None) -> PreTrainedModel:
+    """The demo's LLaVA-style model: frozen pretrained tower → trained projector → small Qwen2 LM.
+
+    Args:
+        tokenizer: from :func:`train_tokenizer` (gives the vocabulary and the special token ids).
+        spec: the language model's size (:class:`ModelSpec` fields); default :data:`DEMO_MODEL`.
+
+    Returns:
+        A ``LlavaForConditionalGeneration`` in float32 whose vision tower is a
+        :class:`FeatureTowerModel` (ImageNet weights, frozen). The language model and the projector
+        are randomly initialised from ``spec.seed``.
+    """
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, Qwen2Config
+
+    spec = ModelSpec.coerce(spec or DEMO_MODEL)
+    tok = _tokenizer(tokenizer)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in (PAD_TOKEN, IM_END, IMAGE_TOKEN)}
+    if any(i is None or i == tok.unk_token_id for i in ids.values()):
+        raise ValueError(f"tokenizer lacks the special tokens {SPECIAL_TOKENS}; build it with train_tokenizer()")
+    text_config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads,
+        max_position_embeddings=spec.max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=ids[IM_END],
+        pad_token_id=ids[PAD_TOKEN],
+    )
+    tower = FeatureTowerConfig(tower=spec.image_tower)
+    tokens_per_side = tower.image_size // tower.patch_size
+    config = LlavaConfig(
+        vision_config=tower,
+        text_config=text_config,
+        image_token_id=ids[IMAGE_TOKEN],
+        image_seq_length=tokens_per_side**2,
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        projector_hidden_act="gelu",
+        tie_word_embeddings=True,
+    )
+    config._attn_implementation = spec.attn_implementation
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = LlavaForConditionalGeneration(config)
+    _set_generation_tokens(model, tok)
+    return freeze_vision_tower(model)
+
+
+def _set_generation_tokens(model: PreTrainedModel, tokenizer) -> None:
+    """Stop at ``<|im_end|>`` (or ``<|endoftext|>``), pad with ``<|endoftext|>``; greedy by default."""
+    tok = _tokenizer(tokenizer)
+    eos = [tok.convert_tokens_to_ids(IM_END), tok.convert_tokens_to_ids(PAD_TOKEN)]
+    gc = model.generation_config
+    gc.eos_token_id = eos
+    gc.pad_token_id = tok.convert_tokens_to_ids(PAD_TOKEN)
+    gc.bos_token_id = None
+    gc.do_sample = False
+    for key in ("temperature", "top_p", "top_k", "repetition_penalty"):
+        if hasattr(gc, key):
+            setattr(gc, key, None)
+
+
+def build_model(spec: ModelSpec | Mapping[str, Any], processor=None, config=None):
+    """Build the profile's vision-language model and its processor.
+
+    Args:
+        spec: :class:`ModelSpec` or a mapping of its fields (from the params file).
+        processor: the processor/tokenizer to use. Demo: required (from :func:`train_tokenizer`
+            or :func:`load_processor`). Hub models: None loads ``AutoProcessor`` at the pinned
+            revision.
+        config: a transformers config to build from instead of downloading (tests: a tiny random
+            Qwen2.5-VL); the weights are then random.
+
+    Returns:
+        ``(model, processor)``: the model with its vision tower frozen, in ``spec.dtype``, with
+        gradient checkpointing when asked, and generation set to greedy, stopping at
+        ``<|im_end|>``.
+    """
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    spec = ModelSpec.coerce(spec)
+    dtype = _torch_dtype(spec.dtype)
+    if spec.model_id == "demo":
+        if processor is None:
+            raise ValueError("the demo model needs its tokenizer: build_model(spec, processor=train_tokenizer(...))")
+        model = build_demo_model(processor, spec).to(dtype)
+    else:
+        if config is None:
+            if not spec.revision:
+                raise ValueError(
+                    f"hub model {spec.model_id!r} needs a pinned revision (a commit hash) in the params file"
+                )
+            if not re.fullmatch(r"[0-9a-f]{40}", spec.revision):
+                warnings.warn(
+                    f"revision {spec.revision!r} is not a commit hash: a branch or tag can move", stacklevel=2
+                )
+            kwargs = {"revision": spec.revision}
+            if processor is None:
+                pixel_kwargs = {k: v for k, v in (("min_pixels", spec.min_pixels), ("max_pixels", spec.max_pixels)) if v}
+                processor = AutoProcessor.from_pretrained(spec.model_id, **kwargs, **pixel_kwargs)
+            model = AutoModelForImageTextToText.from_pretrained(
+                spec.model_id, dtype=dtype, attn_implementation=spec.attn_implementation, **kwargs
+            )
+        else:
+            if processor is None:
+                raise ValueError("building from a config needs its processor (processor=...)")
+            config._attn_implementation = spec.attn_implementation
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(spec.seed)
+                model = AutoModelForImageTextToText.from_config(config, dtype=dtype)
+        _set_generation_tokens(model, processor)
+        freeze_vision_tower(model)
+    if spec.gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    return model, processor
+
+
+def random_qwen25vl(tokenizer, text: Mapping[str, Any] | None = None, vision: Mapping[str, Any] | None = None,
+                    min_pixels: int = 56 * 56, max_pixels: int = 112 * 112):
+    """A randomly initialised Qwen2.5-VL config and processor, built without the hub.
+
+    The paper's model class at any size: tests use the tiny defaults; the tuning benchmark passes
+    the 7B's widths with fewer layers. ``text``/``vision`` override the text and vision config
+    fields; the special-token ids come from ``tokenizer`` (one from :func:`train_tokenizer`).
+
+    Returns:
+        ``(config, processor)`` for ``build_model(spec, processor=processor, config=config)``.
+    """
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels),
+        tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE,
+    )
+    sid = tokenizer.convert_tokens_to_ids
+    text_config = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                       rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 10000.0},
+                       bos_token_id=None, eos_token_id=sid(IM_END), pad_token_id=sid(PAD_TOKEN))
+    vision_config = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2,
+                         fullatt_block_indexes=[1], window_size=56)
+    text_config.update(text or {})
+    vision_config.update(vision or {})
+    vision_config.setdefault("out_hidden_size", text_config["hidden_size"])
+    config = Qwen2_5_VLConfig(
+        text_config=text_config, vision_config=vision_config,
+        image_token_id=sid(IMAGE_TOKEN), video_token_id=sid(VIDEO_TOKEN),
+        vision_start_token_id=sid(VISION_START), vision_end_token_id=sid(VISION_END),
+    )
+    return config, processor
+
+
+def load_model(path: str | os.PathLike, dtype: str = "float32"):
+    """Reload a model saved by a full (non-LoRA) stage of :func:`train_stage` (the demo base model).
+
+    Args:
+        path: the stage's output folder (holding ``stage.json`` and ``model/``) or ``model/`` itself.
+        dtype: dtype to load in.
+
+    Returns:
+        ``(model, processor)`` with the vision tower frozen and generation set up.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    path = Path(path)
+    if (path / "model").is_dir():
+        path = path / "model"
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"no saved model in {path} (expected config.json from train_stage)")
+    model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=_torch_dtype(dtype))
+    processor = load_processor(path)
+    _set_generation_tokens(model, processor)
+    return freeze_vision_tower(model), processor
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversations
+
+
+def user_message(prompt: str) -> dict:
+    """The user turn: the image, then the prompt."""
+    return {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
+
+
+def assistant_message(text: str) -> dict:
+    """An assistant turn holding ``text``."""
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def format_answer(**fields_: str) -> str:
+    """GeoReasoner's answer style: a Python dict literal, e.g. ``{'country': 'France', 'city': 'Paris'}``.
+
+    Keys keep the order given; ``repr`` picks the quotes (``"Côte d'Ivoire"``), so
+    ``ast.literal_eval`` and :func:`geolib.answers.parse_answer` read it back.
+    """
+    return repr({k: str(v) for k, v in fields_.items()})
+
+
+#: Which columns each tuning stage puts in the answer.
+STAGE_FIELDS = {"reasoning": ("country", "reasons"), "location": ("country", "city")}
+
+
+def country_name(value: str) -> str:
+    """An ISO 3166-1 alpha-2 code (``"FR"``) as its English name (CLDR: ``"France"``); names pass through."""
+    value = str(value).strip()
+    if re.fullmatch(r"[A-Z]{2}", value):
+        import babel
+
+        name = babel.Locale("en").territories.get(value)
+        if name is None:
+            raise ValueError(f"unknown country code {value!r}")
+        return name
+    return value
+
+
+def _place_names(country_codes: Sequence[str], cities: Sequence[str]) -> list[str]:
+    """Names that give a place away: cities, and each country's code, English name and its names
+    in its own official languages (CLDR; what the demo world writes on signs)."""
+    import babel
+    from babel import languages
+
+    names = [str(c) for c in cities if isinstance(c, str) and c.strip()]
+    english = babel.Locale("en").territories
+    for code in {str(c).strip() for c in country_codes if isinstance(c, str)}:
+        names.append(code)
+        if not re.fullmatch(r"[A-Z]{2}", code):
+            continue
+        if code in english:
+            names.append(english[code])
+        for lang in languages.get_official_languages(code, de_facto=True):
+            try:
+                local = babel.Locale.parse(lang).territories.get(code)
+            except (ValueError, babel.UnknownLocaleError):
+                continue
+            if local:
+                names.append(local)
+    return names
+
+
+def _row_images(frame, image_column: str | None) -> list:
+    if image_column is None:
+        return list(range(len(frame)))
+    if image_column not in frame.columns:
+        raise ValueError(f"image column {image_column!r} not in the frame; columns: {list(frame.columns)}")
+    return [v.item() if isinstance(v, np.generic) else v for v in frame[image_column].tolist()]
+
+
+def _text_value(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v).strip()
+
+
+def make_conversations(
+    frame,
+    stage: str,
+    image_column: str | None = None,
+    country_column: str = "country",
+    city_column: str = "city",
+    reasons_column: str = "reasoning",
+) -> list[dict]:
+    """GeoReasoner's tuning conversations, one per row of ``frame``.
+
+    * ``"reasoning"`` (stage 1, reasoning tuning, from the clue corpus): user "Which country is
+      the image located? Explain the reason." → ``{'country': …, 'reasons': …}``.
+    * ``"location"`` (stage 2, location tuning, curated images): user "Which country and city is
+      the image located?" → ``{'country': …, 'city': …}``.
+
+    Country codes (the manifest's ISO alpha-2 ``country``) are written as English names
+    (:func:`country_name`), as GeoReasoner's answers are.
+
+    Args:
+        frame: a DataFrame with the answer columns (and the image column), e.g. the pool manifest.
+        stage: ``"reasoning"`` or ``"location"``.
+        image_column: the column whose value is the conversation's image key (an int row of the
+            feature array passed to training, or a path); None: the row's position in ``frame``
+            (features computed for exactly this frame, in this order).
+        country_column, city_column, reasons_column: the answer columns (manifest names by default).
+
+    Returns:
+        ``[{"image": key, "messages": [user, assistant]}, ...]``; rows with an empty answer
+        field are skipped with a warning (count and first examples).
+    """
+    if stage not in STAGE_FIELDS:
+        raise ValueError(f"stage must be one of {sorted(STAGE_FIELDS)}, got {stage!r}")
+    columns = {"country": country_column, "city": city_column, "reasons": reasons_column}
+    needed = [columns[f] for f in STAGE_FIELDS[stage]]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"stage {stage!r} needs columns {needed}; missing {missing} in {list(frame.columns)}")
+    images = _row_images(frame, image_column)
+    conversations, skipped = [], []
+    for i, (image, row) in enumerate(zip(images, frame[needed].itertuples(index=False, name=None))):
+        values = {f: _text_value(v) for f, v in zip(STAGE_FIELDS[stage], row)}
+        if not all(values.values()):
+            skipped.append(i)
+            continue
+        values["country"] = country_name(values["country"])
+        conversations.append(
+            {"image": image, "messages": [user_message(PROMPTS[stage]), assistant_message(format_answer(**values))]}
+        )
+    if skipped:
+        warnings.warn(
+            f"make_conversations({stage!r}): skipped {len(skipped)} of {len(frame)} rows with an empty "
+            f"{'/'.join(needed)} (first rows: {skipped[:5]})",
+            stacklevel=2,
+        )
+    return conversations
+
+
+def _names_pattern(names: Sequence[str]) -> re.Pattern | None:
+    """Whole-word, case-sensitive matches of ``names`` (case-insensitive would turn the city "Van"
+    or the code "IN" into ordinary words)."""
+    names = sorted({n.strip() for n in names if isinstance(n, str) and len(n.strip()) >= 2}, key=len, reverse=True)
+    if not names:
+        return None
+    return re.compile(r"(?<!\w)(" + "|".join(re.escape(n) for n in names) + r")(?!\w)")
+
+
+def _scrub_sentences(text: str, pattern: re.Pattern | None) -> str:
+    """Drop every sentence of ``text`` that mentions one of the forbidden names."""
+    if pattern is None:
+        return text
+    parts = re.split(r"(?<=[.!?])\s+", text)
+    return " ".join(p for p in parts if not pattern.search(p)).strip()
+
+
+@functools.lru_cache(maxsize=None)
+def _sign_vocabulary(country: str) -> frozenset[str]:
+    """Sign words of the demo world that name no place: the weekday and month names of the
+    country's sign languages (CLDR, as :func:`geolib.world.local_words` draws them)."""
+    from geolib import world
+
+    try:
+        languages = world.country_facts(country)["languages"]
+    except KeyError:
+        return frozenset()
+    words: set[str] = set()
+    for lang in languages:
+        w = world.local_words(lang, country)
+        words.update(w["days"], w["days_short"], w["months"])
+    return frozenset(words)
+
+
+def _readable_sign_words(sign_text: str, country: str) -> list[str]:
+    """The parts of the legible sign text (signs joined by " | ", lines by " / ") that are safe to
+    read out: distances (they hold a digit) and weekday / month names. Place names are left out."""
+    vocabulary = _sign_vocabulary(country) if isinstance(country, str) else frozenset()
+    out: list[str] = []
+    for sign in sign_text.split(" | "):
+        for part in sign.split(" / "):
+            part = part.strip()
+            if not part:
+                continue
+            pieces = [x for x in re.split(r"\s+[–-]\s+", part) if x]
+            if any(ch.isdigit() for ch in part) or (pieces and all(x in vocabulary for x in pieces)):
+                if part not in out:
+                    out.append(part)
+    return out
+
+
+def _clue_words(clue: str) -> str:
+    from geolib import world
+
+    try:
+        return world.clue_phrase(clue)
+    except ValueError:
+        return clue.replace("_", " ").replace(":", " ")
+
+
+def describe_scene(row: Mapping[str, Any]) -> str:
+    """A caption of one demo-world scene from its manifest row, naming no place.
+
+    What is in view (the first sentence of ``reasoning``, which describes the picture, else the
+    ``scene`` type; ``building_fraction``), the visible clues in words (``clues``, clue
+    ids through :func:`geolib.world.clue_phrase`: "signs in Cyrillic script", "cars driving on the
+    left", "yellow centre lines"), and the legible sign text read out (``sign_text``) except the
+    place names on it: only weekday / month names and distances are quoted. Missing fields are
+    left out.
+
+    Example:
+        ``A suburban road with houses set back from it, with a sidewalk and trees. Buildings cover
+        about 30% of the view. Visible: signs in Latin script, cars driving on the right, white
+        centre lines. A sign reads "Montag".``
+    """
+
+    def get(key):
+        v = row.get(key) if hasattr(row, "get") else None
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return [str(x) for x in v if str(x).strip()]
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+    scene, reasoning = get("scene"), get("reasoning")
+    first = re.split(r"(?<=[.!?])\s+", reasoning.strip())[0] if isinstance(reasoning, str) and reasoning.strip() else ""
+    if first:  # the demo world's reasoning opens with what the picture shows (no place in it)
+        sentences = [first]
+    elif scene:
+        sentences = [f"{'An' if str(scene)[:1] in 'aeiou' else 'A'} {scene} scene."]
+    else:
+        sentences = ["A street scene."]
+    fraction = get("building_fraction")
+    if isinstance(fraction, (int, float, np.floating)):
+        share = int(round(float(fraction) * 10)) * 10
+        sentences.append(f"Buildings cover about {share}% of the view." if share else "No building fills the view.")
+    clues = get("clues")
+    if isinstance(clues, list):
+        sentences.append(f"Visible: {', '.join(_clue_words(c) for c in clues)}." if clues else
+                         "Nothing distinctive is visible.")
+    text = get("sign_text")
+    if isinstance(text, str) and text.strip():
+        words = _readable_sign_words(text, get("country"))
+        if len(words) == 1:
+            sentences.append(f'A sign reads "{words[0]}".')
+        elif words:
+            sentences.append("Signs read " + ", ".join(f'"{w}"' for w in words[:-1]) + f' and "{words[-1]}".')
+        else:
+            sentences.append("A sign shows a place name.")
+    return " ".join(sentences)
+
+
+def base_training_conversations(
+    pool,
+    image_column: str | None = None,
+    caption_column: str | None = None,
+    country_column: str = "country",
+    city_column: str = "city",
+) -> list[dict]:
+    """Caption conversations for the demo's base training: look and describe, never name the place.
+
+    User "Describe the image." → what is in the scene, the visible clues, the sign text read out
+    (:func:`describe_scene`, or ``caption_column`` when the pool already has captions). As a
+    second guard, every sentence that names a place of the pool is dropped: any city of
+    ``city_column``, any country of ``country_column`` by English name or by its name in its own
+    official languages (CLDR; signs of the demo world can read "Deutschland"). So the base model
+    learns to see, not where it is.
+
+    Args:
+        pool: the image pool DataFrame (one row per image; the demo world's manifest).
+        image_column: image key column, None for the row position (see :func:`make_conversations`).
+        caption_column: use this column's text as the caption instead of :func:`describe_scene`.
+        country_column, city_column: the place columns whose values must never appear.
+
+    Returns:
+        ``[{"image": key, "messages": [user, assistant]}, ...]``.
+    """
+    images = _row_images(pool, image_column)
+    codes = pool[country_column].dropna().unique().tolist() if country_column in pool.columns else []
+    cities = pool[city_column].dropna().unique().tolist() if city_column in pool.columns else []
+    pattern = _names_pattern([n for n in _place_names(codes, cities) if not re.fullmatch(r"[A-Z]{2}", n)])
+    conversations = []
+    for image, row in zip(images, pool.to_dict("records")):
+        caption = _text_value(row.get(caption_column)) if caption_column else describe_scene(row)
+        caption = _scrub_sentences(caption, pattern) or "A street scene."
+        conversations.append({"image": image, "messages": [user_message(PROMPTS["describe"]), assistant_message(caption)]})
+    return conversations
+
+
+def conversation_texts(conversations: Sequence[dict]) -> list[str]:
+    """All message texts of ``conversations`` (a tokenizer corpus for :func:`train_tokenizer`)."""
+    out = []
+    for conv in conversations:
+        for m in conv["messages"]:
+            content = m["content"]
+            if isinstance(content, str):
+                out.append(content)
+            else:
+                out.extend(p["text"] for p in content if p.get("type") == "text")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding: text + images → model inputs, with the loss on assistant tokens only
+
+
+def _resolve_images(keys: Sequence, images) -> list:
+    """Look each key up in ``images`` (a feature array or a list of paths); None: keys are images."""
+    if images is None:
+        return list(keys)
+    out = []
+    for k in keys:
+        if isinstance(k, (int, np.integer)):
+            out.append(images[int(k)])
+        else:
+            raise TypeError(f"image key {k!r} must be an int row of the images passed, got {type(k).__name__}")
+    return out
+
+
+def _stack_image_inputs(items: Sequence) -> torch.Tensor | list:
+    """Features (T, C) rows → a float32 tensor (B, T, C); anything else is returned as a list."""
+    if all(isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 2 for x in items):
+        arr = np.stack([np.asarray(x, dtype=np.float32) for x in items])
+        if not np.isfinite(arr).all():
+            raise ValueError("image features contain NaN/inf (an unreadable image in the feature cache?)")
+        return torch.from_numpy(arr)
+    if any(isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 2 for x in items):
+        raise TypeError("a batch mixes cached features with images; pass one kind")
+    return list(items)
+
+
+def _load_pil(image):
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    with Image.open(os.fspath(image)) as img:
+        return img.convert("RGB")
+
+
+def encode_texts(processor, texts: Sequence[str], images: Sequence, padding_side: str = "right",
+                 max_length: int | None = None) -> dict[str, torch.Tensor]:
+    """Tokenize chat-formatted ``texts`` (one image each) and prepare the images.
+
+    Hub processors (Qwen) do both, expanding each ``<|image_pad|>`` to the image's token count.
+    The demo tokenizer: ``images`` are cached features (T, C) or pixels' sources (paths / PIL,
+    preprocessed by :func:`geolib.features.preprocess`), and ``<|image_pad|>`` is expanded to T
+    (49 at 224 px) here.
+
+    Returns:
+        ``input_ids`` and ``attention_mask`` (B, L), ``pixel_values`` and, for Qwen,
+        ``image_grid_thw`` and ``mm_token_type_ids``.
+    """
+    if len(texts) != len(images):
+        raise ValueError(f"{len(texts)} texts but {len(images)} images")
+    if _is_hf_processor(processor):
+        stacked = _stack_image_inputs(images)
+        if isinstance(stacked, torch.Tensor):
+            raise TypeError("cached features work with the demo model only; pass image paths to a hub processor")
+        tok = processor.tokenizer
+        previous = tok.padding_side
+        tok.padding_side = padding_side
+        try:
+            batch = processor(text=list(texts), images=[_load_pil(x) for x in stacked], padding=True,
+                              return_tensors="pt")
+        finally:
+            tok.padding_side = previous
+        batch = dict(batch)
+        if max_length is not None and batch["input_ids"].shape[1] > max_length:
+            batch = _truncate(batch, max_length, tok.convert_tokens_to_ids(IMAGE_TOKEN), padding_side)
+        return batch
+    tok = processor
+    stacked = _stack_image_inputs(images)
+    if isinstance(stacked, list):
+        from geolib import features
+
+        stacked = features.preprocess(stacked)  # (B, 3, 224, 224)
+        n_tokens = (stacked.shape[-2] // 32) * (stacked.shape[-1] // 32)
+    else:
+        n_tokens = stacked.shape[1]
+    expanded = []
+    for t in texts:
+        if t.count(IMAGE_TOKEN) != 1:
+            raise ValueError(f"each text needs exactly one {IMAGE_TOKEN}, got {t.count(IMAGE_TOKEN)}: {t[:80]!r}")
+        expanded.append(t.replace(IMAGE_TOKEN, IMAGE_TOKEN * n_tokens))
+    ids = tok(expanded, add_special_tokens=False)["input_ids"]
+    if max_length is not None:
+        ids = [x[:max_length] for x in ids]
+    image_id = tok.convert_tokens_to_ids(IMAGE_TOKEN)
+    for x in ids:
+        if sum(1 for t in x if t == image_id) != n_tokens:
+            raise ValueError(f"max_length={max_length} cuts into the image tokens; raise it")
+    pad = tok.convert_tokens_to_ids(PAD_TOKEN)
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        if padding_side == "left":
+            input_ids[i, width - len(x):] = torch.tensor(x)
+            attention[i, width - len(x):] = 1
+        else:
+            input_ids[i, : len(x)] = torch.tensor(x)
+            attention[i, : len(x)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention, "pixel_values": stacked}
+
+
+def _truncate(batch: dict, max_length: int, image_id: int, padding_side: str) -> dict:
+    """Cut (B, L) tensors to ``max_length`` (keeping the start), refusing to cut image tokens."""
+    before = (batch["input_ids"] == image_id).sum()
+    sl = slice(None, max_length) if padding_side == "right" else slice(-max_length, None)
+    L = batch["input_ids"].shape[1]
+    out = {k: (v[:, sl] if isinstance(v, torch.Tensor) and v.ndim == 2 and v.shape[1] == L and k != "pixel_values" else v)
+           for k, v in batch.items()}
+    if (out["input_ids"] == image_id).sum() != before:
+        raise ValueError(f"max_length={max_length} cuts into the image tokens; raise it")
+    return out
+
+
+def assistant_token_mask(input_ids: torch.Tensor, processor) -> torch.Tensor:
+    """True on the tokens of each assistant reply and its closing ``<|im_end|>``.
+
+    An assistant turn starts after ``<|im_start|>assistant\\n`` and ends with ``<|im_end|>``
+    (ChatML); the header itself, the system and user turns, image tokens and padding are False.
+
+    Args:
+        input_ids: (B, L) token ids.
+
+    Returns:
+        (B, L) bool mask.
+    """
+    tok = _tokenizer(processor)
+    header = tok.encode(f"{IM_START}assistant\n", add_special_tokens=False)
+    end = tok.convert_tokens_to_ids(IM_END)
+    ids = input_ids.tolist()
+    mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    h = len(header)
+    for b, row in enumerate(ids):
+        i = 0
+        while i <= len(row) - h:
+            if row[i: i + h] == header:
+                j = i + h
+                while j < len(row) and row[j] != end:
+                    j += 1
+                stop = min(j + 1, len(row))  # include <|im_end|> (the model must learn to stop)
+                mask[b, i + h: stop] = True
+                i = stop
+            else:
+                i += 1
+    return mask
+
+
+class ConversationCollator:
+    """Batches conversations for training: chat template → tokens + images, labels on replies.
+
+    Labels are the input ids on assistant tokens (:func:`assistant_token_mask`) and -100
+    everywhere else (prompt, image tokens, padding), so the loss is on the answers only.
+
+    Args:
+        processor: a Qwen processor or the demo tokenizer.
+        images: what conversation ``"image"`` keys index (a feature array (N, T, C) or a list
+            of paths); None when the keys are image paths themselves.
+        max_length: longest sequence in tokens (image tokens included); longer ones are cut at the end.
+    """
+
+    def __init__(self, processor, images=None, max_length: int | None = None):
+        self.processor = processor
+        self.images = images
+        self.max_length = max_length
+
+    def __call__(self, conversations: Sequence[dict]) -> dict[str, torch.Tensor]:
+        texts = [self.processor.apply_chat_template(c["messages"], tokenize=False) for c in conversations]
+        images = _resolve_images([c["image"] for c in conversations], self.images)
+        batch = encode_texts(self.processor, texts, images, padding_side="right", max_length=self.max_length)
+        labels = batch["input_ids"].clone()
+        labels[~assistant_token_mask(batch["input_ids"], self.processor)] = -100
+        labels[batch["attention_mask"] == 0] = -100
+        batch["labels"] = labels
+        return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def lora_config(r: int = 64, alpha: int = 16, dropout: float = 0.05, target_modules: Sequence[str] = LORA_TARGET_MODULES):
+    """A peft ``LoraConfig`` on the language model's projections ``target_modules`` only.
+
+    Args:
+        r: LoRA rank. alpha: scaling numerator (update scale alpha / r). dropout: on the LoRA input.
+        target_modules: projection names inside the language model (default q, k, v, o, gate, up, down).
+    """
+    from peft import LoraConfig
+
+    bad = [m for m in target_modules if not re.fullmatch(r"\w+", m)]
+    if bad:
+        raise ValueError(f"target_modules must be plain module names, got {bad}")
+    regex = r".*language_model.*\.(" + "|".join(target_modules) + r")"
+    return LoraConfig(r=int(r), lora_alpha=int(alpha), lora_dropout=float(dropout), target_modules=regex,
+                      bias="none", task_type="CAUSAL_LM")
+
+
+def lora_config_from(hparams: Mapping[str, Any]):
+    """:func:`lora_config` from a stage dict such as :data:`PAPER_STAGE1` (``lora_r``, ``lora_alpha``, ``lora_dropout``)."""
+    return lora_config(hparams["lora_r"], hparams["lora_alpha"], hparams["lora_dropout"])
+
+
+def training_arguments(output_dir: str | os.PathLike, hparams: Mapping[str, Any], **overrides) -> TrainingArguments:
+    """``TrainingArguments`` from a stage dict (:data:`PAPER_STAGE1`, :data:`DEMO_STAGE1`, ...).
+
+    ``effective_batch_size`` becomes gradient accumulation over ``per_device_train_batch_size``
+    × the number of processes; ``warmup_ratio`` becomes a fractional ``warmup_steps``; the LoRA
+    keys and ``max_length`` are ignored here. On a CPU-only machine ``use_cpu=True`` and bf16 off;
+    on a GPU bf16 when supported. Checkpoints every ``save_steps`` (default: ~10 per run via
+    ``save_strategy="steps"``) keeping the last two; loss logged every ``logging_steps``.
+
+    Args:
+        output_dir: where checkpoints go.
+        hparams: the stage dict.
+        overrides: any ``TrainingArguments`` field (e.g. ``max_steps=1`` in tests).
+    """
+    hp = dict(hparams)
+    kwargs: dict[str, Any] = {k: v for k, v in hp.items() if k not in _NON_TRAINER_KEYS}
+    per_device = int(kwargs.setdefault("per_device_train_batch_size", 8))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if "effective_batch_size" in hp and "gradient_accumulation_steps" not in kwargs:
+        effective = int(hp["effective_batch_size"])
+        if effective % (per_device * world):
+            raise ValueError(
+                f"effective_batch_size={effective} is not a multiple of per_device_train_batch_size={per_device} "
+                f"× {world} processes"
+            )
+        kwargs["gradient_accumulation_steps"] = effective // (per_device * world)
+    if "warmup_ratio" in hp and "warmup_steps" not in kwargs:
+        kwargs["warmup_steps"] = float(hp["warmup_ratio"])
+    cuda = torch.cuda.is_available()
+    defaults = {
+        "use_cpu": not cuda,
+        "bf16": bool(cuda and torch.cuda.is_bf16_supported()),
+        "logging_steps": 10,
+        "logging_first_step": True,
+        "save_strategy": "steps",
+        "save_steps": 50,
+        "save_total_limit": 2,
+        "report_to": "none",
+        "remove_unused_columns": False,
+        "label_names": ["labels"],
+        "dataloader_pin_memory": cuda,
+        "disable_tqdm": False,
+        "seed": 0,
+        "train_sampling_strategy": "group_by_length",  # less padding; batches stay random
+    }
+    # transformers 5 renamed gradient checkpointing to activation checkpointing.
+    if "gradient_checkpointing" in kwargs:
+        kwargs["activation_checkpointing"] = bool(kwargs.pop("gradient_checkpointing"))
+    if kwargs.get("activation_checkpointing"):
+        defaults["activation_checkpointing_kwargs"] = {"use_reentrant": False}
+    merged = {**defaults, **kwargs, **overrides}
+    return TrainingArguments(output_dir=str(output_dir), **merged)
+
+
+@dataclass
+class StageResult:
+    """What :func:`train_stage` returns.
+
+    Attributes:
+        model: the trained model (a ``PeftModel`` with the stage's adapter active on top of the
+            earlier ones, or the fully fine-tuned model).
+        stage: the stage name (= the adapter's name for LoRA stages).
+        output_dir: the stage folder (``stage.json``, ``log_history.json``/``.csv``, ``adapter/``
+            or ``model/``, ``checkpoint-*``).
+        log_history: the trainer's log (one dict per logging step: ``loss``, ``learning_rate``,
+            ``epoch``, ``step``; a final entry with ``train_runtime``, ``train_samples_per_second``).
+        trained: False when a finished, current stage was found and loaded instead of trained.
+        resumed_from: the checkpoint training resumed from, if any.
+    """
+
+    model: Any
+    stage: str
+    output_dir: Path
+    log_history: list[dict] = field(default_factory=list)
+    trained: bool = True
+    resumed_from: str | None = None
+
+    @property
+    def metrics(self) -> dict:
+        """The final train metrics (runtime, samples/s, steps/s, mean loss)."""
+        final = [h for h in self.log_history if "train_runtime" in h]
+        return dict(final[-1]) if final else {}
+
+
+class _LogHistoryWriter(TrainerCallback):
+    """Writes the trainer's log history as JSON and CSV (atomically) every time it logs."""
+
+    def __init__(self, output_dir: Path):
+        self.output_dir = output_dir
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            write_log_history(self.output_dir, state.log_history)
+
+
+def write_log_history(output_dir: str | os.PathLike, log_history: list[dict]) -> None:
+    """``log_history.json`` and ``log_history.csv`` in ``output_dir``, written atomically."""
+    import pandas as pd
+
+    output_dir = Path(output_dir)
+    gio.write_json(output_dir / "log_history.json", log_history)
+    frame = pd.DataFrame(log_history)
+    gio.atomic_write_bytes(output_dir / "log_history.csv", frame.to_csv(index=False).encode("utf-8"))
+
+
+class _StageTrainer(Trainer):
+    """``Trainer`` that resumes a LoRA stage into its own named adapter.
+
+    The stock resume reloads every adapter of a checkpoint and then activates only the first
+    one, which would switch the stacked stage 1 off. Here only the stage's adapter weights are
+    loaded, in place; which adapters are active does not change.
+    """
+
+    stage_adapter: str | None = None
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Group conversations of similar length into batches (less padding; ``group_by_length``).
+
+        Lengths are the conversations' text lengths in characters (the image tokens are the same
+        for all), so nothing is tokenized ahead of training.
+        """
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and isinstance(dataset, list):
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            lengths = [sum(len(t) for t in conversation_texts([c])) for c in dataset]
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=lengths)
+        return super()._get_train_sampler(train_dataset)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        if self.stage_adapter is None:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        model = model if model is not None else self.model
+        file = Path(resume_from_checkpoint) / self.stage_adapter / "adapter_model.safetensors"
+        if not file.exists():
+            raise FileNotFoundError(f"checkpoint {resume_from_checkpoint} holds no adapter {self.stage_adapter!r} ({file})")
+        result = set_peft_model_state_dict(model, load_file(str(file)), adapter_name=self.stage_adapter)
+        unexpected = getattr(result, "unexpected_keys", [])
+        if unexpected:
+            raise RuntimeError(f"adapter checkpoint {file} has unexpected keys, e.g. {unexpected[:3]}")
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [_jsonable(v) for v in (sorted(obj) if isinstance(obj, set) else obj)]
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _model_digest(model: nn.Module) -> str:
+    """A cheap digest of a model's weights: per-tensor sums and sums of squares (6 significant digits)."""
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in sorted(model.state_dict().items()):
+            if not torch.is_floating_point(p):
+                h.update(f"{name}:{tuple(p.shape)}:{int(p.sum())}".encode())
+                continue
+            x = p.detach().float()
+            h.update(f"{name}:{tuple(p.shape)}:{float(x.sum()):.6g}:{float((x * x).sum()):.6g}".encode())
+    return h.hexdigest()
+
+
+def _settings_digest(stage_name, conversations, hparams, lora, images, processor) -> str:
+    """What a stage's result depends on besides the starting weights: data, settings, images, tokens."""
+    h = hashlib.sha256()
+    h.update(stage_name.encode())
+    tok = _tokenizer(processor)
+    h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
+    h.update(str(getattr(processor, "chat_template", "")).encode())
+    h.update(json.dumps(_jsonable(conversations), sort_keys=True, ensure_ascii=False).encode())
+    h.update(json.dumps(_jsonable(hparams), sort_keys=True).encode())
+    h.update(json.dumps(_jsonable(lora.to_dict() if lora is not None else None), sort_keys=True).encode())
+    if isinstance(images, np.ndarray):
+        h.update(f"{images.shape}:{images.dtype}".encode())
+        step = max(1, len(images) // 64)
+        h.update(np.ascontiguousarray(images[::step]).tobytes())
+    elif images is not None:
+        h.update(json.dumps([str(x) for x in images]).encode())
+    return h.hexdigest()
+
+
+#: Starting-weight digests of stages begun in this process, per model object and (stage folder,
+#: settings): a full fine-tune interrupted in a notebook has changed the model's weights, and a
+#: rerun of the cell must still find (and resume) its own checkpoints.
+_STARTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _start_digest(model, output_dir: Path, settings: str) -> str:
+    key = (str(output_dir.resolve()), settings)
+    try:
+        seen = _STARTED.setdefault(model, {})
+    except TypeError:  # not weak-referenceable
+        return _model_digest(model)
+    if key not in seen:
+        seen[key] = _model_digest(model)
+    return seen[key]
+
+
+def _hparams_dict(training_args) -> dict:
+    if isinstance(training_args, TrainingArguments):
+        d = training_args.to_dict()
+        for k in ("output_dir", "logging_dir", "run_name", "hub_token", "push_to_hub_token"):
+            d.pop(k, None)
+        return d
+    return dict(training_args)
+
+
+def _clear_stage_dir(output_dir: Path) -> None:
+    for child in output_dir.iterdir():
+        if child.name.startswith("checkpoint-") and child.is_dir():
+            shutil.rmtree(child)
+    for name in ("adapter", "model"):
+        if (output_dir / name).is_dir():
+            shutil.rmtree(output_dir / name)
+    for name in ("stage.json", "log_history.json", "log_history.csv"):
+        (output_dir / name).unlink(missing_ok=True)
+
+
+def add_stage_adapter(model, stage_name: str, lora):
+    """Add a trainable LoRA adapter named ``stage_name`` on top of any existing adapters.
+
+    Every earlier adapter stays active and frozen; only the new adapter's LoRA weights require
+    gradients (the base weights, vision tower and projector are frozen by peft).
+
+    Returns:
+        The ``PeftModel`` (a new wrapper for the first adapter, ``model`` itself afterwards).
+    """
+    from peft import PeftModel, get_peft_model
+
+    if isinstance(model, PeftModel):
+        if stage_name in model.peft_config:
+            raise ValueError(f"the model already has an adapter named {stage_name!r}: {list(model.peft_config)}")
+        model.add_adapter(stage_name, lora)
+        names = list(model.peft_config)
+    else:
+        with warnings.catch_warnings():  # peft 0.21 still asks for the old name
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(model, lora, adapter_name=stage_name)
+        names = [stage_name]
+    activate_adapters(model, names, trainable=[stage_name])
+    return model
+
+
+def activate_adapters(model, names: Sequence[str], trainable: Sequence[str] = ()) -> None:
+    """Make exactly the adapters ``names`` active (their updates add up); only ``trainable`` get gradients."""
+    missing = [n for n in names if n not in model.peft_config]
+    if missing:
+        raise ValueError(f"no adapters {missing} in the model; it has {list(model.peft_config)}")
+    model.base_model.set_adapter(list(names))
+    model.base_model.set_requires_grad(list(model.peft_config), False)
+    if trainable:
+        model.base_model.set_requires_grad(list(trainable), True)
+    if list(model.active_adapters) != list(names):
+        raise RuntimeError(f"active adapters are {model.active_adapters}, expected {list(names)}")
+
+
+def train_stage(
+    model,
+    processor,
+    conversations: Sequence[dict],
+    stage_name: str,
+    training_args: TrainingArguments | Mapping[str, Any],
+    lora_config,
+    output_dir: str | os.PathLike,
+    images=None,
+    resume: bool = True,
+    max_length: int | None = None,
+) -> StageResult:
+    """Train one stage with transformers' ``Trainer``; LoRA (a named adapter) or full fine-tune.
+
+    * ``lora_config`` given: a new adapter named ``stage_name`` is added on top of the model's
+      existing adapters (stage 1 stays active and frozen under stage 2); only its LoRA weights
+      train. The adapter is saved to ``output_dir/adapter/<stage_name>/``.
+    * ``lora_config=None``: full fine-tune of everything but the vision tower (the demo's base
+      training: language model + projector); saved to ``output_dir/model/`` with the processor.
+
+    The stage is skipped (its result loaded) when ``output_dir/stage.json`` records a finished
+    run with the same fingerprint (conversations, settings, LoRA config, starting weights,
+    images). With ``resume=True`` an interrupted run restarts from its last checkpoint
+    (``output_dir/checkpoint-*``); checkpoints of a different fingerprint are deleted first.
+    The trainer's log history is written to ``log_history.json``/``.csv`` as it logs.
+
+    Args:
+        model: the model to train (from :func:`build_model`, :func:`load_model`, a previous stage
+            or :func:`load_staged_model`).
+        processor: its processor / tokenizer.
+        conversations: from :func:`make_conversations` / :func:`base_training_conversations`.
+        stage_name: ``"base"``, ``"reasoning"``, ``"location"``, ... (the adapter name).
+        training_args: a stage dict (:data:`DEMO_STAGE1`, :data:`PAPER_STAGE1`, ...; made into
+            ``TrainingArguments`` by :func:`training_arguments`) or a ``TrainingArguments`` whose
+            ``output_dir`` is ``output_dir``.
+        lora_config: from :func:`lora_config` / :func:`lora_config_from`, or None (full fine-tune).
+        output_dir: the stage folder.
+        images: what the conversations' image keys index (a feature array or paths), or None.
+        resume: resume from the last checkpoint of an interrupted run.
+        max_length: longest sequence in tokens (default: the stage dict's ``max_length``).
+
+    Returns:
+        A :class:`StageResult`.
+    """
+    if not re.fullmatch(r"[A-Za-z][\w\-]*", stage_name or ""):
+        raise ValueError(f"stage_name must be a plain name (letters, digits, _ or -), got {stage_name!r}")
+    if not conversations:
+        raise ValueError("train_stage needs at least one conversation")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    hparams = _hparams_dict(training_args)
+    if isinstance(training_args, TrainingArguments):
+        if Path(training_args.output_dir).resolve() != output_dir.resolve():
+            raise ValueError(f"training_args.output_dir is {training_args.output_dir}, but the stage folder is "
+                             f"{output_dir}: checkpoints and resume need them to be the same")
+    elif max_length is None:
+        max_length = hparams.get("max_length")
+    hparams["max_length"] = max_length
+    if lora_config is not None and stage_name in (getattr(model, "peft_config", None) or {}):
+        raise ValueError(
+            f"the model already has an adapter named {stage_name!r} (from an earlier call, perhaps interrupted). "
+            f"Start again from the model before this stage (build_model / load_model / load_staged_model): "
+            f"training resumes from the last checkpoint in {output_dir}"
+        )
+    settings = _settings_digest(stage_name, conversations, hparams, lora_config, images, processor)
+    fingerprint = hashlib.sha256(f"{settings}:{_start_digest(model, output_dir, settings)}".encode()).hexdigest()
+
+    done = output_dir / "stage.json"
+    if done.exists():
+        info = gio.read_json(done)
+        if info.get("fingerprint") == fingerprint:
+            return _load_finished_stage(model, info, output_dir)
+    started = output_dir / "fingerprint.json"
+    if started.exists() and gio.read_json(started).get("fingerprint") != fingerprint:
+        warnings.warn(f"{output_dir}: settings, data or starting weights changed; discarding old checkpoints", stacklevel=2)
+        _clear_stage_dir(output_dir)
+    gio.write_json(started, {"stage": stage_name, "fingerprint": fingerprint})
+
+    if isinstance(training_args, TrainingArguments):
+        args = training_args
+    else:
+        args = training_arguments(output_dir, training_args)
+    if lora_config is not None:
+        from transformers import set_seed
+
+        set_seed(args.seed)  # LoRA's A matrices start random: the same seed gives the same run
+        model = add_stage_adapter(model, stage_name, lora_config)
+    else:
+        from peft import PeftModel
+
+        if isinstance(model, PeftModel):
+            raise ValueError("a full fine-tune (lora_config=None) needs a plain model, not one with adapters")
+        for p in model.parameters():
+            p.requires_grad_(True)
+        freeze_vision_tower(model)
+
+    trainer = _StageTrainer(
+        model=model,
+        args=args,
+        train_dataset=list(conversations),
+        data_collator=ConversationCollator(processor, images, max_length),
+        callbacks=[_LogHistoryWriter(output_dir)],
+    )
+    trainer.stage_adapter = stage_name if lora_config is not None else None
+    resume_from = None
+    if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume_from = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None
+    use_cache = model.config.use_cache
+    model.config.use_cache = False
+    try:
+        trainer.train(resume_from_checkpoint=resume_from)
+    finally:
+        model.config.use_cache = use_cache
+    model.eval()
+    write_log_history(output_dir, trainer.state.log_history)
+
+    if lora_config is not None:
+        model.save_pretrained(str(output_dir / "adapter"), selected_adapters=[stage_name])
+        saved = {"kind": "lora", "adapter_dir": f"adapter/{stage_name}", "adapters": list(model.active_adapters)}
+    else:
+        model.save_pretrained(str(output_dir / "model"))
+        processor.save_pretrained(str(output_dir / "model"))
+        saved = {"kind": "full", "model_dir": "model"}
+    gio.write_json(done, {"stage": stage_name, "fingerprint": fingerprint, "steps": trainer.state.global_step,
+                          "n_conversations": len(conversations), **saved})
+    return StageResult(model, stage_name, output_dir, list(trainer.state.log_history), True, resume_from)
+
+
+def _load_finished_stage(model, info: dict, output_dir: Path) -> StageResult:
+    """Load a finished stage's result onto ``model`` (the same starting model as when it trained)."""
+    history = gio.read_json(output_dir / "log_history.json") if (output_dir / "log_history.json").exists() else []
+    if info["kind"] == "lora":
+        from peft import PeftModel
+
+        name = info["stage"]
+        path = str(output_dir / info["adapter_dir"])
+        if isinstance(model, PeftModel):
+            model.load_adapter(path, adapter_name=name, is_trainable=False)
+            names = [n for n in model.peft_config]
+        else:
+            model = PeftModel.from_pretrained(model, path, adapter_name=name, is_trainable=False)
+            names = [name]
+        activate_adapters(model, names)
+    else:
+        dtype = next(model.parameters()).dtype
+        model, _ = load_model(output_dir, dtype=next(k for k, v in _DTYPES.items() if v == dtype))
+    model.eval()
+    return StageResult(model, info["stage"], output_dir, history, trained=False)
+
+
+def load_staged_model(base, stage_dirs: Sequence[str | os.PathLike], dtype: str = "float32"):
+    """Stack finished stages onto a base model, each as its own named adapter, all active.
+
+    Args:
+        base: the base model, or the folder of a full stage (the demo's base training) to load.
+        stage_dirs: LoRA stage folders written by :func:`train_stage`, in training order (e.g.
+            ``[stage1_dir, stage2_dir]``).
+        dtype: dtype when ``base`` is a folder.
+
+    Returns:
+        A ``PeftModel`` in eval mode with the adapters active in order and frozen (inference; pass
+        it to :func:`train_stage` to add a further stage).
+    """
+    from peft import PeftModel
+
+    if isinstance(base, (str, os.PathLike)):
+        base, _ = load_model(base, dtype)
+    if not stage_dirs:
+        raise ValueError("load_staged_model needs at least one stage folder")
+    model, names = base, []
+    for d in stage_dirs:
+        d = Path(d)
+        if not (d / "stage.json").exists():
+            raise FileNotFoundError(f"{d} holds no finished stage (stage.json missing)")
+        info = gio.read_json(d / "stage.json")
+        if info.get("kind") != "lora":
+            raise ValueError(f"{d} is a full fine-tune stage; pass it as `base`")
+        name, path = info["stage"], str(d / info["adapter_dir"])
+        if name in names:
+            raise ValueError(f"two stages named {name!r}")
+        if isinstance(model, PeftModel):
+            model.load_adapter(path, adapter_name=name, is_trainable=False)
+        else:
+            model = PeftModel.from_pretrained(model, path, adapter_name=name, is_trainable=False)
+        names.append(name)
+    activate_adapters(model, names)
+    model.eval()
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference
+
+
+def _as_image_list(images_or_features) -> list:
+    if isinstance(images_or_features, np.ndarray) or isinstance(images_or_features, torch.Tensor):
+        if images_or_features.ndim != 3:
+            raise ValueError(f"features must be (N, tokens, dim), got shape {tuple(images_or_features.shape)}")
+        return [images_or_features[i] for i in range(len(images_or_features))]
+    if isinstance(images_or_features, (str, os.PathLike)):
+        raise TypeError("pass a list of images (wrap a single path in a list)")
+    return list(images_or_features)
+
+
+@torch.inference_mode()
+def generate(
+    model,
+    processor,
+    images_or_features,
+    prompt: str | Sequence[str] = PROMPTS["location"],
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> list[str]:
+    """Greedy answers for many images, in batches (left padding); raw text, special tokens removed.
+
+    Batched and one-at-a-time generation give the same text (greedy; padding is masked).
+
+    Args:
+        model: a model from :func:`build_model` / :func:`load_staged_model` / a stage result.
+        processor: its processor or tokenizer.
+        images_or_features: cached features (N, tokens, dim) (demo model) or a list of image
+            paths / PIL images.
+        prompt: one prompt for all images, or one per image.
+        max_new_tokens: generation limit per answer.
+        batch_size: images per forward pass.
+        progress: show a tqdm bar.
+
+    Returns:
+        N answer strings.
+    """
+    items = _as_image_list(images_or_features)
+    prompts = [prompt] * len(items) if isinstance(prompt, str) else list(prompt)
+    if len(prompts) != len(items):
+        raise ValueError(f"{len(prompts)} prompts for {len(items)} images")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tok = _tokenizer(processor)
+    was_training = model.training
+    model.eval()
+    outputs: list[str] = []
+    starts = range(0, len(items), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="generate", unit="batch")
+    try:
+        for s in starts:
+            texts = [processor.apply_chat_template([user_message(p)], tokenize=False, add_generation_prompt=True)
+                     for p in prompts[s: s + batch_size]]
+            batch = encode_texts(processor, texts, items[s: s + batch_size], padding_side="left")
+            device = next(model.parameters()).device
+            batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+            if "pixel_values" in batch and torch.is_floating_point(batch["pixel_values"]):
+                batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tok.convert_tokens_to_ids(PAD_TOKEN))
+            new = out[:, batch["input_ids"].shape[1]:]
+            outputs.extend(tok.batch_decode(new, skip_special_tokens=True))
+    finally:
+        model.train(was_training)
+    return [o.strip() for o in outputs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def trainable_parameter_report(model) -> dict[str, int]:
+    """Parameter counts for the notebooks: total, trainable, LoRA, and by part.
+
+    Returns:
+        ``{"total", "trainable", "lora", "vision_tower", "projector", "language_model"}``, numbers
+        of parameters (the paper reports 112.19M LoRA parameters for Qwen-VL-7B at r = 64).
+        Tied weights count once.
+    """
+    tower_ids = {id(p) for p in vision_tower(model).parameters()}
+    seen: set[int] = set()
+    counts = {"total": 0, "trainable": 0, "lora": 0, "vision_tower": 0, "projector": 0, "language_model": 0}
+    for name, p in model.named_parameters(remove_duplicate=True):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        n = p.numel()
+        counts["total"] += n
+        counts["trainable"] += n if p.requires_grad else 0
+        if "lora_" in name:
+            counts["lora"] += n
+        elif id(p) in tower_ids:
+            counts["vision_tower"] += n
+        elif "multi_modal_projector" in name or ".merger." in name:
+            counts["projector"] += n
+        else:
+            counts["language_model"] += n
+    return counts
+
+
+__all__ = [
+    "PROMPTS", "PAPER_STAGE1", "PAPER_STAGE2", "DEMO_BASE", "DEMO_STAGE1", "DEMO_STAGE2", "PAPER_MODEL", "DEMO_MODEL",
+    "LORA_TARGET_MODULES", "ModelSpec", "FeatureTowerConfig", "FeatureTowerModel", "train_tokenizer", "load_processor",
+    "build_model", "build_demo_model", "load_model", "make_conversations", "base_training_conversations",
+    "describe_scene", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
+    "ConversationCollator", "lora_config", "lora_config_from", "training_arguments", "train_stage", "StageResult",
+    "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "trainable_parameter_report",
+    "vision_tower", "freeze_vision_tower", "write_log_history",
+]

@@ -1,0 +1,420 @@
+"""Tests of geolib.gre: chains, conversations, scores, and GRPO steps on tiny models (no hub)."""
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from geolib import gre, world
+from geolib.answers import parse_answer
+from geolib.rewards import ThetaSchedule, format_reward
+
+torch = pytest.importorskip("torch")
+from geolib import vlm  # noqa: E402
+
+TINY = {"model_id": "demo", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 2,
+        "intermediate_size": 128, "max_positions": 512}
+N_IMAGES = 8
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and the test machine is shared."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _row(lat, lon, clues=(), **kw):
+    return {"lat": lat, "lon": lon, "clues": list(clues), "scene": kw.pop("scene", "urban"),
+            "country": kw.pop("country", "FR"), "city": kw.pop("city", "Lyon"), **kw}
+
+
+# --------------------------------------------------------------------------------------------- chains
+
+
+@settings(max_examples=200, deadline=None)
+@given(lat=st.floats(-90, 90, allow_nan=False), lon=st.floats(-180, 180, allow_nan=False))
+def test_chain_passes_format_reward_and_parses_back_to_its_coordinates(lat, lon):
+    chain = gre.build_chain(_row(lat, lon, ["script:Latn"]))
+    assert format_reward(chain) == 1.0
+    parsed = parse_answer(chain)
+    assert parsed.format == "gre"
+    assert parsed.lat == pytest.approx(round(lat, 4), abs=1e-9)
+    assert parsed.lon == pytest.approx(round(lon, 4), abs=1e-9)
+
+
+@pytest.mark.parametrize("lat, lon", [(-33.8688, 151.2093), (-22.9068, -43.1729), (40.7128, -74.006),
+                                      (64.1466, -21.9426), (-0.1807, -78.4678), (90.0, 180.0), (-90.0, -180.0)])
+def test_chain_keeps_hemispheres_latitude_first(lat, lon):
+    chain = gre.build_chain(_row(lat, lon))
+    assert chain.endswith(f"<answer>{lat:.4f}, {lon:.4f}</answer>")
+    parsed = parse_answer(chain)
+    assert (parsed.lat, parsed.lon) == (pytest.approx(lat), pytest.approx(lon))
+
+
+def test_chain_steps_in_order_each_clue_in_its_step_nothing_else_mentioned():
+    clues = world.clue_ids()
+    chain = gre.build_chain(_row(48.0, 2.0, clues, scene="rural"))
+    think = chain.split("<think>")[1].split("</think>")[0].strip().splitlines()
+    assert [line.split(":")[0] for line in think] == [
+        "1. Scene and architecture", "2. Text and language", "3. Vegetation and terrain",
+        "4. Transport and road markings", "Conclusion"]
+    assert world.clues_mentioned(chain) == set(clues)
+    steps = dict(zip(("scene", "text", "vegetation", "transport"), think[:4]))
+    for clue in clues:
+        kind = clue.partition(":")[0]
+        step = next(k for k, _, types in gre.CHAIN_STEPS if kind in types)
+        assert clue in world.clues_mentioned(steps[step]), (clue, steps[step])
+
+
+def test_chain_with_nothing_visible_says_so_and_mentions_no_clue():
+    chain = gre.build_chain(_row(35.0, 139.0, [], scene="natural", country="JP", city="Tokyo"))
+    assert world.clues_mentioned(chain) == set()
+    for key, _, _ in gre.CHAIN_STEPS[1:]:
+        assert gre.NOTHING_VISIBLE[key] in chain
+    assert "weak guess: Japan, near Tokyo" in chain
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Hand-made pool rows in the demo world's manifest columns (both hemispheres, with and without clues)."""
+    return pd.DataFrame({
+        "image_id": [f"demo_{i:06d}" for i in range(N_IMAGES)],
+        "lat": [55.7558, -33.8688, -22.9068, 40.7128, 35.6762, -1.2921, 64.1466, 0.0],
+        "lon": [37.6173, 151.2093, -43.1729, -74.0060, 139.6503, 36.8219, -21.9426, 0.0],
+        "country": ["RU", "AU", "BR", "US", "JP", "KE", "IS", None],
+        "city": ["Moscow", "Sydney", "Rio de Janeiro", "New York", "Tokyo", "Nairobi", "Reykjavik", None],
+        "scene": ["urban", "suburban", "rural", "urban", "landmark", "rural", "natural", "natural"],
+        "clues": [["script:Cyrl", "language:ru", "driving_side:right"], ["driving_side:left", "vegetation:tropical"],
+                  ["plate:mercosur", "centre_line:yellow"], ["direction_sign:green", "edge_line:white"],
+                  ["script:Jpan"], ["vegetation:arid", "driving_side:left"], [], []],
+        "reasoning": ["A city street lined with buildings on both sides, with a sidewalk. The signs are in Cyrillic.",
+                      "A residential street with low houses. Palm trees.", "An open country road.",
+                      "An urban road between tall buildings, with cars.", "A landmark building across a plaza.",
+                      "A rural road through open land.", "Open countryside without buildings. Thick fog washes out "
+                      "the distance.", None],
+    })
+
+
+@pytest.fixture(scope="module")
+def world_pool(tmp_path_factory):
+    """A few real demo-world scenes (rendered at a small size: the clues do not depend on it)."""
+    out = tmp_path_factory.mktemp("world")
+    return world.build_world(out, n_images=N_IMAGES, n_countries=4, cities_per_country=1, seed=3, image_size=64,
+                             workers=1, progress=False)
+
+
+def test_hand_made_rows_chains_mention_exactly_the_visible_clues(pool):
+    for row in pool.to_dict("records"):
+        chain = gre.build_chain(row)
+        assert format_reward(chain) == 1.0
+        assert world.clues_mentioned(chain) == set(row["clues"]), (row["clues"], chain)
+    assert "fog hides the distance" in gre.build_chain(pool.iloc[6])
+    assert "weak guess." in gre.build_chain(pool.iloc[7])  # no clue, no place: still a chain
+
+
+@pytest.mark.slow
+def test_demo_world_chains_mention_exactly_the_visible_clues(world_pool):
+    assert len(world_pool) == N_IMAGES
+    for row in world_pool.to_dict("records"):
+        chain = gre.build_chain(row)
+        assert format_reward(chain) == 1.0
+        assert world.clues_mentioned(chain) == set(row["clues"]), (row["clues"], chain)
+        parsed = parse_answer(chain)
+        assert (parsed.lat, parsed.lon) == (pytest.approx(row["lat"], abs=6e-5), pytest.approx(row["lon"], abs=6e-5))
+
+
+def test_chain_conversations_shape_and_bad_rows_skipped(pool):
+    frame = pool.copy()
+    frame.loc[1, "lat"] = 123.0
+    with pytest.warns(UserWarning, match=r"skipped 1 of 8 rows \(row 1: .*out of range"):
+        convs = gre.chain_conversations(frame)
+    assert len(convs) == N_IMAGES - 1 and [c["image"] for c in convs][:2] == [0, 2]
+    user, assistant = convs[0]["messages"]
+    assert user == vlm.user_message(gre.GRE_PROMPT)
+    assert assistant["role"] == "assistant" and format_reward(assistant["content"][0]["text"]) == 1.0
+    keyed = gre.chain_conversations(pool.assign(key=range(10, 10 + N_IMAGES)), prompt="Where?", image_column="key")
+    assert keyed[0]["image"] == 10 and keyed[0]["messages"][0] == vlm.user_message("Where?")
+
+
+def test_gre30k_cot_records_become_the_same_conversation_shape(tmp_path):
+    from geolib.datasets import load_gre30k_cot
+
+    records = [
+        {"image": "imgs/a.jpg", "conversations": [{"from": "human", "value": "<image>\nWhere is this?"},
+                                                  {"from": "gpt", "value": "<think>Cyrillic signs.</think><answer>55.75, 37.62</answer>"}],
+         "gt_lat": 55.75, "gt_lon": 37.62},
+        {"image": "imgs/b.jpg", "conversations": [{"from": "human", "value": "<image>\nWhere is this?"},
+                                                  {"from": "gpt", "value": "Somewhere in Peru."}],
+         "gt_lat": -12.05, "gt_lon": -77.04},
+    ]
+    path = tmp_path / "gre_cot.json"
+    path.write_text(json.dumps(records))
+    cot, _ = load_gre30k_cot(path, require_images=False)
+    with pytest.warns(UserWarning, match="1 of 2 chains are not in GRE's"):
+        convs = gre.gre30k_conversations(cot)
+    assert len(convs) == 2 and convs[0]["image"].endswith("a.jpg")
+    assert convs[0]["messages"][0] == vlm.user_message("Where is this?")
+    assert convs[0]["messages"][1] == vlm.assistant_message(records[0]["conversations"][1]["value"])
+    assert gre.gre30k_conversations(cot.iloc[:1], prompt=gre.GRE_PROMPT)[0]["messages"][0] == vlm.user_message(gre.GRE_PROMPT)
+
+
+# --------------------------------------------------------------------------------------------- scores
+
+
+def _truth():
+    # two urban, two rural, one natural image
+    return pd.DataFrame({"lat": [48.8566, 48.8566, -33.8688, -33.8688, 0.0],
+                         "lon": [2.3522, 2.3522, 151.2093, 151.2093, 0.0],
+                         "scene": ["urban", "urban", "rural", "rural", "natural"]})
+
+
+def test_evaluate_gre_overall_and_per_scene_on_hand_made_answers():
+    completions = [
+        "<think>Paris.</think><answer>48.8566, 2.3522</answer>",          # 0 km
+        "<think>Belgium?</think><answer>50.8503, 4.3517</answer>",        # Brussels, ~264 km
+        "<think>Sydney.</think><answer>-33.8688, 151.2093</answer>",      # 0 km
+        "Sydney, I think: -33.80, 151.30",                                  # ~11 km, not GRE's format
+        [{"role": "assistant", "content": "<think>Sea.</think><answer>somewhere</answer>"}],  # unparsable
+    ]
+    table = gre.evaluate_gre(completions, _truth(), n_boot=200)
+    assert table["group"].tolist() == ["all", "urban", "rural", "natural"]
+    by = table.set_index("group")
+    assert by.loc["all", "n"] == 5 and by.loc["all", "n_answered"] == 4
+    assert by.loc["all", "format_ok"] == pytest.approx(4 / 5)
+    assert by.loc["all", "unparsable"] == pytest.approx(1 / 5)
+    assert by.loc["all", "within_1km"] == pytest.approx(2 / 5)
+    assert by.loc["all", "within_25km"] == pytest.approx(3 / 5)
+    assert by.loc["all", "within_750km"] == pytest.approx(4 / 5)
+    assert by.loc["urban", "within_1km"] == 0.5 and by.loc["urban", "within_200km"] == 0.5
+    assert by.loc["urban", "within_750km"] == 1.0
+    assert by.loc["urban", "median_km"] == pytest.approx(264 / 2, rel=0.02)
+    assert by.loc["rural", "within_25km"] == 1.0 and by.loc["rural", "format_ok"] == 0.5
+    assert by.loc["natural", "unparsable"] == 1.0 and by.loc["natural", "within_2500km"] == 0.0
+    assert math.isnan(by.loc["natural", "median_km"])
+    for col in ("within_25km", "format_ok", "unparsable"):
+        assert (table[f"{col}_low"] <= table[col] + 1e-12).all() and (table[col] <= table[f"{col}_high"] + 1e-12).all()
+    with pytest.raises(ValueError, match="3 completions for 5 truth rows"):
+        gre.evaluate_gre(completions[:3], _truth())
+    assert gre.evaluate_gre(completions, _truth().drop(columns="scene"), n_boot=10)["group"].tolist() == ["all"]
+
+
+def test_chain_quality_recall_precision_and_hallucinations():
+    completions = [
+        "<think>The signs are in Cyrillic and the words read as Russian.</think><answer>55.7, 37.6</answer>",
+        "<think>Cars keep left; palm trees.</think><answer>-33.8, 151.2</answer>",
+        "<think>Nothing to see.</think><answer>0, 0</answer>",
+    ]
+    truth = [["script:Cyrl", "language:ru", "driving_side:right"], ["driving_side:left"], np.array([], dtype=object)]
+    q = gre.chain_quality(completions, truth)
+    assert (q["n_visible"], q["n_mentioned"], q["n_correct"]) == (4, 4, 3)
+    assert q["recall"] == pytest.approx(3 / 4) and q["precision"] == pytest.approx(3 / 4)
+    assert q["recall_macro"] == pytest.approx((2 / 3 + 1) / 2)
+    assert q["hallucination_rate"] == pytest.approx(1 / 3)
+    assert q["by_type"]["vegetation"] == {"recall": pytest.approx(float("nan"), nan_ok=True), "precision": 0.0,
+                                          "n_visible": 0, "n_mentioned": 1}
+    assert q["by_type"]["driving_side"]["recall"] == 0.5
+    # the answer block never counts as reasoning
+    assert gre.chain_text("<think>a</think><answer>Russian</answer>") == "a"
+    assert gre.chain_quality(["no tags, Cyrillic <answer>Latin script</answer>"], [["script:Cyrl"]])["precision"] == 1.0
+
+
+def test_build_chain_scores_perfectly_on_its_own_rows(pool):
+    chains = [gre.build_chain(r) for r in pool.to_dict("records")]
+    q = gre.chain_quality(chains, pool["clues"])
+    assert q["hallucination_rate"] == 0.0
+    if q["n_visible"]:
+        assert q["recall"] == 1.0 and q["precision"] == 1.0
+    table = gre.evaluate_gre(chains, pool, n_boot=50)
+    assert (table["within_1km"] == 1.0).all() and (table["format_ok"] == 1.0).all()
+
+
+# --------------------------------------------------------------------------------------------- settings
+
+
+def test_grpo_config_from_the_paper_and_demo_dicts(tmp_path):
+    paper = gre.grpo_config(tmp_path, gre.PAPER_GRPO)
+    assert (paper.num_generations, paper.beta, paper.max_completion_length) == (8, 0.04, 2048)
+    assert paper.per_device_train_batch_size == 8 and paper.gradient_accumulation_steps == 2
+    assert paper.activation_checkpointing and not paper.remove_unused_columns
+    assert gre.PAPER_GRPO["model_id"] == "Qwen/Qwen2.5-VL-7B-Instruct"
+    demo = gre.grpo_config(tmp_path, gre.DEMO_GRPO, max_steps=1)
+    assert demo.max_steps == 1 and demo.generation_batch_size % demo.num_generations == 0
+    if not torch.cuda.is_available():
+        assert demo.use_cpu and not demo.bf16
+    with pytest.raises(ValueError, match="unknown GRPO settings"):
+        gre.grpo_config(tmp_path, dict(gre.DEMO_GRPO, n_generations=4))
+
+
+def test_grpo_dataset_int_keys_paths_and_bad_rows(tmp_path):
+    from PIL import Image
+
+    frame = pd.DataFrame({"lat": [10.0, float("nan"), -5.0], "lon": [20.0, 1.0, -60.0]})
+    with pytest.warns(UserWarning, match="skipped 1 of 3"):
+        ds = gre.grpo_dataset(frame)
+    assert ds["image"] == [0, 2] and ds["lat"] == [10.0, -5.0]
+    assert ds[0]["prompt"] == [{"role": "user", "content": gre.GRE_PROMPT}]
+    p = tmp_path / "a.png"
+    Image.new("RGB", (32, 32)).save(p)
+    ds = gre.grpo_dataset(pd.DataFrame({"lat": [1.0], "lon": [2.0], "path": [str(p)]}), image_column="path")
+    assert isinstance(ds[0]["image"], Image.Image)
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+@pytest.fixture(scope="module")
+def tok(pool, tmp_path_factory):
+    chains = [c["messages"][1]["content"][0]["text"] for c in gre.chain_conversations(pool)]
+    return vlm.train_tokenizer(chains * 3 + [gre.GRE_PROMPT], 600, tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def feats():
+    return np.random.default_rng(0).random((N_IMAGES, 49, 1280)).astype(np.float16)
+
+
+def _tiny(tok, seed=0):
+    model, _ = vlm.build_model(dict(TINY, seed=seed), processor=tok)
+    return model
+
+
+def test_feature_processor_serves_trl_calls_like_encode_texts(tok, feats):
+    proc = gre.FeatureProcessor(tok, feats)
+    conv = [{"role": "user", "content": [{"type": "image", "image": 3}, {"type": "text", "text": gre.GRE_PROMPT}]}]
+    text = tok.apply_chat_template([vlm.user_message(gre.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    assert proc.apply_chat_template(conv, add_generation_prompt=True) == text
+    tokens = proc.apply_chat_template([conv, conv], tokenize=True, return_dict=True, add_generation_prompt=True)
+    ref = vlm.encode_texts(tok, [text], [feats[3]])
+    assert tokens["input_ids"][0] == ref["input_ids"][0].tolist()
+    assert torch.equal(tokens["pixel_values"][1], ref["pixel_values"][0])
+    batch = proc(images=[[3], [5]], text=[text, text], padding=True, return_tensors="pt")
+    assert batch["pixel_values"].shape == (2, 49, 1280) and torch.equal(batch["input_ids"][0], ref["input_ids"][0])
+    with pytest.raises(IndexError, match="out of range"):
+        proc(images=[[99]], text=[text])
+
+
+def test_merged_cold_start_equals_the_stacked_adapter_model(tok, feats):
+    model = vlm.add_stage_adapter(_tiny(tok), gre.SFT_STAGE, vlm.lora_config(4, 8, 0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    text = tok.apply_chat_template([vlm.user_message(gre.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    batch = vlm.encode_texts(tok, [text] * 2, [feats[0], feats[1]])
+    model.eval()
+    with torch.no_grad():
+        stacked = model(**batch).logits
+        merged = gre.merge_adapters(model)
+        assert not gre._has_lora_layers(merged)
+        assert torch.allclose(merged(**batch).logits, stacked, atol=1e-4)
+
+
+def _grpo_settings(**kw):
+    base = dict(gre.DEMO_GRPO, num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
+                max_steps=1, save_steps=1, disable_tqdm=True, learning_rate=1e-2)
+    return {**base, **kw}
+
+
+def test_one_grpo_step_on_the_tiny_demo_model_with_the_real_rewards(tok, feats, pool, tmp_path):
+    dataset = gre.grpo_dataset(pool)
+    schedule = ThetaSchedule()
+    out = tmp_path / "grpo"
+    result = gre.train_grpo(_tiny(tok), tok, dataset, schedule, _grpo_settings(), out, images=feats)
+    assert result.trained and result.resumed_from is None
+    step = [h for h in result.log_history if "reward" in h]
+    assert len(step) == 1
+    for key in ("reward", "kl", "theta_km", "rewards/format_reward/mean", "rewards/distance_reward/mean",
+                "distance/answered", "completions/mean_length"):
+        assert key in step[0] and np.isfinite(step[0][key]), key
+    assert step[0]["theta_km"] == 2500.0 and schedule.n_updates == 1
+    assert 0.0 <= step[0]["reward"] <= 2.0 and step[0]["kl"] >= 0.0
+    for name in ("log_history.json", "log_history.csv", "theta_schedule.json", "grpo.json", "adapter/adapter_config.json",
+                 "checkpoint-1/theta_schedule.json"):
+        assert (out / name).exists(), name
+    assert json.loads((out / "log_history.json").read_text()) == json.loads(json.dumps(result.log_history))
+    assert list(result.curves().columns)[:3] == ["step", "reward", "format_reward"] and len(result.curves()) == 1
+    # only the GRPO LoRA trained; the tower and the projector are untouched by it
+    trainable = [n for n, p in result.model.named_parameters() if p.requires_grad]
+    assert trainable == [] or all("lora_" in n for n in trainable)
+    # a second call with the same inputs loads the finished run
+    again = gre.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(), _grpo_settings(), out, images=feats)
+    assert not again.trained and again.theta_schedule == result.theta_schedule
+    with pytest.raises(ValueError, match="pass the demo features"):
+        gre.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(), _grpo_settings(), tmp_path / "x")
+
+
+def test_theta_advances_inside_training_and_resumes_from_a_checkpoint(tok, feats, pool, tmp_path, monkeypatch):
+    import geolib.rewards as rewards
+
+    calls = {"n": 0}
+
+    def high_reward(completion, lat, lon, theta, use_city=False):
+        calls["n"] += 1
+        if calls["n"] > 8 and calls.get("interrupt"):  # step 2's batch: simulate a crash after checkpoint-1
+            raise KeyboardInterrupt
+        return 0.9
+
+    monkeypatch.setattr(rewards, "gre_reward", high_reward)
+    dataset = gre.grpo_dataset(pool)
+    out = tmp_path / "grpo"
+    settings_ = _grpo_settings(max_steps=3)
+    calls["interrupt"] = True
+    with pytest.raises(KeyboardInterrupt):
+        gre.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(window=1, advance_at=0.6), settings_, out, images=feats)
+    saved = json.loads((out / "checkpoint-1" / "theta_schedule.json").read_text())
+    assert saved["stage"] == 1 and saved["n_updates"] == 1  # one high batch: 2500 → 750 km
+    assert not (out / "grpo.json").exists()
+
+    calls.update(n=0, interrupt=False)
+    schedule = ThetaSchedule(window=1, advance_at=0.6)
+    result = gre.train_grpo(_tiny(tok), tok, dataset, schedule, settings_, out, images=feats)
+    assert result.trained and result.resumed_from.endswith("checkpoint-1")
+    thetas = [h["theta_km"] for h in result.log_history if "theta_km" in h]
+    assert thetas[-2:] == [750.0, 200.0]  # θ used by steps 2 and 3, each advancing after its batch
+    assert schedule.theta == 25.0 and schedule.n_updates == 3
+    assert json.loads((out / "theta_schedule.json").read_text()) == schedule.state_dict()
+
+
+def test_one_grpo_step_on_a_tiny_qwen25vl_with_image_files(tok, tmp_path):
+    """The paper profile's path: a hub-class processor, PIL images from paths, TRL unchanged."""
+    from PIL import Image
+
+    config, processor = vlm.random_qwen25vl(tok, vision=dict(depth=1, fullatt_block_indexes=[0]),
+                                            max_pixels=56 * 56)
+    spec = dict(vlm.PAPER_MODEL, revision="0" * 40, dtype="float32", gradient_checkpointing=False)
+    model, proc = vlm.build_model(spec, processor=processor, config=config)
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"s{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (56, 56, 3), dtype=np.uint8)).save(p)
+        paths.append(str(p))
+    dataset = gre.grpo_dataset(pd.DataFrame({"lat": [48.85, -33.87], "lon": [2.35, 151.21], "path": paths}),
+                               image_column="path")
+    hp = dict(_grpo_settings(), lora_r=4, lora_alpha=8)
+    result = gre.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "grpo")
+    step = [h for h in result.log_history if "reward" in h]
+    assert len(step) == 1 and np.isfinite(step[0]["kl"]) and step[0]["theta_km"] == 2500.0
+    with pytest.raises(ValueError, match="hub processor reads the images itself"):
+        gre.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "y", images=np.zeros((2, 49, 1280)))
+
+
+def test_train_grpo_input_errors(tok, feats, tmp_path):
+    import datasets
+
+    with pytest.raises(TypeError, match="ThetaSchedule"):
+        gre.train_grpo(None, tok, [], 2500.0, gre.DEMO_GRPO, tmp_path)
+    with pytest.raises(ValueError, match=r"lacks columns \['image'"):
+        gre.train_grpo(None, tok, datasets.Dataset.from_dict({"prompt": [[]], "lat": [1.0], "lon": [2.0]}),
+                       ThetaSchedule(), gre.DEMO_GRPO, tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="no usable rows"):
+            gre.grpo_dataset(pd.DataFrame({"lat": [100.0], "lon": [0.0]}))

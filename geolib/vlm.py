@@ -1677,6 +1677,132 @@ def trainable_parameter_report(model) -> dict[str, int]:
     return counts
 
 
+# ---------------------------------------------------------------------------------------------
+# The study's layout: where notebooks 04-07 keep the model, and what they feed it
+
+#: Checkpoint folders under ``runs/<profile>/checkpoints/vlm/``: the demo's tokenizer and base
+#: model (notebook 04), stage 1 (04), stage 2 and its ablation arms (05), GRE (07).
+STUDY_STAGES = {
+    "reasoning": ("reasoning",),  # stage 1 only ("without location tuning")
+    "location_only": ("location_only",),  # stage 2 on the base model ("without reasoning tuning")
+    "full": ("reasoning", "location"),  # GeoReasoner: stage 2 on top of stage 1
+    "uncurated": ("reasoning", "location_uncurated"),  # stage 2 on the uncurated split (data quality)
+}
+
+
+#: Stage settings by preset (the ``tuning_preset`` parameter of notebooks 04, 05 and 07).
+TUNING_PRESETS = {
+    "demo": {"base": DEMO_BASE, "reasoning": DEMO_STAGE1, "location": DEMO_STAGE2},
+    "paper": {"base": None, "reasoning": PAPER_STAGE1, "location": PAPER_STAGE2},
+}
+
+
+def stage_settings(preset: str, stage: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A stage's settings: the preset's, then ``overrides`` (from the params file) on top.
+
+    Raises:
+        ValueError: an unknown preset or stage, a stage the preset does not have (the paper's
+            model needs no base training), or an override that is neither a ``TrainingArguments``
+            field nor a stage key (``lora_r``, ``effective_batch_size``, ...), with the allowed keys.
+    """
+    if preset not in TUNING_PRESETS:
+        raise ValueError(f"unknown tuning preset {preset!r}; known: {sorted(TUNING_PRESETS)}")
+    if stage not in TUNING_PRESETS[preset]:
+        raise ValueError(f"unknown stage {stage!r}; known: {sorted(TUNING_PRESETS[preset])}")
+    base = TUNING_PRESETS[preset][stage]
+    if base is None:
+        raise ValueError(f"the {preset!r} preset has no {stage!r} stage")
+    overrides = dict(overrides or {})
+    allowed = {f.name for f in fields(TrainingArguments)} | set(_NON_TRAINER_KEYS) | {"gradient_checkpointing"}
+    unknown = sorted(set(overrides) - allowed)
+    if unknown:
+        import difflib
+
+        hints = {k: difflib.get_close_matches(k, sorted(allowed), n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+        raise ValueError(f"unknown {stage} setting {said}; stage keys: {sorted(base)}; "
+                         f"any transformers TrainingArguments field is allowed too")
+    return {**base, **overrides}
+
+
+def study_tokenizer(profile: str, texts: Sequence[str], vocab_size: int):
+    """The demo tokenizer, trained on ``texts`` once and kept in ``checkpoints/vlm/processor``.
+
+    A rerun with the same corpus and size reloads it; a changed corpus trains a new one (and the
+    stages trained with the old one then retrain, their fingerprints include the tokenizer).
+    """
+    folder = checkpoint_dir(profile, "processor")
+    digest = hashlib.sha256(json.dumps([vocab_size, list(texts)]).encode()).hexdigest()
+    stamp = folder / "corpus.json"
+    if stamp.exists() and gio.read_json(stamp).get("sha256") == digest:
+        return load_processor(folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = train_tokenizer(texts, vocab_size, tmp)
+    gio.write_json(tmp / "corpus.json", {"sha256": digest, "n_texts": len(texts), "vocab_size": vocab_size})
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return tokenizer
+
+
+def checkpoint_dir(profile: str, name: str) -> Path:
+    """``runs/<profile>/checkpoints/vlm/<name>`` (``processor``, ``base``, ``reasoning``, ``location``, ...)."""
+    from geolib import paths
+
+    return paths.checkpoints_dir(profile) / "vlm" / name
+
+
+def study_images(pool, spec: ModelSpec | Mapping[str, Any], profile: str, batch_size: int = 32):
+    """What the model sees of the pool's images, indexable by pool row.
+
+    Demo: the frozen tower's token maps (N, 49, 1280), computed once and cached in the same file
+    notebook 02 uses (``cache/features_<tower>.npy``); hub models: the image paths.
+    """
+    spec = ModelSpec.coerce(spec)
+    if spec.model_id != "demo":
+        return [str(p) for p in pool["image_path"]]
+    from geolib import features, paths
+
+    cache = paths.cache_dir(profile) / f"features_{spec.image_tower}.npy"
+    return features.image_features(pool["image_path"].tolist(), cache, batch_size=batch_size, tower=spec.image_tower)
+
+
+def pool_rows(pool, frame) -> np.ndarray:
+    """Positions in ``pool`` of the images of ``frame`` (matched on ``image_id``)."""
+    index = {k: i for i, k in enumerate(pool["image_id"])}
+    missing = [k for k in frame["image_id"] if k not in index]
+    if missing:
+        raise KeyError(f"{len(missing)} images of the frame are not in the pool, e.g. {missing[:3]}")
+    return np.array([index[k] for k in frame["image_id"]], dtype=np.int64)
+
+
+def study_model(profile: str, spec: ModelSpec | Mapping[str, Any], stages: Sequence[str] = ()):
+    """The study's model with finished stages stacked on it: ``(model, processor)``.
+
+    Args:
+        profile: the run profile (checkpoints under ``runs/<profile>/``).
+        spec: the model (``model`` parameter of notebooks 04-07).
+        stages: checkpoint names in training order, e.g. ``("reasoning", "location")``, or a key
+            of :data:`STUDY_STAGES`; ``()``: the untuned base (demo: after base training).
+    """
+    spec = ModelSpec.coerce(spec)
+    if isinstance(stages, str):
+        if stages not in STUDY_STAGES:
+            raise ValueError(f"unknown model {stages!r}; known: {sorted(STUDY_STAGES)}")
+        stages = STUDY_STAGES[stages]
+    if spec.model_id == "demo":
+        base_dir = checkpoint_dir(profile, "base")
+        if not (base_dir / "stage.json").exists():
+            raise FileNotFoundError(f"no demo base model in {base_dir}: run notebook 04_reasoning_tuning first")
+        model, processor = load_model(base_dir, spec.dtype)
+    else:
+        model, processor = build_model(spec)
+    if stages:
+        model = load_staged_model(model, [checkpoint_dir(profile, s) for s in stages])
+    model.eval()
+    return model, processor
+
+
 __all__ = [
     "PROMPTS", "PAPER_STAGE1", "PAPER_STAGE2", "DEMO_BASE", "DEMO_STAGE1", "DEMO_STAGE2", "PAPER_MODEL", "DEMO_MODEL",
     "LORA_TARGET_MODULES", "ModelSpec", "FeatureTowerConfig", "FeatureTowerModel", "train_tokenizer", "load_processor",
@@ -1684,5 +1810,6 @@ __all__ = [
     "describe_scene", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
     "ConversationCollator", "lora_config", "lora_config_from", "training_arguments", "train_stage", "StageResult",
     "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "trainable_parameter_report",
-    "vision_tower", "freeze_vision_tower", "write_log_history",
+    "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
+    "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
 ]

@@ -1,0 +1,191 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (geolib)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Reasoning tuning: stage 1 of GeoReasoner
+#
+# GeoReasoner (§3.2) tunes a large vision-language model in two LoRA stages. **Stage 1,
+# reasoning tuning**, teaches it *how* people locate a street view: each training example is an
+# image from a geo-guessing game with the players' clues, asked as
+#
+# > Which country is the image located? Explain the reason.
+#
+# and answered `{'country': …, 'reasons': …}`. Stage 2 (notebook 05) then adds a second adapter
+# for country *and* city on the curated street views. The paper tunes Qwen-VL with LoRA
+# (r = 64, α = 16) on the language model's attention and MLP projections, 112.19M trainable
+# parameters.
+#
+# * **paper profile**: Qwen2.5-VL-7B-Instruct (the Qwen-VL-Chat of the paper needs remote code and
+#   an old transformers), GeoReasoner's released reasoning data, the paper's settings.
+# * **demo / ci profiles**: a small LLaVA-style model whose vision tower is the real, frozen
+#   ImageNet EfficientNet-Lite0 and whose small Qwen2 language model starts from random weights;
+#   the clue corpus is the demo world's reasoning texts of the *training* cities.
+#
+# Because the demo language model starts from random weights, this notebook first gives it a
+# **base training** (demo only, marked below): captions of what is in the scene, never the
+# country or city. It stands in for the pretraining a real base model already has. Both LoRA
+# stages then adapt it exactly as they adapt the paper's model.
+
+# %% tags=["parameters"]
+profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
+model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
+tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GeoReasoner's)
+base_training: dict = {}  # demo only: overrides of the base-training settings (geolib.vlm.DEMO_BASE)
+reasoning_tuning: dict = {}  # overrides of the preset's stage-1 settings, e.g. max_steps
+tokenizer_vocab_size: int = 3000  # demo: vocabulary of the byte-level BPE trained on the study's texts
+clue_corpus: str = ""  # paper: GeoReasoner's reasoning data (its SFT JSON) under the data folder; empty: the demo world's reasoning texts
+n_answers_shown: int = 4  # held-out images whose answers are shown before and after tuning
+max_new_tokens: int = 96  # generation limit of the answers shown
+
+# %%
+# Setup (not the method): imports, the pool and the split by city from notebooks 00-03.
+import numpy as np
+import pandas as pd
+
+from geolib import answers, datasets, gre, io, paths, plots, vlm
+
+pool = datasets.read_manifest(datasets.manifest_path(profile))
+data, results = paths.data_dir(profile), paths.results_dir(profile)
+split = pd.read_parquet(data / "splits.parquet")
+assert (split["image_id"].to_numpy() == pool["image_id"].to_numpy()).all(), "splits.parquet is not in pool order"
+pool = pool.assign(row=np.arange(len(pool)), split=split["split"].to_numpy())
+train_pool, test_pool = pool[pool["split"] == "train"], pool[pool["split"] == "test"]
+spec = vlm.ModelSpec.coerce(model)
+demo = spec.model_id == "demo"
+print(f"model: {spec.model_id}; training cities: {train_pool['city'].nunique()} ({len(train_pool)} images)")
+
+# %% [markdown]
+# ## The stage-1 data: images with reasons
+#
+# Demo: every image of the training cities with the demo world's reasoning text (what a player
+# would say: the script on the signs, the driving side, the vegetation, and the country it points
+# to). No image of a validation or test city is ever trained on, in any stage.
+
+# %%
+if clue_corpus:
+    corpus, report = datasets.load_georeasoner_sft(paths.real_data_root() / clue_corpus)
+    print(report)
+    stage1 = vlm.make_conversations(corpus, "reasoning", image_column="image_path", reasons_column="reasons")
+    images = None
+else:
+    stage1 = vlm.make_conversations(train_pool, "reasoning", image_column="row")
+    images = vlm.study_images(pool, spec, profile)
+print(len(stage1), "conversations; one of them:")
+for message in stage1[0]["messages"]:
+    print(f"  {message['role']}: {message['content'][-1]['text']}")
+
+# %% [markdown]
+# ## The demo's language model: tokenizer and base training (demo only)
+#
+# *Not part of the method.* A real base model arrives pretrained; the demo's does not, so it
+# first learns to look and describe. Its tokenizer is a byte-level BPE trained on every text the
+# study trains on (captions, both stages' answers, GRE's chains of notebook 07); its base
+# training is a full fine-tune of the language model and the projector (the image tower stays
+# frozen) on captions of the training cities' images that never name a country or city.
+
+# %%
+if demo:
+    base_convs = vlm.base_training_conversations(train_pool, image_column="row")
+    corpus_texts = vlm.conversation_texts(
+        base_convs + stage1 + vlm.make_conversations(train_pool, "location", image_column="row")
+        + gre.chain_conversations(train_pool, image_column="row")
+    ) + list(vlm.PROMPTS.values())
+    processor = vlm.study_tokenizer(profile, corpus_texts, tokenizer_vocab_size)
+    base_settings = vlm.stage_settings("demo", "base", base_training)
+    print(f"tokenizer: {len(processor)} tokens; base training on {len(base_convs)} captions, e.g.\n  "
+          f"{base_convs[0]['messages'][1]['content'][0]['text']}")
+    base_model, _ = vlm.build_model(spec, processor=processor)
+    base = vlm.train_stage(base_model, processor, base_convs, "base", base_settings, None,
+                           vlm.checkpoint_dir(profile, "base"), images=images)
+    fig = plots.plot_training_curve(pd.DataFrame(base.log_history).dropna(subset=["loss"]), "step", ["loss"],
+                                    "Demo base training (captions; demo only)")
+    plots.save_figure(fig, profile, "04_base_training_loss")
+
+# %% [markdown]
+# ## Stage 1: a LoRA adapter named `reasoning`
+#
+# The settings of the paper beside those of this run (the demo scales them down for a small
+# model and a few thousand examples on a CPU; the reasons are in `geolib.vlm.DEMO_STAGE1`).
+
+# %%
+settings = vlm.stage_settings(tuning_preset, "reasoning", reasoning_tuning)
+pd.DataFrame({"GeoReasoner (paper)": pd.Series(vlm.PAPER_STAGE1), "this run": pd.Series(settings)}).astype(str)
+
+# %%
+model_, processor = vlm.study_model(profile, spec)  # the untuned base (demo: after base training)
+shown = test_pool.sample(min(n_answers_shown, len(test_pool)), random_state=0)
+shown_images = [images[i] for i in shown["row"]] if images is not None else shown["image_path"].tolist()
+before = vlm.generate(model_, processor, np.stack(shown_images) if demo else shown_images,
+                      vlm.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
+
+# %%
+stage = vlm.train_stage(model_, processor, stage1, "reasoning", settings, vlm.lora_config_from(settings),
+                        vlm.checkpoint_dir(profile, "reasoning"), images=images)
+vlm.activate_adapters(stage.model, ["reasoning"], trainable=["reasoning"])  # count what stage 1 trains
+counts = vlm.trainable_parameter_report(stage.model)
+pd.Series(counts, name="parameters").map("{:,}".format)
+
+# %% [markdown]
+# The paper reports 112.19M LoRA parameters for Qwen-VL-7B at r = 64; the count above is this
+# profile's (the demo's language model is 4 layers of width 256, so its adapter is small).
+
+# %%
+history = pd.DataFrame(stage.log_history)
+losses = history.dropna(subset=["loss"])
+fig = plots.plot_training_curve(losses, "step", ["loss"], "Stage 1: reasoning tuning")
+plots.save_figure(fig, profile, "04_reasoning_loss")
+
+# %% [markdown]
+# ## Answers on held-out images, before and after
+#
+# Images of test cities, never trained on. Before stage 1 the base model has never been asked
+# this question; after it, it answers in GeoReasoner's format with a country and reasons.
+
+# %%
+after = vlm.generate(stage.model, processor, np.stack(shown_images) if demo else shown_images,
+                     vlm.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
+table = pd.DataFrame({"truth": [vlm.country_name(c) for c in shown["country"]],
+                      "before": before, "after": after,
+                      "after, parsed country": [answers.parse_answer(t).country for t in after]})
+with pd.option_context("display.max_colwidth", 200):
+    display(table)  # noqa: F821 (IPython)
+
+# %%
+first = float(losses["loss"].head(max(1, len(losses) // 10)).mean())
+last = float(losses["loss"].tail(max(1, len(losses) // 10)).mean())
+summary = {
+    "model": spec.model_id, "tuning_preset": tuning_preset, "settings": settings,
+    "n_conversations": len(stage1), "parameters": counts,
+    "loss_first": first, "loss_last": last, "steps": int(history["step"].max()),
+    "train_samples_per_second": float(history["train_samples_per_second"].dropna().iloc[-1])
+    if "train_samples_per_second" in history and history["train_samples_per_second"].notna().any() else None,
+    "answers_parsed_after": float(np.mean([answers.parse_answer(t).answered for t in after])),
+}
+io.write_json(results / "04_reasoning_tuning.json", summary)
+{k: v for k, v in summary.items() if k != "settings"}
+
+# %% [markdown]
+# ## Checks
+
+# %%
+trainable = [n for n, p in stage.model.named_parameters() if p.requires_grad]
+assert trainable and all("lora_" in n and ".reasoning." in n for n in trainable), "only stage 1's LoRA weights train"
+assert counts["trainable"] == counts["lora"] > 0
+assert last < first, f"stage-1 loss did not go down: {first:.3f} -> {last:.3f}"
+assert (vlm.checkpoint_dir(profile, "reasoning") / "adapter" / "reasoning" / "adapter_config.json").exists()
+places = lambda frame: set(zip(frame["country"], frame["city"]))  # noqa: E731
+assert places(train_pool).isdisjoint(places(test_pool))

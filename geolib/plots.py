@@ -321,6 +321,19 @@ def plot_training_curve(history, x: str, ys: list[str], title: str, ylabel: str 
     return fig
 
 
+def plot_stage_losses(curves, title: str):
+    """Training loss of several runs of one stage (columns ``step``, ``loss``, ``arm``), one line each."""
+    style()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (arm, part) in enumerate(curves.groupby("arm", sort=False)):
+        ax.plot(part["step"], part["loss"], color=PALETTE[i % len(PALETTE)], label=arm)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (assistant tokens)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def plot_predicted_vs_target(target, predicted, metrics: dict | None = None):
     """Predicted vs segmentation-based locatability on held-out cities (02_pred_vs_target)."""
     style()

@@ -1494,17 +1494,20 @@ def train_stage(
     finally:
         model.config.use_cache = use_cache
     model.eval()
-    write_log_history(output_dir, trainer.state.log_history)
-
     if lora_config is not None:
-        model.save_pretrained(str(output_dir / "adapter"), selected_adapters=[stage_name])
         saved = {"kind": "lora", "adapter_dir": f"adapter/{stage_name}", "adapters": list(model.active_adapters)}
     else:
-        model.save_pretrained(str(output_dir / "model"))
-        processor.save_pretrained(str(output_dir / "model"))
         saved = {"kind": "full", "model_dir": "model"}
-    gio.write_json(done, {"stage": stage_name, "fingerprint": fingerprint, "steps": trainer.state.global_step,
-                          "n_conversations": len(conversations), **saved})
+    if trainer.is_world_process_zero():  # under `accelerate launch`, one process writes
+        write_log_history(output_dir, trainer.state.log_history)
+        if lora_config is not None:
+            model.save_pretrained(str(output_dir / "adapter"), selected_adapters=[stage_name])
+        else:
+            model.save_pretrained(str(output_dir / "model"))
+            processor.save_pretrained(str(output_dir / "model"))
+        gio.write_json(done, {"stage": stage_name, "fingerprint": fingerprint, "steps": trainer.state.global_step,
+                              "n_conversations": len(conversations), **saved})
+    trainer.accelerator.wait_for_everyone()
     return StageResult(model, stage_name, output_dir, list(trainer.state.log_history), True, resume_from)
 
 
@@ -1776,6 +1779,85 @@ def pool_rows(pool, frame) -> np.ndarray:
     return np.array([index[k] for k in frame["image_id"]], dtype=np.int64)
 
 
+@dataclass
+class StageInputs:
+    """What one LoRA stage of the study trains on (:func:`stage_inputs`).
+
+    Attributes:
+        conversations: the stage's conversations (image keys index ``images``).
+        images: cached tower features (demo) or None (hub models read image paths).
+        frame: the rows the conversations come from.
+        adapter: the adapter's name (``reasoning`` or ``location``).
+        start: finished stages stacked under it before training (``()``: the base model).
+        settings_stage: the preset stage whose settings it uses.
+    """
+
+    conversations: list
+    images: Any
+    frame: Any
+    adapter: str
+    start: tuple[str, ...]
+    settings_stage: str
+
+
+#: The LoRA stages notebooks 04 and 05 train (and ``python -m geolib.train`` runs under
+#: ``accelerate launch``): adapter name, the stages under it, the split it trains on.
+LORA_STAGES = {
+    "reasoning": ("reasoning", (), "train"),
+    "location": ("location", ("reasoning",), "train_curated"),
+    "location_only": ("location", (), "train_curated"),
+    "location_uncurated": ("location", ("reasoning",), "train_uncurated"),
+}
+
+
+def stage_inputs(profile: str, stage: str, spec: ModelSpec | Mapping[str, Any], clue_corpus: str = "") -> StageInputs:
+    """The conversations and images of one of the study's LoRA stages (:data:`LORA_STAGES`).
+
+    Stage 1 (``reasoning``) trains on every image of the training cities with its reasoning
+    text, or on GeoReasoner's reasoning data when ``clue_corpus`` names it (a file under
+    ``$GEOLIB_DATA``); the stage-2 arms train on notebook 03's curated or uncurated split.
+    Notebooks and the multi-GPU entry point call this one function, so a stage trained by
+    either is the same stage (same fingerprint) for the other.
+    """
+    import pandas as pd
+
+    from geolib import datasets, paths
+
+    if stage not in LORA_STAGES:
+        raise ValueError(f"unknown stage {stage!r}; known: {sorted(LORA_STAGES)}")
+    adapter, start, split_name = LORA_STAGES[stage]
+    spec = ModelSpec.coerce(spec)
+    if stage == "reasoning" and clue_corpus:
+        corpus, report = datasets.load_georeasoner_sft(paths.real_data_root() / clue_corpus)
+        print(report)
+        convs = make_conversations(corpus, "reasoning", image_column="image_path", reasons_column="reasons")
+        return StageInputs(convs, None, corpus, adapter, start, "reasoning")
+    pool = datasets.read_manifest(datasets.manifest_path(profile))
+    data = paths.data_dir(profile)
+    if split_name == "train":
+        split = pd.read_parquet(data / "splits.parquet")
+        if not (split["image_id"].to_numpy() == pool["image_id"].to_numpy()).all():
+            raise ValueError(f"{data / 'splits.parquet'} is not in the pool's order: rerun notebook 02")
+        frame = pool[split["split"].to_numpy() == "train"]
+    else:
+        frame = datasets.read_manifest(data / f"split_{split_name}.parquet")
+    frame = frame.assign(row=pool_rows(pool, frame))
+    images = study_images(pool, spec, profile) if spec.model_id == "demo" else None
+    column = "row" if images is not None else "image_path"
+    convs = make_conversations(frame, adapter, image_column=column)
+    return StageInputs(convs, images, frame, adapter, start, adapter)
+
+
+def run_lora_stage(profile: str, stage: str, spec: ModelSpec | Mapping[str, Any], preset: str,
+                   overrides: Mapping[str, Any] | None = None, clue_corpus: str = "") -> StageResult:
+    """Train (or load, when finished) one of the study's LoRA stages on its base and earlier stages."""
+    inputs = stage_inputs(profile, stage, spec, clue_corpus)
+    settings = stage_settings(preset, inputs.settings_stage, overrides)
+    model, processor = study_model(profile, spec, inputs.start)
+    return train_stage(model, processor, inputs.conversations, inputs.adapter, settings, lora_config_from(settings),
+                       checkpoint_dir(profile, stage), images=inputs.images)
+
+
 def study_model(profile: str, spec: ModelSpec | Mapping[str, Any], stages: Sequence[str] = ()):
     """The study's model with finished stages stacked on it: ``(model, processor)``.
 
@@ -1812,4 +1894,5 @@ __all__ = [
     "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "trainable_parameter_report",
     "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
     "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
+    "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage",
 ]

@@ -76,14 +76,8 @@ print(f"model: {spec.model_id}; training cities: {train_pool['city'].nunique()} 
 # to). No image of a validation or test city is ever trained on, in any stage.
 
 # %%
-if clue_corpus:
-    corpus, report = datasets.load_georeasoner_sft(paths.real_data_root() / clue_corpus)
-    print(report)
-    stage1 = vlm.make_conversations(corpus, "reasoning", image_column="image_path", reasons_column="reasons")
-    images = None
-else:
-    stage1 = vlm.make_conversations(train_pool, "reasoning", image_column="row")
-    images = vlm.study_images(pool, spec, profile)
+inputs = vlm.stage_inputs(profile, "reasoning", spec, clue_corpus)  # the same call as python -m geolib.train
+stage1, images = inputs.conversations, inputs.images
 print(len(stage1), "conversations; one of them:")
 for message in stage1[0]["messages"]:
     print(f"  {message['role']}: {message['content'][-1]['text']}")
@@ -133,7 +127,7 @@ before = vlm.generate(model_, processor, np.stack(shown_images) if demo else sho
                       vlm.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
 
 # %%
-stage = vlm.train_stage(model_, processor, stage1, "reasoning", settings, vlm.lora_config_from(settings),
+stage = vlm.train_stage(model_, processor, stage1, inputs.adapter, settings, vlm.lora_config_from(settings),
                         vlm.checkpoint_dir(profile, "reasoning"), images=images)
 vlm.activate_adapters(stage.model, ["reasoning"], trainable=["reasoning"])  # count what stage 1 trains
 counts = vlm.trainable_parameter_report(stage.model)

@@ -59,7 +59,6 @@ splits = {name: datasets.read_manifest(data / f"split_{name}.parquet")
 spec = vlm.ModelSpec.coerce(model)
 demo = spec.model_id == "demo"
 images = vlm.study_images(pool, spec, profile)
-rows = {name: vlm.pool_rows(pool, frame) for name, frame in splits.items()}
 pd.DataFrame({name: {"images": len(f), "cities": f["city"].nunique(), "countries": f["country"].nunique(),
                      "mean locatability": f["locatability"].mean()} for name, f in splits.items()}).T
 
@@ -70,13 +69,12 @@ pd.DataFrame({name: {"images": len(f), "cities": f["city"].nunique(), "countries
 # city. The uncurated arm gets the same number of images drawn without regard to locatability.
 
 # %%
-def location_conversations(name):
-    frame = splits[name].assign(row=rows[name])
-    return vlm.make_conversations(frame, "location", image_column="row")
-
-
-curated = location_conversations("train_curated")
-for message in curated[0]["messages"]:
+arm_stages = {"full (stage 1 + stage 2, curated)": "location"}
+if train_ablations:
+    arm_stages.update({"without reasoning tuning": "location_only", "stage 2 on uncurated images": "location_uncurated"})
+arm_inputs = {arm: vlm.stage_inputs(profile, stage, spec) for arm, stage in arm_stages.items()}  # as python -m geolib.train
+curated = arm_inputs["full (stage 1 + stage 2, curated)"]
+for message in curated.conversations[0]["messages"]:
     print(f"{message['role']}: {message['content'][-1]['text']}")
 settings = vlm.stage_settings(tuning_preset, "location", location_tuning)
 pd.DataFrame({"GeoReasoner (paper)": pd.Series(vlm.PAPER_STAGE2), "this run": pd.Series(settings)}).astype(str)
@@ -86,15 +84,15 @@ pd.DataFrame({"GeoReasoner (paper)": pd.Series(vlm.PAPER_STAGE2), "this run": pd
 
 # %%
 model_, processor = vlm.study_model(profile, spec, ["reasoning"])
-test = splits["test"].assign(row=rows["test"]).sample(min(n_answers_shown, len(splits["test"])), random_state=0)
+test = splits["test"].assign(row=vlm.pool_rows(pool, splits["test"])).sample(min(n_answers_shown, len(splits["test"])), random_state=0)
 shown = [images[i] for i in test["row"]]
 shown = np.stack(shown) if demo else shown
 before = vlm.generate(model_, processor, shown, vlm.PROMPTS["location"], max_new_tokens=max_new_tokens)
 reasoning_before = {k: v.detach().clone() for k, v in model_.named_parameters() if ".reasoning." in k}
 
 # %%
-stage = vlm.train_stage(model_, processor, curated, "location", settings, vlm.lora_config_from(settings),
-                        vlm.checkpoint_dir(profile, "location"), images=images)
+stage = vlm.train_stage(model_, processor, curated.conversations, curated.adapter, settings,
+                        vlm.lora_config_from(settings), vlm.checkpoint_dir(profile, "location"), images=curated.images)
 vlm.activate_adapters(stage.model, ["reasoning", "location"], trainable=["location"])  # count what stage 2 trains
 counts = vlm.trainable_parameter_report(stage.model)
 pd.Series(counts, name="parameters").map("{:,}".format)
@@ -104,15 +102,12 @@ pd.Series(counts, name="parameters").map("{:,}".format)
 
 # %%
 arms = {"full (stage 1 + stage 2, curated)": stage}
-if train_ablations:
-    base_model, _ = vlm.study_model(profile, spec)
-    arms["without reasoning tuning"] = vlm.train_stage(
-        base_model, processor, curated, "location", settings, vlm.lora_config_from(settings),
-        vlm.checkpoint_dir(profile, "location_only"), images=images)
-    stage1_model, _ = vlm.study_model(profile, spec, ["reasoning"])
-    arms["stage 2 on uncurated images"] = vlm.train_stage(
-        stage1_model, processor, location_conversations("train_uncurated"), "location", settings,
-        vlm.lora_config_from(settings), vlm.checkpoint_dir(profile, "location_uncurated"), images=images)
+for arm, inputs in arm_inputs.items():
+    if arm not in arms:
+        start_model, _ = vlm.study_model(profile, spec, inputs.start)
+        arms[arm] = vlm.train_stage(start_model, processor, inputs.conversations, inputs.adapter, settings,
+                                    vlm.lora_config_from(settings), vlm.checkpoint_dir(profile, arm_stages[arm]),
+                                    images=inputs.images)
 curves = pd.concat([pd.DataFrame(arm.log_history).dropna(subset=["loss"])[["step", "loss"]].assign(arm=name)
                     for name, arm in arms.items()])
 fig = plots.plot_stage_losses(curves, "Stage 2: location tuning")
@@ -142,7 +137,7 @@ def loss_change(arm):
 
 summary = {
     "model": spec.model_id, "tuning_preset": tuning_preset, "settings": settings, "parameters": counts,
-    "n_conversations": {"train_curated": len(curated), "train_uncurated": len(splits["train_uncurated"])},
+    "n_conversations": {arm: len(inputs.conversations) for arm, inputs in arm_inputs.items()},
     "arms": {name: dict(zip(("loss_first", "loss_last"), loss_change(arm)),
                         checkpoint=str(arm.output_dir.relative_to(paths.run_dir(profile))))
              for name, arm in arms.items()},

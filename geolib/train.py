@@ -1,0 +1,63 @@
+"""Train one of the study's LoRA stages outside a notebook, e.g. on several GPUs.
+
+Notebooks 04 and 05 train their stages in the kernel, on one device. On a multi-GPU machine,
+train a stage first with ``accelerate launch``; the notebook, run afterwards with the same params
+file, finds the finished stage (same data, settings and starting weights: the same fingerprint)
+and loads it instead of training again::
+
+    accelerate launch --config_file configs/accelerate.yaml -m geolib.train --profile paper --stage reasoning
+    accelerate launch --config_file configs/accelerate.yaml -m geolib.train --profile paper --stage location
+    python -m geolib.study run --profile paper --from 04
+
+Stages (:data:`geolib.vlm.LORA_STAGES`): ``reasoning`` (stage 1), ``location`` (stage 2 on top
+of stage 1), and the ablation arms ``location_only`` and ``location_uncurated``. The settings
+come from the params file exactly as the notebooks read them (``model``, ``tuning_preset``,
+``reasoning_tuning`` / ``location_tuning``, ``clue_corpus``), and the effective batch stays the
+params file's on any number of GPUs (gradient accumulation adapts). The demo's base training
+and tokenizer are notebook 04's (a CPU job; not offered here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from geolib import params as gparams
+from geolib import paths
+
+#: The notebook whose parameters (and defaults) a stage reads.
+STAGE_NOTEBOOK = {"reasoning": "04_reasoning_tuning", "location": "05_location_tuning",
+                  "location_only": "05_location_tuning", "location_uncurated": "05_location_tuning"}
+
+
+def stage_parameters(profile: str, stage: str, params_path: str | None = None) -> dict:
+    """The notebook's parameters for ``stage``: its defaults, then the validated params file."""
+    notebook = paths.NOTEBOOKS / f"{STAGE_NOTEBOOK[stage]}.ipynb"
+    values = {p.name: p.default for p in gparams.notebook_parameters(notebook)}
+    values.update(gparams.parameters_for(notebook, gparams.load_params(profile, params_path)))
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    from geolib import vlm
+
+    parser = argparse.ArgumentParser(prog="python -m geolib.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="paper", help="parameter profile (default: paper)")
+    parser.add_argument("--params", default=None, help="a params file instead of params/<profile>.yaml")
+    parser.add_argument("--stage", required=True, choices=sorted(vlm.LORA_STAGES))
+    args = parser.parse_args(argv)
+    try:
+        values = stage_parameters(args.profile, args.stage, args.params)
+    except gparams.ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    overrides = values["reasoning_tuning"] if args.stage == "reasoning" else values["location_tuning"]
+    result = vlm.run_lora_stage(args.profile, args.stage, values["model"], values["tuning_preset"], overrides,
+                                values.get("clue_corpus", ""))
+    state = "trained" if result.trained else "already finished, loaded"
+    print(f"stage {args.stage}: {state}; adapter in {result.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

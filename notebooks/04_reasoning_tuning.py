@@ -135,7 +135,7 @@ pd.Series(counts, name="parameters").map("{:,}".format)
 
 # %% [markdown]
 # The paper reports 112.19M LoRA parameters for Qwen-VL-7B at r = 64; the count above is this
-# profile's (the demo's language model is 4 layers of width 256, so its adapter is small).
+# profile's (the demo's language model is 4 layers of width 128, so its adapter is small).
 
 # %%
 history = pd.DataFrame(stage.log_history)

@@ -156,14 +156,14 @@ DEMO_BASE = {
 
 #: The demo's LoRA stages, scaled down from :data:`PAPER_STAGE1`: rank 16 instead of 64 (the
 #: demo language model's hidden size is 128, not 3584), alpha = 2r (the usual default for a
-#: small rank), a learning rate 50× higher (a tiny model, few steps), 3 epochs instead of 5 and an
+#: small rank), a learning rate 100× higher (a tiny model, few steps), 3 epochs instead of 5 and an
 #: effective batch of 16 instead of 80 (more optimiser steps from a small data set).
 #: Scheduler, warm-up, weight decay, β2 and dropout are the paper's.
 DEMO_STAGE1 = {
     "lora_r": 16,
     "lora_alpha": 32,
     "lora_dropout": 0.05,
-    "learning_rate": 5e-4,
+    "learning_rate": 1e-3,
     "lr_scheduler_type": "cosine",
     "warmup_ratio": 0.01,
     "weight_decay": 0.1,
@@ -897,6 +897,53 @@ def base_training_conversations(
     return conversations
 
 
+#: Prompts of the demo's text-only knowledge conversations (shown a blank image).
+KNOWLEDGE_PROMPTS = ("What gives {country} away in a street view?", "Name cities of {country}.")
+
+
+def knowledge_conversations(pool, country_column: str = "country", city_column: str = "city",
+                            repeats: int = 4) -> list[dict]:
+    """Text-only world knowledge for the demo's base training, each shown with a blank image.
+
+    A real base model knows country and city names, what each country's roads and signs look
+    like, and how to write a Python dict; the demo's language model starts from nothing, so its
+    base training adds this knowledge as text: per country of ``pool``, its facts from the demo
+    world's sourced fact sheet (driving side, languages and scripts of signs, climate) and its
+    cities, answered in dict form. No image is paired with a place (the image is blank: key
+    ``None``), so the model learns words and facts, not to locate a picture; stage 1 and 2 still
+    have to teach that. Without it the names and the answer syntax would be tokens the base
+    model never produced, whose output embeddings its training drove to near zero: a LoRA
+    adapter, which cannot change embeddings, could then not learn to say them.
+
+    Returns:
+        ``repeats`` × 2 conversations per country (``{"image": None, "messages": [...]}``).
+    """
+    from geolib import world
+
+    conversations = []
+    cities = pool.groupby(country_column)[city_column].agg(lambda c: sorted(set(map(str, c))))
+    for code, names in cities.items():
+        name = country_name(code)
+        try:
+            facts = world.country_facts(code)
+        except (KeyError, ValueError):
+            facts = {}
+        clues = []
+        if facts.get("driving_side"):
+            clues.append(f"cars drive on the {facts['driving_side']}")
+        for lang, info in facts.get("languages", {}).items():
+            script = world.SCRIPT_NAMES.get(info.get("script"), info.get("script"))
+            clues.append(f"signs in {world.language_name(lang)} ({script} script)")
+        if facts.get("koppen"):
+            clues.append(f"{world.koppen_vegetation(facts['koppen'][0])} vegetation")
+        answers = (format_answer(country=name, clues="; ".join(clues) or "few"),
+                   format_answer(country=name, cities=", ".join(names)))
+        for prompt, answer in zip(KNOWLEDGE_PROMPTS, answers):
+            conv = {"image": None, "messages": [user_message(prompt.format(country=name)), assistant_message(answer)]}
+            conversations.extend(copy.deepcopy(conv) for _ in range(repeats))
+    return conversations
+
+
 def conversation_texts(conversations: Sequence[dict]) -> list[str]:
     """All message texts of ``conversations`` (a tokenizer corpus for :func:`train_tokenizer`)."""
     out = []
@@ -922,6 +969,8 @@ def _resolve_images(keys: Sequence, images) -> list:
     for k in keys:
         if isinstance(k, (int, np.integer)):
             out.append(images[int(k)])
+        elif k is None and getattr(images, "ndim", 0) == 3:  # a blank image (text-only conversation)
+            out.append(np.zeros(images.shape[1:], dtype=np.float32))
         else:
             raise TypeError(f"image key {k!r} must be an int row of the images passed, got {type(k).__name__}")
     return out
@@ -1895,5 +1944,5 @@ __all__ = [
     "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "trainable_parameter_report",
     "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
     "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
-    "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage",
+    "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage", "knowledge_conversations", "KNOWLEDGE_PROMPTS",
 ]

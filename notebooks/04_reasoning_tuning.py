@@ -86,22 +86,32 @@ for message in stage1[0]["messages"]:
 # ## The demo's language model: tokenizer and base training (demo only)
 #
 # *Not part of the method.* A real base model arrives pretrained; the demo's does not, so it
-# first learns to look and describe. Its tokenizer is a byte-level BPE trained on every text the
-# study trains on (captions, both stages' answers, GRE's chains of notebook 07); its base
-# training is a full fine-tune of the language model and the projector (the image tower stays
-# frozen) on captions of the training cities' images that never name a country or city.
+# first learns to look, to describe and to talk. Its tokenizer is a byte-level BPE trained on
+# every text the study trains on (captions, both stages' answers, GRE's chains of notebook 07).
+# Its base training is a full fine-tune of the language model and the projector (the image tower
+# stays frozen) on two kinds of conversation:
+#
+# * captions of the training cities' images that never name a country or city;
+# * text-only world knowledge shown with a blank image: each country's sourced facts (driving
+#   side, sign languages and scripts, climate) and its city names, written as Python dicts. A
+#   real language model knows these words and facts; without them the country names and the
+#   answer syntax would be tokens the demo model never produced, and a LoRA adapter (which
+#   cannot change the embeddings) could hardly learn to say them. No image is ever paired with
+#   a place here: that is what the two stages teach.
 
 # %%
 if demo:
-    base_convs = vlm.base_training_conversations(train_pool, image_column="row")
+    base_convs = (vlm.base_training_conversations(train_pool, image_column="row")
+                  + vlm.knowledge_conversations(pool))
     corpus_texts = vlm.conversation_texts(
         base_convs + stage1 + vlm.make_conversations(train_pool, "location", image_column="row")
         + gre.chain_conversations(train_pool, image_column="row")
     ) + list(vlm.PROMPTS.values())
     processor = vlm.study_tokenizer(profile, corpus_texts, tokenizer_vocab_size)
     base_settings = vlm.stage_settings("demo", "base", base_training)
-    print(f"tokenizer: {len(processor)} tokens; base training on {len(base_convs)} captions, e.g.\n  "
-          f"{base_convs[0]['messages'][1]['content'][0]['text']}")
+    print(f"tokenizer: {len(processor)} tokens; base training on {len(base_convs)} conversations, e.g.")
+    for conv in (base_convs[0], base_convs[-1]):
+        print(f"  {conv['messages'][0]['content'][-1]['text']} -> {conv['messages'][1]['content'][0]['text']}")
     base_model, _ = vlm.build_model(spec, processor=processor)
     base = vlm.train_stage(base_model, processor, base_convs, "base", base_settings, None,
                            vlm.checkpoint_dir(profile, "base"), images=images)

@@ -491,3 +491,27 @@ def test_paper_class_tiny_qwen25vl_build_format_train_generate(qwen, pool, stree
     single = vlm.generate(result.model, processor, street_images[:3], prompts, max_new_tokens=4, batch_size=1)
     batched = vlm.generate(result.model, processor, street_images[:3], prompts, max_new_tokens=4, batch_size=3)
     assert single == batched and len(batched) == 3
+
+
+# --------------------------------------------------------------------------------------------- demo base knowledge
+
+
+def test_knowledge_conversations_are_text_only_facts_in_dict_form(pool):
+    convs = vlm.knowledge_conversations(pool, repeats=2)
+    assert len(convs) == 2 * 2 * pool["country"].nunique()
+    assert all(c["image"] is None for c in convs)  # never an image paired with a place
+    answers = [ast.literal_eval(c["messages"][1]["content"][0]["text"]) for c in convs]
+    japan = [a for a in answers if a["country"] == "Japan"]
+    assert {"clues", "cities"} <= {k for a in japan for k in a}
+    clues = next(a["clues"] for a in japan if "clues" in a)
+    assert "cars drive on the left" in clues and "Japanese" in clues
+    assert next(a["cities"] for a in japan if "cities" in a) == "Osaka"
+
+
+def test_a_blank_image_key_gives_zero_features_and_trains(tok, feats, pool):
+    convs = vlm.knowledge_conversations(pool, repeats=1)[:3] + vlm.make_conversations(pool, "location")[:1]
+    batch = vlm.ConversationCollator(tok, feats, 128)(convs)
+    model = _tiny_model(tok)
+    assert torch.isfinite(model(**batch).loss)
+    with pytest.raises(TypeError, match="must be an int row"):
+        vlm.ConversationCollator(tok, list(range(3)), 128)([{**convs[0], "image": "x"}])

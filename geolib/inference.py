@@ -29,6 +29,8 @@ def predictions_from_texts(image_ids: Sequence[str], texts: Sequence[str], geoco
     Returns:
         DataFrame: ``image_id, pred_country, pred_city, pred_lat, pred_lon, score, answered,
         coord_source, reasons, parse_error, raw`` (``score`` is NaN: generation gives no confidence).
+        ``pred_country`` is what GeoReasoner scores (``ParsedAnswer.country_label``): alpha-2, or
+        the text of an unrecognised country (an answer, and a wrong one), or None (not answered).
     """
     if len(image_ids) != len(texts):
         raise ValueError(f"{len(image_ids)} image ids for {len(texts)} answers")
@@ -36,7 +38,7 @@ def predictions_from_texts(image_ids: Sequence[str], texts: Sequence[str], geoco
     lat, lon, source = metrics.predicted_coordinates(parsed, geocode=geocode)
     return pd.DataFrame({
         "image_id": list(image_ids),
-        "pred_country": pd.Series([p.country for p in parsed], dtype=object),
+        "pred_country": pd.Series([p.country_label for p in parsed], dtype=object),
         "pred_city": pd.Series([p.city for p in parsed], dtype=object),
         "pred_lat": np.asarray(lat, dtype=float),
         "pred_lon": np.asarray(lon, dtype=float),

@@ -393,3 +393,271 @@ def plot_curation_map(pool, kept, countries):
     ax.legend(loc="lower left", fontsize=8, markerscale=3)
     ax.set_title("Highly locatable images kept for location tuning")
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# 07_gre_reasoning_rl
+# ------------------------------------------------------------------------------------------
+
+
+def plot_distance_reward(thetas, max_km: float = 20000.0, marks=(1, 25, 200, 750, 2500)):
+    """GRE's distance reward r = 2 / (1 + exp(d/θ)) against the error d, one curve per θ (07_distance_reward).
+
+    Args:
+        thetas: the θ values of the schedule, km.
+        max_km: right end of the distance axis (log scale from 1 km).
+        marks: distances marked on the axis (the accuracy thresholds), km.
+    """
+    import numpy as np
+
+    from geolib.rewards import distance_reward
+
+    style()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    d = np.geomspace(1.0, max_km, 400)
+    for i, theta in enumerate(thetas):
+        ax.plot(d, distance_reward(d, theta), color=PALETTE[i % len(PALETTE)], label=f"θ = {theta:g} km")
+        ax.plot([theta], [distance_reward(theta, theta)], "o", color=PALETTE[i % len(PALETTE)], ms=4)
+    for m in marks:
+        ax.axvline(m, color=PALETTE[7], lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("great-circle error d (km, log scale; dotted: 1/25/200/750/2500 km)")
+    ax.set_ylabel("distance reward")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("GRE's distance reward 2 / (1 + exp(d/θ)) at each θ of the schedule\n(dots: 0.538 at d = θ)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_grpo_curves(curves, window: int = 10):
+    """GRPO training curves (07_grpo_curves): rewards, KL to the cold-start model, θ and batch errors.
+
+    Args:
+        curves: one row per step with ``step``, ``reward``, ``format_reward``, ``distance_reward``,
+            ``kl``, ``theta_km`` and ``median_km`` (:meth:`geolib.gre.GRPOResult.curves`).
+        window: steps of the rolling mean drawn over each raw curve.
+    """
+    style()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    c = curves.sort_values("step")
+    w = max(1, min(window, len(c)))
+
+    def line(ax, col, color, label):
+        part = c[["step", col]].dropna()
+        if part.empty:
+            return
+        ax.plot(part["step"], part[col], color=color, alpha=0.25, lw=0.8)
+        ax.plot(part["step"], part[col].rolling(w, min_periods=1).mean(), color=color, label=f"{label} ({w}-step mean)")
+
+    line(axes[0], "reward", PALETTE[0], "total reward")
+    line(axes[0], "format_reward", PALETTE[2], "format reward")
+    line(axes[0], "distance_reward", PALETTE[1], "distance reward")
+    axes[0].set_ylabel("mean reward of the batch")
+    axes[0].set_title("Rewards (distance reward at the current θ)")
+    line(axes[1], "kl", PALETTE[3], "KL")
+    axes[1].set_ylabel("KL to the cold-start model (per token)")
+    axes[1].set_title("KL penalty term")
+    ax = axes[2]
+    ax.step(c["step"], c["theta_km"], where="post", color=PALETTE[4], label="θ (km)")
+    if "median_km" in c and c["median_km"].notna().any():
+        part = c[["step", "median_km"]].dropna()
+        ax.plot(part["step"], part["median_km"], color=PALETTE[5], alpha=0.3, lw=0.8)
+        ax.plot(part["step"], part["median_km"].rolling(w, min_periods=1).mean(), color=PALETTE[5],
+                label=f"median error of the batch ({w}-step mean)")
+    ax.set_yscale("log")
+    ax.set_ylabel("km (log scale)")
+    ax.set_title("θ schedule and training-batch errors")
+    for a in axes:
+        a.set_xlabel("GRPO step")
+        a.legend(fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gre_accuracy(scores, thresholds=(1, 25, 200, 750, 2500)):
+    """Share within each distance, per model, overall and per scene type, with 95% intervals (07_accuracy_by_scene).
+
+    Args:
+        scores: rows of :func:`geolib.gre.evaluate_gre` with a ``model`` column (e.g. SFT only,
+            SFT + GRPO); ``group`` is ``all`` or a scene type.
+        thresholds: the distances, km.
+    """
+    import numpy as np
+
+    style()
+    groups = list(dict.fromkeys(scores["group"]))
+    models = list(dict.fromkeys(scores["model"]))
+    ncols = min(3, len(groups))
+    nrows = -(-len(groups) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 0.6, 3.3 * nrows + 0.4), sharey=True, squeeze=False)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    x = np.arange(len(thresholds))
+    width = 0.8 / max(1, len(models))
+    top = 0.0
+    for ax, group in zip(axes.flat, groups):
+        for j, name in enumerate(models):
+            row = scores[(scores["group"] == group) & (scores["model"] == name)]
+            if row.empty:
+                continue
+            row = row.iloc[0]
+            v = np.array([row[f"within_{t:g}km"] for t in thresholds]) * 100
+            lo = np.array([row[f"within_{t:g}km_low"] for t in thresholds]) * 100
+            hi = np.array([row[f"within_{t:g}km_high"] for t in thresholds]) * 100
+            ax.bar(x + (j - (len(models) - 1) / 2) * width, v, width, color=PALETTE[j % len(PALETTE)], label=name,
+                   yerr=[np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)], capsize=2, error_kw={"lw": 0.8})
+            top = max(top, float(np.nanmax(hi)))
+        n = int(scores.loc[scores["group"] == group, "n"].iloc[0])
+        ax.set_title(f"{group} (n = {n})", fontsize=10)
+        ax.set_xticks(x, [f"{t:g}" for t in thresholds])
+        ax.set_xlabel("within (km)")
+    for row in axes:
+        row[0].set_ylabel("% of test images\n(95% bootstrap interval)")
+    axes[0][0].set_ylim(0, min(100.0, max(10.0, 1.15 * top)))
+    axes[0][0].legend(fontsize=8, loc="upper left")
+    fig.suptitle("GREval-style accuracy by scene type: cold start (SFT) vs SFT + GRPO", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# 06_evaluation
+# ------------------------------------------------------------------------------------------
+
+
+def plot_country_f1(table, reference: dict | None = None, metric: str = "country_f1"):
+    """Country F1 of every model with its 95% interval, published values as reference (06_country_f1).
+
+    Args:
+        table: tidy rows ``model``, ``metric``, ``value``, ``ci_low``, ``ci_high`` (geolib.evaluation).
+        reference: ``{label: value}`` published numbers drawn as dotted lines (another test set).
+        metric: the metric shown.
+    """
+    import numpy as np
+
+    style()
+    part = table[table["metric"] == metric].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(part) + 1.6))
+    y = np.arange(len(part))[::-1]
+    err = np.vstack([(part["value"] - part["ci_low"]).clip(lower=0).fillna(0),
+                     (part["ci_high"] - part["value"]).clip(lower=0).fillna(0)])
+    ax.barh(y, part["value"], xerr=err, color=COLORS["ours"], alpha=0.85, capsize=3, label="this study (95% CI)")
+    for i, (label, value) in enumerate((reference or {}).items()):
+        ax.axvline(value, ls=":", color=PALETTE[(i + 1) % len(PALETTE)], label=f"{label}: {value:.3f} (published)")
+    ax.set_yticks(y)
+    ax.set_yticklabels(part["model"], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(metric.replace("_", " ") + " (F1 = harmonic mean of accuracy and recall)")
+    ax.set_title("Country-level F1 on the held-out test cities")
+    ax.legend(fontsize=7.5, loc="lower right")
+    return fig
+
+
+def plot_accuracy_within_km(curves, thresholds=(1, 25, 200, 750, 2500)):
+    """Share of test images located within d km against d, one line per model (06_accuracy_within_km).
+
+    Args:
+        curves: columns ``model``, ``km``, ``share`` (unanswered images count as misses).
+        thresholds: the table's thresholds, marked (street, city, region, country, continent).
+    """
+    style()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for i, (model, part) in enumerate(curves.groupby("model", sort=False)):
+        ax.plot(part["km"], part["share"], color=PALETTE[i % len(PALETTE)], label=model)
+    names = ("street", "city", "region", "country", "continent")
+    for t, name in zip(thresholds, names):
+        ax.axvline(t, color=PALETTE[7], lw=0.8, ls=":")
+        ax.text(t, 1.01, f"{name}\n{t:g} km", fontsize=7, ha="center", va="bottom", transform=ax.get_xaxis_transform())
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("distance d (km, log scale)")
+    ax.set_ylabel("share of test images within d")
+    ax.set_title("Accuracy within d km", pad=28)
+    ax.legend(fontsize=7.5, loc="upper left")
+    return fig
+
+
+def plot_error_map(per_country, countries, title: str):
+    """World map of the median error per true country, log colour scale (06_error_map).
+
+    Args:
+        per_country: columns ``country`` (alpha-2), ``median_km`` (NaN: no answered image), ``n``.
+        countries: polygons with ``iso_a2`` (geolib.geo.country_polygons()).
+        title: the figure's title (names the model).
+    """
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    style()
+    fig, ax = plt.subplots(figsize=(11, 5.4))
+    _world_axes(ax, countries)
+    shown = countries.merge(per_country, left_on="iso_a2", right_on="country", how="inner")
+    known = shown[np.isfinite(shown["median_km"].astype(float))]
+    unknown = shown[~np.isfinite(shown["median_km"].astype(float))]
+    if len(unknown):
+        unknown.plot(ax=ax, color="white", edgecolor=COLORS["error"], hatch="///", linewidth=0.5)
+    if len(known):
+        values = known["median_km"].astype(float).clip(lower=1.0)
+        norm = LogNorm(vmin=max(1.0, float(values.min())), vmax=max(float(values.max()), float(values.min()) * 10, 10.0))
+        known.assign(median_km=values).plot(ax=ax, column="median_km", cmap="magma_r", norm=norm, edgecolor="#666666",
+                                            linewidth=0.4, legend=True,
+                                            legend_kwds={"label": "median error (km, log scale)", "shrink": 0.6})
+    ax.set_title(title + ("\nhatched: no answered image" if len(unknown) else ""))
+    return fig
+
+
+def plot_locatability_bins(bins):
+    """Country accuracy and answered share by locatability decile, one line per model (06_locatability_deciles).
+
+    Args:
+        bins: columns ``model``, ``bin``, ``score_mean``, ``accuracy``, ``ci_low``, ``ci_high``,
+            ``answered`` (geolib.evaluation.accuracy_by_bins per model).
+    """
+    style()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for i, (model, part) in enumerate(bins.groupby("model", sort=False)):
+        color = PALETTE[i % len(PALETTE)]
+        ax1.plot(part["bin"], part["accuracy"], marker="o", color=color, label=model)
+        ax1.fill_between(part["bin"], part["ci_low"], part["ci_high"], color=color, alpha=0.12)
+        ax2.plot(part["bin"], part["answered"], marker="o", color=color, label=model)
+    for ax, label in ((ax1, "country accuracy (correct among answered)"), (ax2, "share answered (recall)")):
+        ax.set_xticks(sorted(bins["bin"].unique()))
+        ax.set_xlabel("locatability bin (1 = least locatable)")
+        ax.set_ylabel(label)
+        ax.set_ylim(-0.02, 1.02)
+    ax1.set_title("Accuracy by locatability")
+    ax2.set_title("Does the model abstain where it cannot know?")
+    ax1.legend(fontsize=7.5)
+    fig.tight_layout()
+    return fig
+
+
+def plot_answer_examples(examples, columns: int = 3):
+    """Test images with the truth, the model's answer and its reasons (06_examples).
+
+    Args:
+        examples: rows with ``image_path``, ``truth``, ``answer``, ``reasons`` and ``correct`` (bool).
+        columns: images per row.
+    """
+    import textwrap
+
+    import numpy as np
+    from PIL import Image
+
+    style()
+    n = len(examples)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 4.2, rows * 4.6))
+    axes = np.atleast_1d(axes).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (_, r) in zip(axes, examples.iterrows()):
+        ax.imshow(Image.open(r["image_path"]).convert("RGB"))
+        color = COLORS["kept"] if r["correct"] else COLORS["error"]
+        ax.set_title(f"{'right' if r['correct'] else 'wrong'} · truth: {r['truth']}\nanswer: "
+                     f"{textwrap.shorten(str(r['answer']), 44, placeholder=' …')}", fontsize=8, color=color, loc="left")
+        reasons = "\n".join(textwrap.wrap(textwrap.shorten(str(r["reasons"] or "(no reasons)"), 260, placeholder=" …"), 52))
+        ax.text(0, -0.03, reasons, transform=ax.transAxes, fontsize=7, va="top", ha="left")
+    fig.suptitle("Answers of the full model on held-out test cities, with its reasons", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig

@@ -1869,7 +1869,6 @@ def stage_inputs(profile: str, stage: str, spec: ModelSpec | Mapping[str, Any], 
     Notebooks and the multi-GPU entry point call this one function, so a stage trained by
     either is the same stage (same fingerprint) for the other.
     """
-    import pandas as pd
 
     from geolib import datasets, paths
 
@@ -1882,16 +1881,12 @@ def stage_inputs(profile: str, stage: str, spec: ModelSpec | Mapping[str, Any], 
         print(report)
         convs = make_conversations(corpus, "reasoning", image_column="image_path", reasons_column="reasons")
         return StageInputs(convs, None, corpus, adapter, start, "reasoning")
-    pool = datasets.read_manifest(datasets.manifest_path(profile))
-    data = paths.data_dir(profile)
+    pool = datasets.study_pool(profile)
     if split_name == "train":
-        split = pd.read_parquet(data / "splits.parquet")
-        if not (split["image_id"].to_numpy() == pool["image_id"].to_numpy()).all():
-            raise ValueError(f"{data / 'splits.parquet'} is not in the pool's order: rerun notebook 02")
-        frame = pool[split["split"].to_numpy() == "train"]
+        frame = pool[pool["split"] == "train"]
     else:
-        frame = datasets.read_manifest(data / f"split_{split_name}.parquet")
-    frame = frame.assign(row=pool_rows(pool, frame))
+        frame = datasets.read_manifest(paths.data_dir(profile) / f"split_{split_name}.parquet")
+        frame = frame.assign(row=pool_rows(pool, frame))
     images = study_images(pool, spec, profile) if spec.model_id == "demo" else None
     column = "row" if images is not None else "image_path"
     convs = make_conversations(frame, adapter, image_column=column)

@@ -58,11 +58,8 @@ import pandas as pd
 
 from geolib import answers, datasets, gre, io, paths, plots, vlm
 
-pool = datasets.read_manifest(datasets.manifest_path(profile))
+pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
-split = pd.read_parquet(data / "splits.parquet")
-assert (split["image_id"].to_numpy() == pool["image_id"].to_numpy()).all(), "splits.parquet is not in pool order"
-pool = pool.assign(row=np.arange(len(pool)), split=split["split"].to_numpy())
 train_pool, test_pool = pool[pool["split"] == "train"], pool[pool["split"] == "test"]
 spec = vlm.ModelSpec.coerce(model)
 demo = spec.model_id == "demo"

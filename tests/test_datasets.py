@@ -92,6 +92,23 @@ def test_manifest_path_lives_under_the_profile_data_folder(runs_tmp):
     assert D.manifest_path("paper") == runs_tmp / "paper" / "data" / "pool.parquet"
 
 
+def test_study_pool_adds_rows_and_the_split_and_refuses_a_stale_split(runs_tmp):
+    df = _manifest(runs_tmp)
+    D.write_manifest(D.manifest_path("ci"), df)
+    split_path = D.manifest_path("ci").parent / "splits.parquet"
+    with pytest.raises(FileNotFoundError, match="run notebook 02"):
+        D.study_pool("ci")
+    pd.DataFrame({"image_id": df["image_id"], "split": ["train", "val", "test"]}).to_parquet(split_path)
+    pool = D.study_pool("ci")
+    assert pool["row"].tolist() == [0, 1, 2] and pool["split"].tolist() == ["train", "val", "test"]
+    pd.DataFrame({"image_id": df["image_id"][::-1], "split": ["train", "val", "test"]}).to_parquet(split_path)
+    with pytest.raises(ValueError, match="not in the pool's order"):
+        D.study_pool("ci")
+    pd.DataFrame({"image_id": df["image_id"][:2], "split": ["train", "val"]}).to_parquet(split_path)
+    with pytest.raises(ValueError, match="not in the pool's order"):
+        D.study_pool("ci")
+
+
 def test_missing_required_columns_are_named(tmp_path):
     df = _manifest(tmp_path).drop(columns=["country", "continent"])
     with pytest.raises(D.ManifestError, match=r"lacks required columns \['country', 'continent'\]"):

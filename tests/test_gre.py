@@ -226,6 +226,40 @@ def test_chain_quality_recall_precision_and_hallucinations():
     assert gre.chain_quality(["no tags, Cyrillic <answer>Latin script</answer>"], [["script:Cyrl"]])["precision"] == 1.0
 
 
+def test_chain_quality_intervals_bracket_the_pooled_scores():
+    completions = ["<think>Cyrillic signs; cars keep right.</think><answer>55.7, 37.6</answer>",
+                   "<think>Cars keep left; palm trees.</think><answer>-33.8, 151.2</answer>",
+                   "<think>Latin script.</think><answer>48.8, 2.3</answer>",
+                   "<think>Nothing to see.</think><answer>0, 0</answer>"]
+    truth = [["script:Cyrl", "driving_side:right"], ["driving_side:left"], ["script:Latn", "language:fr"], []]
+    q = gre.chain_quality(completions, truth, n_boot=300)
+    assert "recall_low" not in gre.chain_quality(completions, truth)
+    for key in ("recall", "precision", "f1", "hallucination_rate"):
+        assert 0.0 <= q[f"{key}_low"] <= q[key] + 1e-12 <= q[f"{key}_high"] + 2e-12 <= 1.0 + 2e-12, key
+    again = gre.chain_quality(completions, truth, n_boot=300)  # deterministic for a seed
+    assert [q[k] for k in q if k.endswith(("_low", "_high"))] == [again[k] for k in q if k.endswith(("_low", "_high"))]
+
+
+def test_answer_errors_km_and_score_table():
+    completions = ["<think>Paris.</think><answer>48.8566, 2.3522</answer>",
+                   "<think>Brussels.</think><answer>50.8503, 4.3517</answer>", "no idea", "<answer>-33.87, 151.21</answer>",
+                   "<think>x</think><answer>somewhere</answer>"]
+    d = gre.answer_errors_km(completions, _truth())
+    assert d[0] == pytest.approx(0.0, abs=1e-6) and d[1] == pytest.approx(264, rel=0.02) and np.isnan(d[2])
+    assert d[3] < 1.0 and np.isnan(d[4])
+    with pytest.raises(ValueError, match="2 completions for 5"):
+        gre.answer_errors_km(completions[:2], _truth())
+    scores = gre.evaluate_gre(completions, _truth(), n_boot=100).assign(model="m")
+    table = gre.score_table(scores, ["within_25km", "format_ok"])
+    assert list(table.columns) == ["group", "n", "n_answered", "model", "within_25km", "format_ok"]
+    row = scores.iloc[0]
+    assert table["within_25km"].iloc[0] == (f"{100 * row['within_25km']:.1f} [{100 * row['within_25km_low']:.1f}, "
+                                            f"{100 * row['within_25km_high']:.1f}]")
+    assert gre.score_table(scores, ["median_km"], percent=False, digits=0)["median_km"].iloc[-1] == "–"  # no answer
+    with pytest.raises(ValueError, match="lack"):
+        gre.score_table(scores, ["within_3km"])
+
+
 def test_build_chain_scores_perfectly_on_its_own_rows(pool):
     chains = [gre.build_chain(r) for r in pool.to_dict("records")]
     q = gre.chain_quality(chains, pool["clues"])
@@ -251,6 +285,21 @@ def test_grpo_config_from_the_paper_and_demo_dicts(tmp_path):
         assert demo.use_cpu and not demo.bf16
     with pytest.raises(ValueError, match="unknown GRPO settings"):
         gre.grpo_config(tmp_path, dict(gre.DEMO_GRPO, n_generations=4))
+
+
+def test_sft_and_grpo_settings_take_overrides_and_reject_unknown_keys():
+    assert gre.sft_settings("demo") == gre.DEMO_SFT and gre.sft_settings("paper") == gre.PAPER_SFT
+    assert gre.sft_settings("demo", {"max_steps": 3, "lora_r": 4})["max_steps"] == 3
+    assert gre.grpo_settings("paper") == gre.PAPER_GRPO
+    demo = gre.grpo_settings("demo", {"max_steps": 2, "num_generations": 4, "lora_alpha": 8})
+    assert (demo["max_steps"], demo["num_generations"], demo["lora_alpha"], demo["beta"]) == (2, 4, 8, 0.04)
+    with pytest.raises(ValueError, match=r"'num_generation' \(did you mean 'num_generations'\?\)"):
+        gre.grpo_settings("demo", {"num_generation": 4})
+    with pytest.raises(ValueError, match="unknown cold-start setting 'lora_rank'"):
+        gre.sft_settings("demo", {"lora_rank": 4})
+    with pytest.raises(ValueError, match="unknown tuning preset 'gpu'"):
+        gre.grpo_settings("gpu")
+    gre.grpo_config("/tmp/unused", gre.grpo_settings("demo", {"max_steps": 1}))  # a valid GRPOConfig
 
 
 def test_grpo_dataset_int_keys_paths_and_bad_rows(tmp_path):
@@ -314,6 +363,33 @@ def test_merged_cold_start_equals_the_stacked_adapter_model(tok, feats):
         stacked = model(**batch).logits
         merged = gre.merge_adapters(model)
         assert not gre._has_lora_layers(merged)
+        assert torch.allclose(merged(**batch).logits, stacked, atol=1e-4)
+
+
+def test_chain_token_ids_and_a_cold_start_with_trainable_token_rows_merges_exactly(tok, feats, pool):
+    convs = gre.chain_conversations(pool)
+    ids = gre.chain_token_ids(tok, convs)
+    chain = convs[0]["messages"][1]["content"][0]["text"]
+    assert set(tok(chain, add_special_tokens=False)["input_ids"]) <= set(ids) and ids == sorted(set(ids))
+    assert tok.convert_tokens_to_ids(vlm.IM_END) in ids
+    prompt_only = set(tok(gre.GRE_PROMPT, add_special_tokens=False)["input_ids"]) - set(ids)
+    assert prompt_only, "the user's prompt is not a chain: its own tokens are left out"
+    lora = vlm.lora_config(4, 8, 0.0)
+    lora.trainable_token_indices = ids
+    model = vlm.add_stage_adapter(_tiny(tok), gre.SFT_STAGE, lora)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("trainable_tokens" in n for n in trainable) and all("lora_" in n or "trainable_tokens" in n for n in trainable)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name or "trainable_tokens_delta" in name:
+                p.normal_(0, 0.2)
+    text = tok.apply_chat_template([vlm.user_message(gre.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    batch = vlm.encode_texts(tok, [text + chain] * 2, [feats[0], feats[1]])
+    model.eval()
+    with torch.no_grad():
+        stacked = model(**batch).logits
+        merged = gre.merge_adapters(model)
+        assert not any("trainable_tokens" in n or "lora_" in n for n, _ in merged.named_parameters())
         assert torch.allclose(merged(**batch).logits, stacked, atol=1e-4)
 
 

@@ -1,0 +1,447 @@
+"""The evaluation's tables: per-image correctness, the main and ablation tables, paired differences,
+accuracy by locatability bin, reasoning faithfulness, error by country (notebook 06_evaluation).
+
+The scores themselves are :mod:`geolib.metrics`' (GeoReasoner's accuracy / recall / F1, distance
+shares, median error, GeoScore) computed by :func:`geolib.baselines.baseline_table`; this module
+adds what notebook 06 needs around them:
+
+* :func:`evaluation_table`: ``baseline_table`` plus the unanswered (unparsable) share, with
+  bootstrap intervals, for every model;
+* :func:`interval_table`: the tidy table as ``value [low, high]`` strings, one row per model;
+* :func:`correct_and_answered` and :func:`f1_difference`: per-image correctness and the paired
+  bootstrap interval of a difference in F1 (or accuracy) between two models on the same images;
+* :func:`accuracy_by_bins`: accuracy and answered share by locatability decile ("does the model
+  know when it cannot know?");
+* :func:`faithfulness`: of the clues a model's reasons cite, the share that is visible in the image
+  (precision), and of the visible clues the share cited (recall), with intervals;
+* :func:`within_km_curve` and :func:`errors_by_country` for the curves and the map;
+* the published numbers of GeoReasoner's Tables 1 and 3 and its data-quality experiment
+  (:func:`paper_table`), printed beside this study's as a reference (they are on another test set).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from geolib import metrics
+
+#: GeoReasoner Table 1 (its own Street View test set): accuracy, recall, F1 per model and level.
+PAPER_TABLE1 = {
+    "StreetCLIP": {"country": (0.7943, 1.00, 0.8854), "city": (0.7457, 1.00, 0.8543)},
+    "LLaVA": {"country": (0.4029, 1.00, 0.5744)},
+    "Qwen-VL": {"country": (0.5829, 0.95, 0.7225), "city": (0.3743, 0.89, 0.5270)},
+    "GPT-4V": {"country": (0.8917, 0.34, 0.4923)},
+    "GeoReasoner": {"country": (0.8237, 1.00, 0.9033), "city": (0.7521, 1.00, 0.8585)},
+}
+
+#: GeoReasoner Table 3 (ablation): F1 at country and city level.
+PAPER_ABLATION_F1 = {
+    "without location tuning": {"country": 0.8215, "city": 0.5813},
+    "without reasoning tuning": {"country": 0.8766, "city": 0.8255},
+    "full": {"country": 0.9033, "city": 0.8584},
+}
+
+#: GeoReasoner's data-quality experiment: country accuracy with 0% and 100% highly locatable
+#: street views in the location-tuning data.
+PAPER_DATA_QUALITY = {"uncurated": 0.63, "curated": 0.72}
+
+#: Metric columns of :func:`evaluation_table`, in order.
+EVAL_METRICS = (
+    "country_accuracy", "country_recall", "country_f1",
+    "city_accuracy", "city_recall", "city_f1",
+    "within_1km", "within_25km", "within_200km", "within_750km", "within_2500km",
+    "median_km", "mean_geoscore", "unanswered",
+)
+
+#: Metrics that are shares in [0, 1].
+SHARE_METRICS = tuple(m for m in EVAL_METRICS if m not in ("median_km", "mean_geoscore"))
+
+
+def paper_table() -> pd.DataFrame:
+    """GeoReasoner's Table 1 as a frame: one row per model, columns ``country_accuracy`` …
+    ``city_f1`` (NaN where the paper reports nothing)."""
+    rows = {}
+    for model, levels in PAPER_TABLE1.items():
+        row = {}
+        for level in ("country", "city"):
+            acc, rec, f1 = levels.get(level, (np.nan, np.nan, np.nan))
+            row.update({f"{level}_accuracy": acc, f"{level}_recall": rec, f"{level}_f1": f1})
+        rows[model] = row
+    return pd.DataFrame(rows).T
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-image correctness
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType" or (
+        isinstance(v, str) and not v.strip())
+
+
+def correct_and_answered(predicted: Sequence[Any], truth: Sequence[Any], level: str = "country") -> tuple[np.ndarray, np.ndarray]:
+    """Per image: was a label answered, and was it right (GeoReasoner's definitions).
+
+    Each row is scored by :func:`geolib.metrics.answer_metrics` (a country after
+    ``normalize_country``, a city case- and diacritic-insensitively), so the sums reproduce its
+    accuracy (``correct.sum() / answered.sum()``) and recall (``answered.mean()``).
+
+    Args:
+        predicted: labels, None/NaN/"" = not answered.
+        truth: true labels, aligned.
+        level: ``"country"`` or ``"city"``.
+
+    Returns:
+        ``(correct, answered)``: two bool arrays ``(n,)``; ``correct`` implies ``answered``.
+    """
+    predicted, truth = list(predicted), list(truth)
+    if len(predicted) != len(truth):
+        raise ValueError(f"{len(predicted)} predictions for {len(truth)} true labels")
+    correct = np.zeros(len(truth), bool)
+    answered = np.zeros(len(truth), bool)
+    cache: dict = {}
+    for i, (p, t) in enumerate(zip(predicted, truth)):
+        key = (None if _missing(p) else str(p), t)
+        if key not in cache:
+            m = metrics.answer_metrics([key[0]], [t], level)
+            cache[key] = (m["n_correct"] == 1, m["n_answered"] == 1)
+        correct[i], answered[i] = cache[key]
+    return correct, answered
+
+
+def answered_rows(pred: pd.DataFrame) -> np.ndarray:
+    """Which prediction rows hold an answer: the ``answered`` column of parsed model answers, else
+    a country, a city or coordinates (a baseline)."""
+    if "answered" in pred.columns:
+        return pred["answered"].fillna(False).to_numpy(dtype=bool)
+    has = ~pred["pred_country"].map(_missing).to_numpy(bool) | ~pred["pred_city"].map(_missing).to_numpy(bool)
+    coords = np.isfinite(pd.to_numeric(pred["pred_lat"], errors="coerce").to_numpy(float))
+    return has | coords
+
+
+def reasons_or_raw(pred: pd.DataFrame) -> list:
+    """The reasons of each answer: the parsed ``reasons`` field, else the whole raw answer.
+
+    Small models often garble the JSON around otherwise readable reasons; the clue matcher of
+    :func:`faithfulness` reads free text, so the raw answer stands in where no field was read.
+    """
+    reasons = pred["reasons"].tolist() if "reasons" in pred.columns else [None] * len(pred)
+    raw = pred["raw"].tolist() if "raw" in pred.columns else [None] * len(pred)
+    return [r if isinstance(r, str) and r.strip() else (t if isinstance(t, str) else None) for r, t in zip(reasons, raw)]
+
+
+def aligned(pred: pd.DataFrame, test_df: pd.DataFrame) -> pd.DataFrame:
+    """Predictions in the test split's row order (``image_id``), truth columns beside them.
+
+    Returns:
+        ``test_df``'s rows with ``pred_country``, ``pred_city``, ``pred_lat``, ``pred_lon`` and
+        ``answered`` added (a test image without a prediction row is unanswered).
+    """
+    ids = pred["image_id"].astype(str)
+    if ids.duplicated().any():
+        raise ValueError(f"predictions repeat image ids, e.g. {ids[ids.duplicated()].iloc[0]!r}")
+    p = pred.assign(image_id=ids, answered=answered_rows(pred)).set_index("image_id")
+    out = test_df.reset_index(drop=True).copy()
+    keys = out["image_id"].astype(str)
+    for col in ("pred_country", "pred_city", "pred_lat", "pred_lon", "answered"):
+        out[col] = keys.map(p[col]).to_numpy()
+    out["answered"] = out["answered"].fillna(False).astype(bool)
+    out["pred_lat"] = pd.to_numeric(out["pred_lat"], errors="coerce")
+    out["pred_lon"] = pd.to_numeric(out["pred_lon"], errors="coerce")
+    return out
+
+
+def error_km(pred: pd.DataFrame, test_df: pd.DataFrame) -> np.ndarray:
+    """Great-circle error (km) of each test image, NaN where the model gave no coordinates."""
+    a = aligned(pred, test_df)
+    return metrics.distance_errors_km(a["pred_lat"], a["pred_lon"], a["lat"], a["lon"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def evaluation_table(predictions: Mapping[str, pd.DataFrame], test_df: pd.DataFrame, n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Every metric of every model with a percentile-bootstrap 95% interval (tidy).
+
+    :func:`geolib.baselines.baseline_table` (accuracy / recall / F1 at both levels, share within
+    1 / 25 / 200 / 750 / 2500 km, median km, GeoScore) plus ``unanswered``: the share of test
+    images without a usable answer (unparsable, refused, or missing).
+
+    Returns:
+        Columns ``model``, ``metric`` (:data:`EVAL_METRICS`), ``value``, ``ci_low``, ``ci_high``, ``n``.
+    """
+    from geolib.baselines import baseline_table
+
+    table = baseline_table(predictions, test_df, n_boot=n_boot, seed=seed)
+    extra = []
+    for name, pred in predictions.items():
+        missing = ~aligned(pred, test_df)["answered"].to_numpy(bool)
+        lo, hi = metrics.bootstrap_ci(lambda x: x.mean(-1), missing.astype(float), n_boot=n_boot, seed=seed, vectorized=True)
+        extra.append((name, "unanswered", float(missing.mean()), lo, hi, len(missing)))
+    table = pd.concat([table, pd.DataFrame(extra, columns=table.columns)], ignore_index=True)
+    order = {m: i for i, m in enumerate(EVAL_METRICS)}
+    models = {m: i for i, m in enumerate(predictions)}
+    table = table.assign(_m=table["model"].map(models), _k=table["metric"].map(order)).sort_values(["_m", "_k"])
+    return table.drop(columns=["_m", "_k"]).reset_index(drop=True)
+
+
+def _format(value: float, low: float, high: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if metric in ("median_km", "mean_geoscore"):
+        fmt = "{:,.0f}"
+    else:
+        fmt = "{:.3f}"
+    text = fmt.format(value)
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" [{fmt.format(low)}, {fmt.format(high)}]"
+    return text
+
+
+def interval_table(table: pd.DataFrame, metrics_: Sequence[str] | None = None) -> pd.DataFrame:
+    """The tidy table as ``value [low, high]`` strings: one row per model, one column per metric.
+
+    Args:
+        table: from :func:`evaluation_table` (or ``baseline_table``).
+        metrics_: the columns to show, in order (default: every metric present).
+    """
+    metrics_ = list(metrics_) if metrics_ is not None else [m for m in EVAL_METRICS if m in set(table["metric"])]
+    cells = table.assign(text=[_format(v, lo, hi, m) for v, lo, hi, m in
+                               zip(table["value"], table["ci_low"], table["ci_high"], table["metric"])])
+    wide = cells.pivot(index="model", columns="metric", values="text")
+    return wide.reindex(index=list(dict.fromkeys(table["model"])), columns=metrics_)
+
+
+def values(table: pd.DataFrame) -> pd.DataFrame:
+    """The point values of the tidy table: one row per model, one column per metric."""
+    wide = table.pivot(index="model", columns="metric", values="value")
+    return wide.reindex(index=list(dict.fromkeys(table["model"])),
+                        columns=[m for m in EVAL_METRICS if m in wide.columns])
+
+
+def table_records(table: pd.DataFrame) -> dict:
+    """``{model: {metric: {value, ci_low, ci_high, n}}}`` for the results JSON."""
+    out: dict = {}
+    for row in table.itertuples(index=False):
+        out.setdefault(row.model, {})[row.metric] = {"value": row.value, "ci_low": row.ci_low,
+                                                     "ci_high": row.ci_high, "n": int(row.n)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Paired differences
+
+
+def _acc(c, a):
+    return np.where(a.sum(-1) > 0, c.sum(-1) / np.maximum(a.sum(-1), 1), 0.0)
+
+
+def _f1(c, a):
+    acc, rec = _acc(c, a), a.mean(-1)
+    s = acc + rec
+    return np.where(s > 0, 2 * acc * rec / np.where(s > 0, s, 1), 0.0)
+
+
+_STATS = {"f1": _f1, "accuracy": _acc, "recall": lambda c, a: a.mean(-1)}
+
+
+def f1_difference(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], statistic: str = "f1",
+                  n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """``statistic(first) − statistic(second)`` on the same images, with a paired bootstrap interval.
+
+    Args:
+        first, second: ``(correct, answered)`` bool arrays of two models on the same test images
+            (:func:`correct_and_answered`).
+        statistic: ``"f1"``, ``"accuracy"`` (correct among answered) or ``"recall"``.
+        n_boot, seed: bootstrap replicates and seed (images are resampled, both models together).
+
+    Returns:
+        ``first``, ``second``, ``difference``, ``ci_low``, ``ci_high``, and ``relative`` =
+        difference / second (NaN when ``second`` is 0: a relative gain over nothing is undefined).
+    """
+    if statistic not in _STATS:
+        raise ValueError(f"statistic must be one of {sorted(_STATS)}, got {statistic!r}")
+    fn = _STATS[statistic]
+    c1, a1 = (np.asarray(x, bool) for x in first)
+    c2, a2 = (np.asarray(x, bool) for x in second)
+    if not (c1.shape == a1.shape == c2.shape == a2.shape) or c1.ndim != 1 or not len(c1):
+        raise ValueError("both models need (correct, answered) arrays over the same non-empty set of images")
+    if (c1 & ~a1).any() or (c2 & ~a2).any():
+        raise ValueError("a row is correct but not answered")
+    v1, v2 = float(fn(c1, a1)), float(fn(c2, a2))
+    lo, hi = metrics.bootstrap_ci(lambda w, x, y, z: fn(w, x) - fn(y, z), c1, a1, c2, a2, n_boot=n_boot, seed=seed,
+                                  vectorized=True)
+    return {"first": v1, "second": v2, "difference": v1 - v2, "ci_low": lo, "ci_high": hi,
+            "relative": (v1 - v2) / v2 if v2 > 0 else float("nan")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Accuracy by locatability
+
+
+def accuracy_by_bins(score: Sequence[float], correct: np.ndarray, answered: np.ndarray, n_bins: int = 10,
+                     n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Accuracy and answered share in quantile bins of a score (e.g. locatability deciles).
+
+    A model that "knows when it cannot know" answers less often where the score is low and stays
+    accurate where it answers; one that does not answers everything and is simply wrong there.
+
+    Args:
+        score: one number per image (e.g. its locatability).
+        correct, answered: per-image bools (:func:`correct_and_answered`).
+        n_bins: quantile bins (10: deciles); ties can merge bins.
+        n_boot, seed: bootstrap of the accuracy within each bin.
+
+    Returns:
+        One row per bin: ``bin`` (1 = lowest score), ``score_low``, ``score_high``, ``score_mean``,
+        ``n``, ``answered`` (share), ``accuracy`` (correct among answered, GeoReasoner's),
+        ``ci_low``, ``ci_high`` (of the accuracy), ``correct`` (share of all images).
+    """
+    s = np.asarray(score, dtype=float)
+    c, a = np.asarray(correct, bool), np.asarray(answered, bool)
+    if not (s.shape == c.shape == a.shape) or s.ndim != 1:
+        raise ValueError(f"score, correct and answered must be aligned 1-d arrays, got {s.shape}, {c.shape}, {a.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    if not len(s):
+        raise ValueError("accuracy_by_bins needs at least one image")
+    bins = pd.qcut(pd.Series(s).rank(method="first"), q=min(n_bins, len(s)), labels=False)
+    rows = []
+    for b in sorted(pd.unique(bins)):
+        m = (bins == b).to_numpy()
+        cb, ab = c[m], a[m]
+        lo, hi = (metrics.bootstrap_ci(_acc, cb, ab, n_boot=n_boot, seed=seed, vectorized=True)
+                  if ab.any() else (float("nan"), float("nan")))
+        rows.append({"bin": int(b) + 1, "score_low": float(s[m].min()), "score_high": float(s[m].max()),
+                     "score_mean": float(s[m].mean()), "n": int(m.sum()), "answered": float(ab.mean()),
+                     "accuracy": float(_acc(cb, ab)), "ci_low": lo, "ci_high": hi, "correct": float(cb.mean())})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reasoning faithfulness
+
+
+def cited_clues(reasons: Sequence[Any], visible: Sequence[Any]) -> pd.DataFrame:
+    """Per image, the clues its reasons cite and how many of them are visible.
+
+    Args:
+        reasons: the model's reasons per image (None / NaN: no reasons, cites nothing).
+        visible: the clue ids visible in each image (the pool's ``clues`` column).
+
+    Returns:
+        Columns ``cited`` (sorted clue ids), ``n_cited``, ``n_visible``, ``n_cited_visible``.
+    """
+    from geolib import world
+
+    reasons, visible = list(reasons), list(visible)
+    if len(reasons) != len(visible):
+        raise ValueError(f"{len(reasons)} reasons for {len(visible)} clue lists")
+    rows = []
+    for text, vis in zip(reasons, visible):
+        vis = set() if vis is None or (isinstance(vis, float) and math.isnan(vis)) else {str(v) for v in vis}
+        cited = world.clues_mentioned(text) if isinstance(text, str) else set()
+        rows.append({"cited": sorted(cited), "n_cited": len(cited), "n_visible": len(vis),
+                     "n_cited_visible": len(cited & vis)})
+    return pd.DataFrame(rows, columns=["cited", "n_cited", "n_visible", "n_cited_visible"])
+
+
+def _ratio(num, den):
+    num, den = np.asarray(num, float).sum(-1), np.asarray(den, float).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def faithfulness(reasons: Sequence[Any], visible: Sequence[Any], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """How faithful reasons are to the image: cited clues that are visible, visible clues cited.
+
+    Clues are read from the text with :func:`geolib.world.clues_mentioned` (the demo world's clue
+    vocabulary: script, language, driving side, road lines, plates, signs, vegetation), as in
+    :func:`geolib.gre.chain_quality`, whose numbers these are (micro: pooled over images).
+
+    Args:
+        reasons: the reasons per image (None: no reasons given).
+        visible: visible clue ids per image.
+        n_boot, seed: bootstrap over images.
+
+    Returns:
+        ``precision`` (cited clues that are visible; 1 − precision is the hallucinated share),
+        ``recall`` (visible clues that are cited), each with ``*_low`` / ``*_high``;
+        ``hallucination_rate`` (images whose reasons cite a clue not visible), ``with_reasons``
+        (share of images with reasons), ``clues_per_answer`` (mean cited), ``n``, ``n_cited``,
+        ``n_visible``, ``n_cited_visible``, and ``by_type`` (per clue type, from ``chain_quality``).
+    """
+    from geolib import gre
+
+    table = cited_clues(reasons, visible)
+    if table.empty:
+        raise ValueError("faithfulness needs at least one image")
+    texts = [r if isinstance(r, str) else "" for r in reasons]
+    quality = gre.chain_quality(texts, [list(v) if v is not None else [] for v in visible])
+    tp, cited, vis = (table[c].to_numpy(float) for c in ("n_cited_visible", "n_cited", "n_visible"))
+    out: dict[str, Any] = {}
+    for name, den in (("precision", cited), ("recall", vis)):
+        value = float(_ratio(tp, den))
+        lo, hi = metrics.bootstrap_ci(_ratio, tp, den, n_boot=n_boot, seed=seed, vectorized=True)
+        out.update({name: value, f"{name}_low": lo, f"{name}_high": hi})
+    out.update({
+        "hallucination_rate": quality["hallucination_rate"],
+        "with_reasons": float(np.mean([isinstance(r, str) and bool(r.strip()) for r in reasons])),
+        "clues_per_answer": float(cited.mean()),
+        "n": len(table), "n_cited": int(cited.sum()), "n_visible": int(vis.sum()), "n_cited_visible": int(tp.sum()),
+        "by_type": quality["by_type"],
+    })
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves and maps
+
+
+def within_km_curve(errors_km: Any, km: Sequence[float]) -> np.ndarray:
+    """Share of all images whose error is within each distance (``<=``; NaN = no answer = miss)."""
+    d = np.asarray(errors_km, dtype=float).reshape(-1)
+    if d.size == 0:
+        raise ValueError("within_km_curve needs at least one error")
+    grid = np.asarray(km, dtype=float).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        return (d[None, :] <= grid[:, None]).mean(axis=1)
+
+
+def errors_by_country(pred: pd.DataFrame, test_df: pd.DataFrame) -> pd.DataFrame:
+    """Per true country: images, answered share, country accuracy (correct among all images) and
+    median error in km (over answered images; NaN when none).
+
+    Returns:
+        Columns ``country`` (alpha-2), ``n``, ``answered``, ``country_correct``, ``median_km``,
+        sorted by country.
+    """
+    a = aligned(pred, test_df)
+    correct, _ = correct_and_answered(a["pred_country"], a["country"], "country")
+    d = metrics.distance_errors_km(a["pred_lat"], a["pred_lon"], a["lat"], a["lon"])
+    frame = pd.DataFrame({"country": a["country"].to_numpy(), "answered": a["answered"].to_numpy(bool),
+                          "correct": correct, "d": d})
+    rows = []
+    for country, g in frame.groupby("country", sort=True):
+        dd = g["d"].to_numpy()
+        rows.append({"country": country, "n": len(g), "answered": float(g["answered"].mean()),
+                     "country_correct": float(g["correct"].mean()),
+                     "median_km": float(np.nanmedian(dd)) if np.isfinite(dd).any() else float("nan")})
+    return pd.DataFrame(rows, columns=["country", "n", "answered", "country_correct", "median_km"])
+
+
+__all__ = [
+    "PAPER_TABLE1", "PAPER_ABLATION_F1", "PAPER_DATA_QUALITY", "EVAL_METRICS", "SHARE_METRICS", "paper_table",
+    "correct_and_answered", "answered_rows", "reasons_or_raw", "aligned", "error_km", "evaluation_table", "interval_table", "values",
+    "table_records", "f1_difference", "accuracy_by_bins", "cited_clues", "faithfulness", "within_km_curve",
+    "errors_by_country",
+]

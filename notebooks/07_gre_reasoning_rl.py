@@ -1,0 +1,406 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (geolib)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · GRE: reasoning chains and reinforcement learning with a distance reward
+#
+# GRE Suite (Wang et al., NeurIPS 2025, §3) teaches a vision-language model to *reason its way*
+# to coordinates. Every answer is a structured chain,
+#
+# ```
+# <think>
+# 1. Scene and architecture: …
+# 2. Text and language: …
+# 3. Vegetation and terrain: …
+# 4. Transport and road markings: …
+# Conclusion: …
+# </think>
+# <answer>latitude, longitude</answer>
+# ```
+#
+# and training has two parts:
+#
+# 1. **cold-start SFT** on reasoning chains (GRE30K-CoT), so the model learns the format and the
+#    kind of evidence to look for;
+# 2. **GRPO** (group relative policy optimisation): for each image the model samples a group of
+#    chains, each is scored by a **format reward** and a **distance reward**
+#    r = 2 / (1 + exp(d/θ)), the rewards are normalised within the group (the advantage), and the
+#    policy takes a clipped policy-gradient step with a KL penalty towards the cold-start model.
+#
+# GREval-Bench then scores the answers per scene type and distance granularity (% within
+# 1/25/200/750/2500 km: street, city, region, country, continent). GRE's ablation compares the
+# model after SFT alone with SFT + GRPO; this notebook does the same.
+#
+# * **paper profile**: Qwen2.5-VL-7B-Instruct, GRE30K-CoT chains, GRE30K-Seed RL prompts, GRE's RL
+#   settings (8 generations per prompt, KL β = 0.04, completions up to 2048 tokens).
+# * **demo / ci profiles**: the demo's small LLaVA-style model after its base training (notebook
+#   04), chains written from each image's *visible* clues in the demo world, GRPO on 2 CPU cores.
+#
+# In this study GRE starts from the untuned base model (not from GeoReasoner's stages of
+# notebooks 04-05), as GRE starts from Qwen2.5-VL.
+
+# %% tags=["parameters"]
+profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
+model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
+tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GRE's RL settings, GeoReasoner's LoRA for the cold start)
+gre_sft: dict = {}  # overrides of the preset's cold-start SFT settings (geolib.gre.DEMO_SFT or PAPER_SFT), e.g. max_steps
+gre_grpo: dict = {}  # overrides of the preset's GRPO settings (geolib.gre.DEMO_GRPO or PAPER_GRPO), e.g. max_steps
+theta_schedule: list[float] = [2500.0, 750.0, 200.0, 25.0]  # θ of the distance reward in km, coarse to fine
+theta_window: int = 20  # GRPO steps whose mean distance reward decides a move to the next θ
+theta_advance_at: float = 0.6  # mean distance reward over the window at which θ moves to the next stage
+gre_corpus: str = ""  # paper: GRE30K-CoT JSON (cold-start chains) under the data folder; empty: chains from the demo world's visible clues
+gre_rl_prompts: str = ""  # paper: GRE30K-Seed JSONL (RL prompts with coordinates) under the data folder; empty: the training split
+max_test_images: int = 0  # evaluate a random sample of this many test images (0: the whole test split)
+chain_max_new_tokens: int = 160  # generation limit of a chain at evaluation (a demo chain is 82-120 tokens)
+generation_batch_size: int = 64  # images per batched generation
+n_boot: int = 1000  # bootstrap replicates for intervals
+n_answers_shown: int = 3  # test images whose chains are shown
+num_threads: int = 1  # torch CPU threads (1 is fastest for the small demo models on a shared CPU; 0 keeps torch's default)
+
+# %%
+# Setup (not the method): imports, the pool and the split by city from notebooks 00-03.
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from geolib import datasets, gre, io, paths, plots, rewards, vlm
+
+if num_threads:
+    torch.set_num_threads(num_threads)
+
+pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
+data, results = paths.data_dir(profile), paths.results_dir(profile)
+train_pool, test_pool = pool[pool["split"] == "train"], pool[pool["split"] == "test"]
+spec = vlm.ModelSpec.coerce(model)
+demo = spec.model_id == "demo"
+images = vlm.study_images(pool, spec, profile)  # demo: cached tower features (N, 49, 1280); paper: image paths
+has_clues = "clues" in pool.columns and pool["clues"].notna().all()  # the demo world lists each image's visible clues
+print(f"model: {spec.model_id}; {len(train_pool)} training images ({train_pool['city'].nunique()} cities), "
+      f"{len(test_pool)} test images ({test_pool['city'].nunique()} other cities)")
+
+# %% [markdown]
+# ## 1. Reasoning chains
+#
+# GRE's chains walk through the evidence in a fixed order: scene and architecture, text and
+# language, vegetation and terrain, transport and road markings, then a conclusion and the
+# coordinates (latitude first, decimal degrees, south and west negative). On the demo world the
+# chain of an image is written only from the clues that are *visible* in it (the pool's `clues`
+# column, `geolib.gre.build_chain`): a step with nothing visible says so, and the chain never
+# mentions a clue that the image does not show. This is what makes the chain-quality score of
+# section 5 meaningful. The paper profile reads GRE30K-CoT's own chains.
+#
+# The prompt is this study's (GRE's is not released); it names the steps and the answer format
+# that the rewards check:
+
+# %%
+print(gre.GRE_PROMPT)
+
+# %%
+if gre_corpus:
+    cot, report = datasets.load_gre30k_cot(paths.real_data_root() / gre_corpus)
+    print(report)
+    cold_start = gre.gre30k_conversations(cot, prompt=gre.GRE_PROMPT)  # one prompt for SFT, GRPO and evaluation
+    sft_images = None  # the conversations' image keys are paths
+else:
+    cold_start = gre.chain_conversations(train_pool, image_column="row")
+    sft_images = images
+print(f"{len(cold_start)} cold-start conversations; one of them"
+      + (f" (visible clues: {list(pool['clues'].iloc[cold_start[0]['image']])})" if sft_images is not None and has_clues else "")
+      + ":\n")
+print(cold_start[0]["messages"][1]["content"][0]["text"])
+
+# %% [markdown]
+# ## 2. Rewards
+#
+# GRPO needs a scalar reward per sampled chain. GRE uses two, summed:
+#
+# * **format**: 1 when the completion is exactly `<think>…</think>` then `<answer>…</answer>`, else 0;
+# * **distance**: r = 2 / (1 + exp(d/θ)) for the great-circle error d (km) of the answered
+#   coordinates; 1 at d = 0, 2/(1+e) ≈ 0.538 at d = θ, towards 0 far away; an answer without
+#   valid coordinates scores 0.
+#
+# GRE's released reward swaps latitude and longitude, loses the sign of `…°S`/`…°W` answers and
+# leaves θ blank. Here `(lat, lon)` is read in the right order and sign (`geolib.answers.parse_answer`),
+# which the hand-checked answers below show for an image in Sydney:
+
+# %%
+sydney = (-33.8688, 151.2093)
+hand_checked = {
+    "right": "<think>Cars keep left; eucalyptus.</think><answer>-33.8688, 151.2093</answer>",
+    "Melbourne (713 km off)": "<think>Cars keep left.</think><answer>-37.8136, 144.9631</answer>",
+    "hemisphere letters": "<think>Cars keep left.</think><answer>33.8688°S, 151.2093°E</answer>",
+    "latitude and longitude swapped": "<think>Cars keep left.</think><answer>151.2093, -33.8688</answer>",
+    "sign of the latitude lost": "<think>Cars keep left.</think><answer>33.8688, 151.2093</answer>",
+    "no <think> block": "<answer>-33.8688, 151.2093</answer>",
+    "cut off (no answer)": "<think>Cars keep left; the signs",
+}
+pd.DataFrame({
+    "format reward": [rewards.format_reward(t) for t in hand_checked.values()],
+    "distance reward, θ = 750 km": [rewards.gre_reward(t, *sydney, theta_km=750.0) for t in hand_checked.values()],
+    "distance reward, θ = 25 km": [rewards.gre_reward(t, *sydney, theta_km=25.0) for t in hand_checked.values()],
+}, index=list(hand_checked)).round(3)
+
+# %% [markdown]
+# ### The θ schedule (documented here, blank in GRE's code)
+#
+# A large θ pays for a coarse answer (the right continent), so early in RL, when most samples are
+# far off, a sample that is less wrong still earns more than its group and gets a gradient. A
+# small θ only pays for the right city. The study therefore **anneals θ from coarse to fine**:
+# training starts at the first θ and moves to the next when the mean distance reward over the last
+# `theta_window` steps reaches `theta_advance_at` (a single answer earns 0.6 at d ≈ 0.85 θ, so a
+# mean of 0.6 says that typical errors are already below θ). θ never goes back, the last stage
+# stays until the end, and the schedule is saved with every checkpoint so that a resumed run
+# continues at the same θ (`geolib.rewards.ThetaSchedule`).
+
+# %%
+schedule = rewards.ThetaSchedule(stages=tuple(theta_schedule), window=theta_window, advance_at=theta_advance_at)
+print(schedule)
+fig = plots.plot_distance_reward(schedule.stages)
+plots.save_figure(fig, profile, "07_distance_reward")
+
+# %% [markdown]
+# ## 3. Cold-start SFT: a LoRA adapter named `gre_sft`
+#
+# The chains of the training images, trained with the same LoRA stage as GeoReasoner's stages
+# (`geolib.vlm.train_stage`, loss on the assistant's tokens only). GRE's stage-1 script is not
+# public, so the paper preset keeps GeoReasoner's LoRA settings with room for long chains; the demo
+# preset is notebook 04's demo stage for one epoch at a higher learning rate.
+#
+# *Demo only:* the demo's base model was trained on captions that never name a place, so it has
+# never written digits, `<think>`/`<answer>` or country names, and the (tied) embedding rows of
+# those tokens were pushed down all through its base training. A LoRA on the projections alone
+# climbs out of that slowly (a loss near 2.5 after an epoch, and sampled chains that never reach an
+# answer). So the demo's cold start also trains the embedding rows of the tokens the chains are
+# written in (peft's `trainable_token_indices`); a real base model writes all of them already.
+
+# %%
+sft_settings = gre.sft_settings(tuning_preset, gre_sft)
+pd.DataFrame({"paper preset": pd.Series(gre.PAPER_SFT), "this run": pd.Series(sft_settings)}).astype(str)
+
+# %%
+t0 = time.perf_counter()
+base_model, processor = vlm.study_model(profile, spec)  # the untuned base (demo: after notebook 04's base training)
+sft_lora = vlm.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
+if demo:  # and the embedding rows of the chains' tokens (see above)
+    sft_lora.trainable_token_indices = gre.chain_token_ids(processor, cold_start)
+sft = vlm.train_stage(base_model, processor, cold_start, gre.SFT_STAGE, sft_settings, sft_lora,
+                      vlm.checkpoint_dir(profile, "gre_sft"), images=sft_images)
+sft_seconds = time.perf_counter() - t0
+sft_trainable = [n for n, p in sft.model.named_parameters() if p.requires_grad]
+sft_losses = pd.DataFrame(sft.log_history).dropna(subset=["loss"])
+fig = plots.plot_training_curve(sft_losses, "step", ["loss"], "GRE cold start: SFT on reasoning chains")
+plots.save_figure(fig, profile, "07_cold_start_loss")
+
+# %% [markdown]
+# ## 4. GRPO with the format and distance rewards
+#
+# TRL's `GRPOTrainer` does the RL step; `geolib.gre.train_grpo` gives it the two rewards (the
+# distance one reads θ from the schedule and updates it after each batch), and writes the reward,
+# KL and θ curves as it goes. The cold-start adapter is merged into the weights first and GRPO
+# trains a new LoRA on top, so TRL's reference policy for the KL term (the model with its adapter
+# disabled) is exactly the SFT model, as in GRE. The settings beside GRE's:
+
+# %%
+grpo_settings = gre.grpo_settings(tuning_preset, gre_grpo)
+pd.DataFrame({"GRE (paper)": pd.Series(gre.PAPER_GRPO), "this run": pd.Series(grpo_settings)}).astype(str)
+
+# %%
+if gre_rl_prompts:
+    seed_prompts, report = datasets.load_gre30k_seed(paths.real_data_root() / gre_rl_prompts)
+    print(report)
+    prompts = gre.grpo_dataset(seed_prompts, image_column="image_path")
+else:  # the training split: no validation or test city is ever seen in RL either
+    prompts = gre.grpo_dataset(train_pool, image_column="row" if demo else "image_path")
+print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generations']} chains for each of "
+      f"{grpo_settings['per_device_train_batch_size'] // grpo_settings['num_generations']} images")
+
+# %%
+t0 = time.perf_counter()
+grpo = gre.train_grpo(sft.model, processor, prompts, schedule, grpo_settings, vlm.checkpoint_dir(profile, "gre_grpo"),
+                      images=images if demo else None)
+grpo_seconds = time.perf_counter() - t0
+curves = grpo.curves()
+fig = plots.plot_grpo_curves(curves)
+plots.save_figure(fig, profile, "07_grpo_curves")
+
+# %% [markdown]
+# How the run went: the reward and the KL at the start and the end (means over the first and the
+# last tenth of the steps), θ reached, the time. The total reward is format + distance at the
+# *current* θ, so it can drop when θ tightens; the batch's median error (km) compares across θ.
+
+# %%
+tenth = max(1, len(curves) // 10)
+head, tail = curves.head(tenth), curves.tail(tenth)
+run = {
+    "steps": int(curves["step"].max()),
+    "trained_now": grpo.trained,
+    "reward_start": float(head["reward"].mean()), "reward_end": float(tail["reward"].mean()),
+    "format_reward_start": float(head["format_reward"].mean()), "format_reward_end": float(tail["format_reward"].mean()),
+    "distance_reward_start": float(head["distance_reward"].mean()), "distance_reward_end": float(tail["distance_reward"].mean()),
+    "median_km_start": float(head["median_km"].mean()), "median_km_end": float(tail["median_km"].mean()),
+    "kl_start": float(head["kl"].mean()), "kl_end": float(tail["kl"].mean()), "kl_max": float(curves["kl"].max()),
+    "theta_km_reached": float(schedule.theta), "theta_stage": int(schedule.stage),
+    "theta_changes_at_step": [int(s) for s in curves["step"][curves["theta_km"].diff().fillna(0) != 0]],
+    "sft_seconds": round(sft_seconds, 1), "grpo_seconds": round(grpo_seconds, 1),
+    "grpo_train_runtime_s": grpo.metrics.get("train_runtime"),
+}
+pd.Series(run, name="GRPO run").to_frame()
+
+# %% [markdown]
+# ## 5. Evaluation: GREval-style scores on the test cities
+#
+# Every test image (cities never trained on, in SFT or RL) is answered greedily twice: by the
+# cold-start model (**SFT only**: the GRPO adapter disabled, which is exactly the KL reference)
+# and by **SFT + GRPO**. The answer's coordinates are read from `<answer>`; an answer without
+# valid coordinates counts as a miss at every distance and its share is reported. Intervals are
+# 95% percentile bootstraps over images (`geolib.metrics.bootstrap_ci`).
+
+# %%
+eval_pool = test_pool
+if max_test_images and len(test_pool) > max_test_images:
+    eval_pool = test_pool.sample(max_test_images, random_state=0).sort_values("row")
+eval_images = np.asarray(images)[eval_pool["row"].to_numpy()] if demo else [images[i] for i in eval_pool["row"]]
+t0 = time.perf_counter()
+with grpo.model.disable_adapter():  # the cold-start model: GRE's "after SFT" row
+    sft_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT, max_new_tokens=chain_max_new_tokens,
+                               batch_size=generation_batch_size)
+grpo_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT, max_new_tokens=chain_max_new_tokens,
+                            batch_size=generation_batch_size)
+eval_seconds = time.perf_counter() - t0
+answers = {"SFT only": sft_answers, "SFT + GRPO": grpo_answers}
+errors = {name: gre.answer_errors_km(a, eval_pool) for name, a in answers.items()}  # km; NaN: no usable coordinates
+scores = pd.concat([gre.evaluate_gre(a, eval_pool, n_boot=n_boot).assign(model=name) for name, a in answers.items()],
+                   ignore_index=True)
+io.write_parquet(results / "07_gre_answers.parquet", eval_pool[["image_id", "lat", "lon"]].assign(
+    sft_answer=sft_answers, sft_error_km=errors["SFT only"], grpo_answer=grpo_answers, grpo_error_km=errors["SFT + GRPO"]))
+print(f"{len(eval_pool)} test images, two models, in {eval_seconds:.0f} s")
+
+# %% [markdown]
+# ### GRE's ablation: SFT only vs SFT + GRPO, all test images
+#
+# % within each distance (95% interval), the share of answers in GRE's format, the share without
+# usable coordinates, and the median error. GRE reports on Im2GPS3k 7.8/29.3/44.8/62.4/78.8 after
+# SFT and 11.3/35.3/51.7/69.3/85.7 after RL (DESIGN.md); the demo world is a different, much
+# smaller task, so only the direction of the change compares.
+
+# %%
+thresholds = [f"within_{t}km" for t in (1, 25, 200, 750, 2500)]
+overall = scores[scores["group"] == "all"]
+headline = gre.score_table(overall, thresholds + ["format_ok", "unparsable"]).set_index("model")
+headline["median km"] = overall.set_index("model")["median_km"].round(0)
+headline.drop(columns=["group"])
+
+# %% [markdown]
+# ### Per scene type (GREval-Bench style)
+#
+# % within 25 km (city) and 750 km (country), and format compliance, per scene type of the demo
+# world (urban, suburban, rural, natural, landmark-like). Scenes without signs or buildings carry
+# fewer clues, so both models should do worse there.
+
+# %%
+by_scene = gre.score_table(scores[scores["group"] != "all"], ["within_25km", "within_750km", "within_2500km", "format_ok"])
+by_scene.pivot(index=["group", "n"], columns="model").swaplevel(axis=1).sort_index(axis=1, level=0)
+
+# %%
+fig = plots.plot_gre_accuracy(scores)
+plots.save_figure(fig, profile, "07_accuracy_by_scene")
+
+# %% [markdown]
+# ### Chain quality: do the chains report what the image shows?
+#
+# On the demo world every image lists its visible clues, so a chain can be checked: **recall** =
+# visible clues that the chain mentions / visible clues; **precision** = mentioned clues that are
+# visible / mentioned clues (a mentioned clue that is not visible is a hallucination). Pooled over
+# test images, with 95% bootstrap intervals. (Real data sets carry no such labels: skipped there.)
+
+# %%
+if has_clues:
+    quality = {name: gre.chain_quality(a, eval_pool["clues"], n_boot=n_boot) for name, a in answers.items()}
+    keys = ["recall", "precision", "f1", "hallucination_rate"]
+    quality_table = pd.DataFrame({name: {k: f"{100 * q[k]:.1f} [{100 * q[k + '_low']:.1f}, {100 * q[k + '_high']:.1f}]"
+                                         for k in keys} for name, q in quality.items()}).T
+    by_type = pd.concat({name: pd.DataFrame(q["by_type"]).T[["recall", "precision", "n_visible", "n_mentioned"]]
+                         for name, q in quality.items()}, axis=1)
+    display(quality_table)  # noqa: F821 (IPython)
+    display(by_type.round(3))  # noqa: F821 (IPython)
+else:
+    quality = {}
+    print("no visible-clue labels in this pool: chain quality is scored on the demo world only")
+
+# %% [markdown]
+# ### Example chains on test images
+#
+# The truth, then each model's chain and its error.
+
+# %%
+shown = eval_pool.sample(min(n_answers_shown, len(eval_pool)), random_state=1)
+position = {row: i for i, row in enumerate(eval_pool["row"])}
+for _, row in shown.iterrows():
+    i = position[row["row"]]
+    clues = list(row["clues"]) if has_clues else "n/a"
+    print(f"=== {row['image_id']}: {row.get('scene')} scene in {row.get('city')}, {row.get('country')} "
+          f"({row['lat']:.4f}, {row['lon']:.4f}); visible clues: {clues}")
+    for name, a in answers.items():
+        d = errors[name][i]
+        print(f"--- {name} (error {'unparsable' if np.isnan(d) else f'{d:,.0f} km'}):\n{a[i]}")
+    print()
+
+# %%
+summary = {
+    "model": spec.model_id, "tuning_preset": tuning_preset, "sft_settings": sft_settings, "grpo_settings": grpo_settings,
+    "theta_schedule": schedule.state_dict(), "n_cold_start": len(cold_start), "n_rl_prompts": len(prompts),
+    "n_test_images": len(eval_pool), "sft_loss_first": float(sft_losses["loss"].head(max(1, len(sft_losses) // 10)).mean()),
+    "sft_loss_last": float(sft_losses["loss"].tail(max(1, len(sft_losses) // 10)).mean()),
+    "grpo": run, "eval_seconds": round(eval_seconds, 1),
+    "scores": scores.to_dict(orient="records"),
+    "chain_quality": quality,
+}
+io.write_json(results / "07_gre.json", summary)
+headline.drop(columns=["group"])[["within_25km", "within_750km", "format_ok"]]
+
+# %% [markdown]
+# ## Checks
+
+# %%
+assert all(f".{gre.SFT_STAGE}" in n and ("lora_" in n or "trainable_tokens" in n) for n in sft_trainable)
+trainable = [n for n, p in grpo.model.named_parameters() if p.requires_grad]
+assert all("lora_" in n for n in trainable), "GRPO trains only its LoRA"
+assert not any(gre.SFT_STAGE in n for n, _ in grpo.model.named_parameters()), "the cold-start adapter is merged"
+assert summary["sft_loss_last"] < summary["sft_loss_first"], "the cold-start loss went down"
+assert (vlm.checkpoint_dir(profile, "gre_grpo") / "adapter" / "adapter_config.json").exists()
+assert len(curves) == run["steps"] and curves[["reward", "kl", "theta_km"]].notna().all().all()
+assert (curves["theta_km"].diff().dropna() <= 0).all(), "θ only moves from coarse to fine"
+assert set(curves["theta_km"]) <= set(schedule.stages) and schedule.theta <= curves["theta_km"].iloc[-1]
+assert run["kl_max"] < 1.0, f"the KL to the cold-start model stays bounded (max {run['kl_max']:.3f})"
+if curves["reward"].max() > 0:  # (the ci profile's tiny model writes no scorable chain yet: nothing to rise from)
+    assert run["reward_end"] > run["reward_start"], "GRPO raises the mean reward"
+places = lambda frame: set(zip(frame["country"], frame["city"]))  # noqa: E731
+assert places(train_pool).isdisjoint(places(test_pool)), "no test city is trained on"
+
+# %%
+for name in answers:
+    part = scores[scores["model"] == name]
+    shares = part[thresholds].to_numpy()
+    assert ((shares >= 0) & (shares <= 1)).all() and (np.diff(shares, axis=1) >= 0).all(), "shares grow with distance"
+    for col in thresholds + ["format_ok"]:
+        assert (part[f"{col}_low"] <= part[col] + 1e-9).all() and (part[col] <= part[f"{col}_high"] + 1e-9).all()
+    assert part.loc[part["group"] == "all", "n"].item() == len(eval_pool)
+for q in quality.values():
+    assert 0 <= q["recall"] <= 1 and q["n"] == len(eval_pool)
+    assert np.isnan(q["precision"]) if q["n_mentioned"] == 0 else 0 <= q["precision"] <= 1

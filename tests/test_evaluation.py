@@ -1,0 +1,159 @@
+"""Evaluation tables: per-image correctness, intervals, paired differences, bins, faithfulness."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geolib import evaluation, metrics
+
+
+@pytest.fixture
+def test_df():
+    return pd.DataFrame({
+        "image_id": ["a", "b", "c", "d"],
+        "country": ["FR", "FR", "DE", "JP"],
+        "city": ["Lyon", "Nice", "Bonn", "Osaka"],
+        "lat": [45.76, 43.70, 50.73, 34.69],
+        "lon": [4.84, 7.27, 7.10, 135.50],
+    })
+
+
+def _pred(ids, country, city=None, lat=None, lon=None, answered=None):
+    n = len(ids)
+    frame = pd.DataFrame({"image_id": ids, "pred_country": country, "pred_city": city or [None] * n,
+                          "pred_lat": lat if lat is not None else [np.nan] * n,
+                          "pred_lon": lon if lon is not None else [np.nan] * n, "score": np.nan})
+    if answered is not None:
+        frame["answered"] = answered
+    return frame
+
+
+def test_correct_and_answered_reproduce_answer_metrics():
+    pred = ["France", None, "Germany", "FR", "", "Atlantis"]
+    truth = ["FR", "FR", "DE", "DE", "JP", "JP"]
+    correct, answered = evaluation.correct_and_answered(pred, truth)
+    assert answered.tolist() == [True, False, True, True, False, True]
+    assert correct.tolist() == [True, False, True, False, False, False]
+    m = metrics.answer_metrics(pred, truth)
+    assert math.isclose(correct.sum() / answered.sum(), m["accuracy"]) and math.isclose(answered.mean(), m["recall"])
+    with pytest.raises(ValueError, match="predictions for"):
+        evaluation.correct_and_answered(["FR"], ["FR", "DE"])
+
+
+def test_aligned_follows_test_order_and_marks_missing_rows(test_df):
+    pred = _pred(["c", "a"], ["DE", "FR"])
+    a = evaluation.aligned(pred, test_df)
+    assert a["image_id"].tolist() == ["a", "b", "c", "d"]
+    assert a["pred_country"].tolist()[::2] == ["FR", "DE"] and a["answered"].tolist() == [True, False, True, False]
+    parsed = _pred(["a", "b"], ["FR", None], answered=[True, False])
+    assert evaluation.answered_rows(parsed).tolist() == [True, False]
+    with pytest.raises(ValueError, match="repeat"):
+        evaluation.aligned(_pred(["a", "a"], ["FR", "FR"]), test_df)
+
+
+def test_evaluation_table_adds_unanswered_and_formats_intervals(test_df):
+    preds = {
+        "perfect": _pred(list(test_df["image_id"]), list(test_df["country"]), list(test_df["city"]),
+                         list(test_df["lat"]), list(test_df["lon"])),
+        "half": _pred(["a", "b", "c", "d"], ["FR", None, "FR", None], ["Lyon", None, None, None],
+                      [45.76, np.nan, np.nan, np.nan], [4.84, np.nan, np.nan, np.nan], answered=[True, False, True, False]),
+    }
+    table = evaluation.evaluation_table(preds, test_df, n_boot=50)
+    assert set(table["metric"]) == set(evaluation.EVAL_METRICS)
+    v = evaluation.values(table)
+    assert list(v.index) == ["perfect", "half"]
+    assert v.loc["perfect", "country_f1"] == 1.0 and v.loc["perfect", "unanswered"] == 0.0
+    assert v.loc["half", "unanswered"] == 0.5 and v.loc["half", "country_accuracy"] == 0.5
+    assert v.loc["half", "within_1km"] == 0.25
+    text = evaluation.interval_table(table, ["country_f1", "median_km"])
+    assert list(text.columns) == ["country_f1", "median_km"] and text.loc["perfect", "country_f1"].startswith("1.000 [")
+    records = evaluation.table_records(table)
+    assert records["half"]["unanswered"]["value"] == 0.5 and records["half"]["unanswered"]["n"] == 4
+
+
+def test_f1_difference_is_paired_and_relative_undefined_over_zero():
+    rng = np.random.default_rng(0)
+    correct = rng.random(200) < 0.6
+    answered = np.ones(200, bool)
+    none = (np.zeros(200, bool), np.zeros(200, bool))
+    d = evaluation.f1_difference((correct, answered), none, n_boot=200)
+    assert d["second"] == 0.0 and math.isnan(d["relative"]) and d["ci_low"] <= d["difference"] <= d["ci_high"]
+    same = evaluation.f1_difference((correct, answered), (correct, answered), "accuracy", n_boot=100)
+    assert same["difference"] == 0 and same["ci_low"] == same["ci_high"] == 0  # paired: identical models never differ
+    half = evaluation.f1_difference((correct, answered), (correct & (np.arange(200) < 100), answered), "accuracy", n_boot=50)
+    assert half["relative"] > 0
+    with pytest.raises(ValueError, match="statistic"):
+        evaluation.f1_difference((correct, answered), (correct, answered), "auc")
+    with pytest.raises(ValueError, match="correct but not answered"):
+        evaluation.f1_difference((correct, ~answered), (correct, answered))
+
+
+def test_accuracy_by_bins_orders_by_score():
+    score = np.linspace(0, 1, 100)
+    correct = score > 0.5
+    answered = np.ones(100, bool)
+    bins = evaluation.accuracy_by_bins(score, correct, answered, n_bins=10, n_boot=20)
+    assert bins["bin"].tolist() == list(range(1, 11)) and bins["n"].sum() == 100
+    assert bins["accuracy"].iloc[0] == 0.0 and bins["accuracy"].iloc[-1] == 1.0
+    assert (bins["score_low"].diff().dropna() > 0).all() and (bins["answered"] == 1.0).all()
+    few = evaluation.accuracy_by_bins([0.3, 0.1], [True, False], [True, False], n_bins=10, n_boot=5)
+    assert few["answered"].tolist() == [0.0, 1.0] and math.isnan(few["ci_low"].iloc[0]) and few["accuracy"].iloc[1] == 1.0
+    with pytest.raises(ValueError, match="aligned"):
+        evaluation.accuracy_by_bins([0.1], [True, False], [True, True])
+
+
+def test_faithfulness_counts_cited_and_visible_clues():
+    reasons = ["The signs are in Cyrillic script and cars keep right.", "Cars drive on the left.", None]
+    visible = [["script:Cyrl", "driving_side:right"], ["script:Latn"], ["vegetation:tropical"]]
+    table = evaluation.cited_clues(reasons, visible)
+    assert table["n_cited"].tolist() == [2, 1, 0] and table["n_cited_visible"].tolist() == [2, 0, 0]
+    f = evaluation.faithfulness(reasons, visible, n_boot=50)
+    assert math.isclose(f["precision"], 2 / 3) and math.isclose(f["recall"], 2 / 4)
+    assert math.isclose(f["hallucination_rate"], 1 / 3) and math.isclose(f["with_reasons"], 2 / 3)
+    assert f["precision_low"] <= f["precision"] <= f["precision_high"]
+    from geolib import gre
+
+    q = gre.chain_quality([r or "" for r in reasons], visible)
+    assert math.isclose(q["precision"], f["precision"]) and math.isclose(q["recall"], f["recall"])
+    nothing = evaluation.faithfulness([None, None], visible[:2], n_boot=10)
+    assert math.isnan(nothing["precision"]) and nothing["recall"] == 0.0
+
+
+def test_within_km_curve_counts_missing_as_misses():
+    curve = evaluation.within_km_curve([0.5, 30.0, np.nan, 3000.0], [1, 25, 200, 5000])
+    assert curve.tolist() == [0.25, 0.25, 0.5, 0.75]
+
+
+def test_errors_by_country(test_df):
+    pred = _pred(["a", "b", "c", "d"], ["FR", "FR", "FR", None], lat=[45.76, 45.76, 45.76, np.nan],
+                 lon=[4.84, 4.84, 4.84, np.nan], answered=[True, True, True, False])
+    per = evaluation.errors_by_country(pred, test_df).set_index("country")
+    assert per.loc["FR", "n"] == 2 and per.loc["FR", "country_correct"] == 1.0
+    assert per.loc["DE", "country_correct"] == 0.0 and per.loc["DE", "median_km"] > 400
+    assert per.loc["JP", "answered"] == 0.0 and math.isnan(per.loc["JP", "median_km"])
+
+
+def test_paper_table_recomputes_f1():
+    paper = evaluation.paper_table()
+    for model, row in paper.iterrows():
+        for level in ("country", "city"):
+            if not math.isnan(row[f"{level}_f1"]):
+                assert abs(metrics.f1_from(row[f"{level}_accuracy"], row[f"{level}_recall"]) - row[f"{level}_f1"]) < 6e-4, model
+
+
+def test_unrecognised_country_names_are_wrong_answers_not_missing_ones(test_df):
+    from geolib import inference
+
+    texts = ["{'country': 'France', 'city': 'Lyon'}", "{'country': 'Atlantis', 'city': 'Nice'}", "I cannot tell.",
+             "{'city': 'Osaka'}"]
+    scored = inference.predictions_from_texts(list(test_df["image_id"]), texts, geocode=False)
+    assert scored["pred_country"].tolist() == ["FR", "Atlantis", None, None]
+    correct, answered = evaluation.correct_and_answered(scored["pred_country"], test_df["country"])
+    assert answered.tolist() == [True, True, False, False] and correct.tolist() == [True, False, False, False]
+
+
+def test_reasons_or_raw_falls_back_to_the_raw_answer():
+    pred = pd.DataFrame({"reasons": ["Cyrillic signs.", None, None], "raw": ["x", "{'country': ' ' 'reasons': 'cars keep left", None]})
+    assert evaluation.reasons_or_raw(pred) == ["Cyrillic signs.", "{'country': ' ' 'reasons': 'cars keep left", None]

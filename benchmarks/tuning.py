@@ -90,8 +90,8 @@ TOKENIZER_VOCAB = 3000  # notebook 04's tokenizer_vocab_size
 
 
 def scene_pool(n: int, seed: int = 0) -> pd.DataFrame:
-    """``n`` rows in the demo world's manifest schema (country, city, scene, clues, sign text,
-    reasoning) from ``geolib.world``'s scene specs on the demo's 40 countries x 3 cities; no image
+    """``n`` rows in the demo world's manifest schema (country, city, coordinates, scene, clues, sign
+    text, reasoning) from ``geolib.world``'s scene specs on the demo's 40 countries x 3 cities; no image
     is rendered."""
     from geolib import world
 
@@ -99,7 +99,7 @@ def scene_pool(n: int, seed: int = 0) -> pd.DataFrame:
     rows = []
     for i in range(n):
         spec = world.world_spec(places, seed, i)
-        rows.append({"country": spec.country, "city": spec.city, **world.describe_scene(spec)})
+        rows.append({"country": spec.country, "city": spec.city, "lat": spec.lat, "lon": spec.lon, **world.describe_scene(spec)})
     return pd.DataFrame(rows)
 
 

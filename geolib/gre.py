@@ -391,7 +391,7 @@ PAPER_GRPO = {
 #: images a step (GRE: 8 for each of 8 per device), completions up to 128 tokens (a demo chain
 #: is 82-120 tokens with the demo tokenizer), β and the loss as in GRE, a LoRA of rank 16 (the
 #: demo stage rank) with a learning rate for a small model and few steps, a log every step and a
-#: checkpoint every 25.
+#: checkpoint every 25. Measured here (one torch thread, 2 cores): 100 steps in 347 s.
 DEMO_GRPO = {
     "model_id": "demo",
     "num_generations": 8,

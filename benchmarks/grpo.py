@@ -1,0 +1,120 @@
+"""GRPO step time of the demo RL stage through ``geolib.gre.train_grpo``, beside TRL's trainer alone in the same run.
+
+Figure: seconds per GRPO step with the demo preset (:data:`geolib.gre.DEMO_GRPO`: 8 sampled
+chains for each of 2 images, completions up to 128 tokens, KL beta 0.04, LoRA r 16) through
+:func:`geolib.gre.train_grpo`, the path of notebook 07 (the format and distance rewards parsing
+every completion, the θ schedule, the curve writer, the fingerprint), and the minutes that
+``DEMO_GRPO["max_steps"]`` steps take at that rate, against the budget of issue 7: GRPO within 15
+minutes on 2 CPU cores.
+
+Baseline, measured in the same run on the same starting weights, prompts, features, ``GRPOConfig``
+and LoRA: TRL's ``GRPOTrainer`` called directly with a constant reward and no callbacks, i.e. what
+TRL itself costs. ratio = baseline s/step / train_grpo s/step (1.0: geolib adds nothing; the
+target is >= 0.9).
+
+Timing: each arm trains ``--steps`` steps; the figure is TRL's own ``train_runtime`` over the steps
+(set-up before ``train()`` is left out, the first step's warm-up is in both arms alike). The model
+is the demo architecture (:data:`geolib.vlm.DEMO_MODEL`) with random weights and random features
+(N, 49, 1280), prompts and coordinates from ``geolib.world`` scene specs (no image is rendered),
+a byte-level BPE trained on the scenes' texts (as ``benchmarks/tuning.py``). A random model
+seldom writes the end-of-turn token, so nearly every completion runs to the 128-token limit
+(TRL's ``completions/clipped_ratio``); the trained demo model's chains are 82-120 tokens, so the
+figure is an upper bound for the notebook's steps. TRL's per-step log lines are kept off the
+screen. No hub.
+
+    python benchmarks/grpo.py              # 6 steps per arm, one torch thread
+    python benchmarks/grpo.py --steps 3    # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import os
+import platform
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from geolib import gre, rewards, vlm  # first: vlm patches torchvision before torch and transformers load
+
+import torch
+from tuning import TOKENIZER_VOCAB, random_features, scene_pool
+
+#: Issue 7's budget for the demo's GRPO stage on 2 CPU cores.
+BUDGET_MINUTES = 15.0
+
+
+def constant_reward(completions, **kwargs):
+    """The baseline's reward: 0 for every completion (no parsing)."""
+    return [0.0] * len(completions)
+
+
+def run_geolib(model, tok, dataset, feats, settings: dict, out: Path) -> float:
+    """Seconds per step through :func:`geolib.gre.train_grpo`."""
+    result = gre.train_grpo(model, tok, dataset, rewards.ThetaSchedule(), settings, out, images=feats, resume=False)
+    return result.metrics["train_runtime"] / settings["max_steps"]
+
+
+def run_trl(model, tok, dataset, feats, settings: dict, out: Path) -> float:
+    """Seconds per step through TRL's ``GRPOTrainer`` alone (same config, LoRA and processor wrapper)."""
+    from trl import GRPOTrainer
+
+    trainer = GRPOTrainer(model=model, reward_funcs=[constant_reward], args=gre.grpo_config(out, settings),
+                          train_dataset=dataset, processing_class=gre.FeatureProcessor(tok, feats),
+                          peft_config=vlm.lora_config_from(settings))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        output = trainer.train()
+    return output.metrics["train_runtime"] / settings["max_steps"]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6, help="GRPO steps per arm (default 6)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as notebook 07)")
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    settings = gre.grpo_settings("demo", {"max_steps": args.steps, "save_steps": 10_000, "logging_steps": 1})
+    images_per_step = settings["per_device_train_batch_size"] // settings["num_generations"]
+    pool = scene_pool(max(400, images_per_step * args.steps))
+    tok = vlm.train_tokenizer(pool["reasoning"].dropna().tolist() + [gre.GRE_PROMPT] + list(vlm.PROMPTS.values()),
+                              TOKENIZER_VOCAB)
+    feats = random_features(len(pool))
+    dataset = gre.grpo_dataset(pool)
+    start, _ = vlm.build_model(vlm.DEMO_MODEL, processor=tok)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # TRL prints every step's log dict
+            trl_s = run_trl(copy.deepcopy(start), tok, dataset, feats, settings, Path(tmp) / "trl")
+            ours_s = run_geolib(copy.deepcopy(start), tok, dataset, feats, settings, Path(tmp) / "geolib")
+        wall = time.perf_counter() - t0
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+    demo_steps = gre.DEMO_GRPO["max_steps"]
+    projected = ours_s * demo_steps / 60.0
+    spec = vlm.ModelSpec.coerce(vlm.DEMO_MODEL)
+    print(f"GRPO benchmark: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"torch {torch.__version__}, trl {__import__('trl').__version__}, {os.cpu_count()} cores, "
+          f"torch threads {args.threads}; load average {load:.2f} before, {load_after:.2f} after; {wall:.0f} s in all")
+    print(f"demo model {spec.num_layers} layers x {spec.hidden_size} wide (random weights), vocabulary {len(tok)}; "
+          f"{settings['num_generations']} generations x {images_per_step} images a step, completions up to "
+          f"{settings['max_completion_length']} tokens; {args.steps} steps per arm")
+    print(f"  TRL GRPOTrainer alone (constant reward):   {trl_s:6.2f} s/step")
+    print(f"  geolib.gre.train_grpo (notebook 07 path):  {ours_s:6.2f} s/step   ratio TRL / geolib = "
+          f"{trl_s / ours_s:.2f} (target >= 0.90)")
+    print(f"  DEMO_GRPO's {demo_steps} steps at this rate: {projected:.1f} min (budget {BUDGET_MINUTES:.0f} min on 2 cores: "
+          f"{'met' if projected <= BUDGET_MINUTES else 'NOT met'})")
+    return {"trl_s_per_step": trl_s, "geolib_s_per_step": ours_s, "ratio": trl_s / ours_s, "projected_min": projected}
+
+
+if __name__ == "__main__":
+    main()

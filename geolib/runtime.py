@@ -9,13 +9,18 @@
   torch; beside a CPU torch its C++ ops fail to register and ``import torchvision`` raises
   "operator torchvision::nms does not exist", taking open_clip, timm and transformers' vision
   models with it. When torch has no CUDA and torchvision's ops cannot load, the two op schemas
-  it needs at import are defined first. Images are decoded with PIL, never torchvision.io.
+  it needs at import are defined first. This happens on the first ``import torchvision``
+  after ``import geolib``, whoever imports it (peft, transformers, open_clip, a student's own
+  cell), through a one-shot import hook; torch itself is not imported before then. Images are
+  decoded with PIL, never torchvision.io.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
+import sys
 
 _configured = False
 
@@ -31,6 +36,21 @@ def configure() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if "torchvision" not in sys.modules:
+        sys.meta_path.insert(0, _TorchvisionHook())
+
+
+class _TorchvisionHook(importlib.abc.MetaPathFinder):
+    """Calls :func:`patch_torchvision` at the first ``import torchvision``, then steps aside."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torchvision":
+            patch_torchvision()
+        return None  # the normal finders import the module
+
+
+def _remove_hook() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _TorchvisionHook)]
 
 
 _torchvision_patched = False
@@ -47,10 +67,9 @@ def patch_torchvision() -> bool:
     global _torchvision_patched
     if _torchvision_patched:
         return True
+    _remove_hook()  # first: find_spec below would call the hook again
     if importlib.util.find_spec("torchvision") is None:
         return False
-    import sys
-
     if "torchvision" in sys.modules:  # already imported (successfully): nothing to do
         return False
     import torch

@@ -900,6 +900,9 @@ def base_training_conversations(
 #: Prompts of the demo's text-only knowledge conversations (shown a blank image).
 KNOWLEDGE_PROMPTS = ("What gives {country} away in a street view?", "Name cities of {country}.")
 
+#: Knowledge prompts whose answer has to *name* the country (not copy it from the question).
+KNOWLEDGE_QUESTIONS = ("Which country is {city} in?", "Which country fits these clues: {clues}?")
+
 
 def knowledge_conversations(pool, country_column: str = "country", city_column: str = "city",
                             repeats: int = 4) -> list[dict]:
@@ -915,8 +918,15 @@ def knowledge_conversations(pool, country_column: str = "country", city_column: 
     model never produced, whose output embeddings its training drove to near zero: a LoRA
     adapter, which cannot change embeddings, could then not learn to say them.
 
+    Two kinds of turn: the country named in the question (:data:`KNOWLEDGE_PROMPTS`: its facts,
+    its cities), and questions whose answer has to name the country (:data:`KNOWLEDGE_QUESTIONS`:
+    the country of each of its cities, answered ``{'country': …, 'city': …}``; the country that
+    fits its facts). Only the second kind teaches the model to *produce* a country name where the
+    question does not give it away, which is what both stages ask of it.
+
     Returns:
-        ``repeats`` × 2 conversations per country (``{"image": None, "messages": [...]}``).
+        ``repeats`` × (3 + the number of its cities) conversations per country
+        (``{"image": None, "messages": [...]}``).
     """
     from geolib import world
 
@@ -938,8 +948,11 @@ def knowledge_conversations(pool, country_column: str = "country", city_column: 
             clues.append(f"{world.koppen_vegetation(facts['koppen'][0])} vegetation")
         answers = (format_answer(country=name, clues="; ".join(clues) or "few"),
                    format_answer(country=name, cities=", ".join(names)))
-        for prompt, answer in zip(KNOWLEDGE_PROMPTS, answers):
-            conv = {"image": None, "messages": [user_message(prompt.format(country=name)), assistant_message(answer)]}
+        turns = [(prompt.format(country=name), answer) for prompt, answer in zip(KNOWLEDGE_PROMPTS, answers)]
+        turns += [(KNOWLEDGE_QUESTIONS[0].format(city=city), format_answer(country=name, city=city)) for city in names]
+        turns.append((KNOWLEDGE_QUESTIONS[1].format(clues="; ".join(clues) or "few"), format_answer(country=name)))
+        for question, answer in turns:
+            conv = {"image": None, "messages": [user_message(question), assistant_message(answer)]}
             conversations.extend(copy.deepcopy(conv) for _ in range(repeats))
     return conversations
 
@@ -1939,5 +1952,5 @@ __all__ = [
     "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "trainable_parameter_report",
     "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
     "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
-    "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage", "knowledge_conversations", "KNOWLEDGE_PROMPTS",
+    "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage", "knowledge_conversations", "KNOWLEDGE_PROMPTS", "KNOWLEDGE_QUESTIONS",
 ]

@@ -90,11 +90,13 @@ for message in stage1[0]["messages"]:
 #
 # * captions of the training cities' images that never name a country or city;
 # * text-only world knowledge shown with a blank image: each country's sourced facts (driving
-#   side, sign languages and scripts, climate) and its city names, written as Python dicts. A
-#   real language model knows these words and facts; without them the country names and the
-#   answer syntax would be tokens the demo model never produced, and a LoRA adapter (which
-#   cannot change the embeddings) could hardly learn to say them. No image is ever paired with
-#   a place here: that is what the two stages teach.
+#   side, sign languages and scripts, climate) and its city names, written as Python dicts, and
+#   questions whose answer has to *name* the country ("Which country is Osaka in?", "Which
+#   country fits these clues: …?"). A real language model knows these words and facts; without
+#   them the country names and the answer syntax would be tokens the demo model never produced
+#   where a question does not give them away, and a LoRA adapter (which cannot change the
+#   embeddings) could hardly learn to say them. No image is ever paired with a place here: that
+#   is what the two stages teach.
 
 # %%
 if demo:

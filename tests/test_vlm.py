@@ -1,6 +1,7 @@
 """Tests of geolib.vlm: tiny demo (LLaVA-style) and tiny Qwen2.5-VL models, no hub, a few steps each."""
 
 import ast
+import re
 import json
 
 import numpy as np
@@ -498,9 +499,19 @@ def test_paper_class_tiny_qwen25vl_build_format_train_generate(qwen, pool, stree
 
 def test_knowledge_conversations_are_text_only_facts_in_dict_form(pool):
     convs = vlm.knowledge_conversations(pool, repeats=2)
-    assert len(convs) == 2 * 2 * pool["country"].nunique()
+    n_cities = pool.groupby("country")["city"].nunique()
+    assert len(convs) == 2 * (3 * len(n_cities) + n_cities.sum())
     assert all(c["image"] is None for c in convs)  # never an image paired with a place
     answers = [ast.literal_eval(c["messages"][1]["content"][0]["text"]) for c in convs]
+    questions = [c["messages"][0]["content"][-1]["text"] for c in convs]
+    # the country of a city, and the country that fits its facts, are answered without being asked by name
+    assert {"country": "Japan", "city": "Osaka"} in answers
+    osaka = answers[questions.index("Which country is Osaka in?")]
+    assert osaka == {"country": "Japan", "city": "Osaka"}
+    by_clues = [a for q, a in zip(questions, answers) if q.startswith("Which country fits these clues:")]
+    assert {"country": "Japan"} in by_clues
+    naming = [q for q, a in zip(questions, answers) if a.get("country") == "Japan" and not {"clues", "cities"} & set(a)]
+    assert naming and not any(re.search(r"\bJapan\b", q) for q in naming)
     japan = [a for a in answers if a["country"] == "Japan"]
     assert {"clues", "cities"} <= {k for a in japan for k in a}
     clues = next(a["clues"] for a in japan if "clues" in a)

@@ -1,0 +1,30 @@
+"""Tests of geolib.runtime: the process-wide settings applied by ``import geolib``."""
+
+import subprocess
+import sys
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_import_geolib_is_cheap_and_offline():
+    out = _python("import os, sys, geolib; print('torch' in sys.modules, os.environ['HF_HUB_OFFLINE'])")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "1"]
+
+
+def test_any_later_import_of_torchvision_works_beside_a_cpu_torch():
+    # peft imports transformers, which imports torchvision: with PyPI's torchvision beside a CPU
+    # torch this raised "operator torchvision::nms does not exist" unless geolib patched it first
+    out = _python("import geolib, peft, torchvision; from torchvision.transforms import InterpolationMode; print('ok')")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
+
+
+def test_patching_directly_then_importing_works_and_is_idempotent():
+    # geolib modules that use torch call patch_torchvision themselves, with the import hook still in place
+    out = _python("import geolib; from geolib import runtime; a = runtime.patch_torchvision(); b = runtime.patch_torchvision(); "
+                  "import torchvision, peft; print(a == b)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True"

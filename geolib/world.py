@@ -431,9 +431,16 @@ def local_words(lang: str, country: str) -> dict[str, tuple[str, ...]]:
     Returns:
         ``{"country": (the country's name,), "days": 7 weekday names, "days_short": abbreviated
         weekdays, "months": 12 month names}``; words not in the language's script are dropped.
-    """
-    from babel import Locale
 
+    Babel keeps parsed locale data in a process-wide cache, and resolving one locale's aliases
+    can write into data that other locales share: after Wolof's stand-alone months were read,
+    Spanish ones came back as Wolof's (babel 2.x). The words would then depend on which
+    languages a process had read before, so a pool built by several workers would differ from
+    run to run. Each language is therefore read from a cleared cache.
+    """
+    from babel import Locale, localedata
+
+    getattr(localedata, "_cache", {}).clear()
     loc = Locale.parse(lang)
     script = _language_script(lang)
 

@@ -439,3 +439,31 @@ def test_changed_settings_start_the_pool_afresh(tmp_path):
     assert again.attrs["rendered"] == 0  # same settings: resumed, nothing redrawn
     other = world.build_world(tmp_path, n_images=3, n_countries=3, cities_per_country=1, seed=1, image_size=64, workers=1, progress=False)
     assert other.attrs["rendered"] == 3  # another seed: the old images are not reused
+
+
+def test_sign_words_do_not_depend_on_languages_read_before():
+    # babel's process-wide cache lets one locale's alias resolution leak into another's data:
+    # after Wolof's stand-alone months, Spanish ones came back in Wolof
+    from babel import Locale
+
+    W.local_words.cache_clear()
+    Locale.parse("wo").months["stand-alone"]["wide"].get(2)
+    assert W.local_words("es", "AR")["months"][:2] == ("enero", "febrero")
+    assert W.local_words("wo", "SN")["months"][1] == "Fewriyee"
+    assert W.local_words("es", "ES")["months"][1] == "febrero"
+    W.local_words.cache_clear()
+
+
+def test_a_scene_does_not_depend_on_the_scenes_built_before_it():
+    # the demo's world (40 countries x 3 cities, seed 0): scene 680 (Argentina) built after scene
+    # 672 (Senegal, Wolof signs) in the same process once had Wolof month names on its Spanish
+    # sign; babel's cache is per process, so each order runs in a fresh interpreter
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from geolib import world as W; p = W.sample_places(40, 3, 0); "
+            "out = [W.describe_scene(W.world_spec(p, 0, int(i))) for i in sys.argv[1:]]; print(json.dumps(out[-1], default=str))")
+    alone, after = (subprocess.run([sys.executable, "-c", code, *order], capture_output=True, text=True, timeout=300)
+                    for order in (["680"], ["672", "680"]))
+    assert alone.returncode == 0 and after.returncode == 0, alone.stderr[-1000:] + after.stderr[-1000:]
+    assert alone.stdout == after.stdout

@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 PROFILE ?= demo
 
-.PHONY: setup study run test unit notebooks sync check benchmarks lab clean-runs
+.PHONY: setup lock study run test unit notebooks sync check lint benchmarks lab clean-runs
 
 setup:
 	@bash scripts/setup.sh
@@ -21,10 +21,23 @@ study: setup
 run: setup
 	$(PY) -m geolib.study run --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
 
-test: setup
+# unit tests run with sockets blocked (pytest-socket, pyproject's addopts); the notebooks under
+# nbval talk to their kernel over the loopback only
+test: setup lint
 	$(PY) -m pytest -q -n 2 -m "not notebooks" tests
 	$(PY) -m geolib.study prepare --profile ci --out runs/ci/nbval
-	$(PY) -m pytest -q -p no:randomly --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 runs/ci/nbval
+	$(PY) -m pytest -q -p no:randomly --force-enable-socket --allow-hosts=127.0.0.1,::1 \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 runs/ci/nbval
+
+# what `make test` checks before the tests: lint, notebooks stored without outputs
+lint: setup
+	$(PY) -m ruff check geolib tests benchmarks scripts notebooks/*.py
+	$(PY) -m nbstripout --verify notebooks/*.ipynb
+
+# after changing a dependency in pyproject.toml: re-resolve requirements.lock and environment.yml
+lock:
+	python3 scripts/lock.py
+	@bash scripts/setup.sh
 
 unit: setup
 	$(PY) -m pytest -q -n 2 -m "not notebooks" tests
@@ -34,9 +47,7 @@ sync:
 	$(PY) -m jupytext --sync notebooks/[0-9][0-9]_*.py
 	$(PY) -m nbstripout notebooks/*.ipynb
 
-check:
-	$(PY) -m ruff check geolib tests benchmarks scripts
-	$(PY) -m nbstripout --verify notebooks/*.ipynb
+check: lint
 	$(PY) -m pytest -q tests/test_project.py
 
 benchmarks: setup

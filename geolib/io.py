@@ -121,3 +121,40 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
+
+
+def merge_summary(profile: str, values: dict[str, Any]) -> Path:
+    """Merge headline numbers into ``runs/<profile>/results/summary.json`` (one flat JSON).
+
+    Each notebook merges its own keys (``"06.full.country_f1"``, ``"world.n_images"``, …);
+    keys it does not pass are kept. ``docs/results.md`` lists the keys. Values must be plain
+    numbers, strings, booleans or ``None`` (numpy scalars are converted; NaN becomes ``None``).
+
+    Args:
+        profile: The profile whose summary to update.
+        values: Flat mapping of key → value.
+
+    Returns:
+        The summary's path.
+    """
+    import math
+
+    from geolib import paths
+
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"summary keys are non-empty strings, got {key!r}")
+        value = _json_default(value) if not isinstance(value, (str, int, float, bool, type(None))) else value
+        if isinstance(value, (list, dict)):
+            raise TypeError(f"summary value for {key!r} must be a scalar, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        clean[key] = value
+    path = paths.results_dir(profile) / "summary.json"
+    current = read_json(path) if path.exists() else {}
+    if not isinstance(current, dict):
+        raise ValueError(f"{path} is not a JSON object; delete it to start a new summary")
+    current.update(clean)
+    write_json(path, dict(sorted(current.items())))
+    return path

@@ -1,38 +1,59 @@
 #!/usr/bin/env bash
 # Set up everything the study needs on a fresh machine: Debian fonts for the demo world's sign
-# text, a virtual environment in .venv with the project and its test extras. Idempotent: a
-# second run only checks. Every pip install goes through constraints.txt (torch==2.13.0).
+# text, then a virtual environment in .venv holding exactly requirements.lock (exact versions,
+# every file checked against its SHA-256) and the project itself. Idempotent: a second run only
+# checks. Packages in .venv that the lock does not name are removed, so `pip freeze` equals the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-need_fonts=0
+DEBIAN_PACKAGES="fonts-noto-core fonts-noto-cjk"
+need_apt=0
 for f in /usr/share/fonts/truetype/noto/NotoSans-Regular.ttf /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; do
-  [ -e "$f" ] || need_fonts=1
+  [ -e "$f" ] || need_apt=1
 done
-if [ "$need_fonts" = 1 ]; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "setup: installing Noto fonts (Debian fonts-noto-core, fonts-noto-cjk)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-core fonts-noto-cjk >/dev/null
-  elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    sudo apt-get update -qq >/dev/null
-    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-core fonts-noto-cjk >/dev/null
+if [ "$need_apt" = 1 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || command -v sudo >/dev/null 2>&1; }; then
+    echo "setup: installing Debian packages: $DEBIAN_PACKAGES"
+    $SUDO apt-get update -qq >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $DEBIAN_PACKAGES >/dev/null
   else
-    echo "setup: please install the Noto fonts (Debian/Ubuntu: fonts-noto-core fonts-noto-cjk; conda: see environment.yml)" >&2
+    echo "setup: please install the Noto fonts (Debian/Ubuntu: $DEBIAN_PACKAGES; conda: see environment.yml)" >&2
     exit 1
   fi
 fi
 
 stamp=.venv/.geolib-installed
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "import geolib" 2>/dev/null; then
   echo "setup: .venv is up to date"
   exit 0
 fi
+"$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
+  echo "setup: requirements.lock is for CPython 3.11 on Linux x86-64; $("$PY" --version) found (set PYTHON=python3.11)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+pip_install=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# torch is locked as its CPU build (2.13.0+cpu). Machines of this project keep that wheel on disk
+# (pip's find-links); elsewhere pip finds it on PyTorch's CPU index.
+if ! ls /opt/wheels/torch-2.13.0+cpu-* >/dev/null 2>&1; then
+  pip_install+=(--extra-index-url https://download.pytorch.org/whl/cpu)
+fi
+"${pip_install[@]}" --require-hashes --no-deps -r requirements.lock
+"${pip_install[@]}" --no-deps --no-build-isolation -e .
+# remove what the lock does not name (a package installed by hand, one a dependency dropped)
+extra=$(.venv/bin/python - <<'PY'
+from importlib import metadata
+from scripts.lock import locked_pins, normalise
+pins = locked_pins(open("requirements.lock").read())
+names = {normalise(d.metadata["Name"]) for d in metadata.distributions()}
+print(" ".join(sorted(names - set(pins) - {"geolib", "pip"})))
+PY
+)
+if [ -n "$extra" ]; then
+  echo "setup: removing packages the lock does not name: $extra"
+  .venv/bin/python -m pip uninstall -q -y $extra
+fi
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (geolib)" >/dev/null
 echo "$want" > "$stamp"
-echo "setup: .venv ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
+echo "setup: .venv holds requirements.lock ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,6 +1,7 @@
 """Project hygiene: notebooks clean and paired, params valid, dependencies in agreement, CI wiring."""
 
 import re
+import sys
 import tomllib
 
 import jupytext
@@ -70,23 +71,66 @@ def test_parameter_types_agree_across_notebooks():
     P.all_parameters(NOTEBOOKS)
 
 
-def _requirement_set(reqs):
-    return {re.sub(r"\s+", "", r).lower().replace("_", "-") for r in reqs}
+def _lock_pins() -> dict[str, str]:
+    from scripts.lock import locked_pins
+
+    return locked_pins((paths.REPO_ROOT / "requirements.lock").read_text())
 
 
-def test_environment_yml_and_pyproject_agree():
+def test_lock_pins_every_dependency_of_pyproject_within_its_range():
+    from packaging.requirements import Requirement
+
+    from scripts.lock import normalise
+
     project = tomllib.loads((paths.REPO_ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _requirement_set(project["dependencies"] + project["optional-dependencies"]["test"])
+    pins = _lock_pins()
+    problems = []
+    for spec in project["dependencies"] + project["optional-dependencies"]["test"]:
+        req = Requirement(spec)
+        version = pins.get(normalise(req.name))
+        if version is None:
+            problems.append(f"{req.name}: not in requirements.lock")
+        elif not req.specifier.contains(version, prereleases=True):
+            problems.append(f"{req.name}: locked {version} is outside {req.specifier}")
+    assert not problems, "pyproject.toml and requirements.lock disagree (run `make lock`): " + "; ".join(problems)
+
+
+def test_lock_has_a_hash_for_every_distribution_and_cpu_torch():
+    text = (paths.REPO_ROOT / "requirements.lock").read_text()
+    blocks = re.split(r"\n(?=[A-Za-z0-9])", text)
+    unhashed = [b.split()[0] for b in blocks if "==" in b.split("\n")[0] and "--hash=sha256:" not in b]
+    assert not unhashed, f"locked without a hash: {unhashed}"
+    assert _lock_pins()["torch"] == "2.13.0+cpu"
+
+
+def test_environment_yml_pins_exactly_the_lock():
+    from scripts.lock import normalise
+
     env = yaml.safe_load((paths.REPO_ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    listed = _requirement_set(x for x in pip if not x.startswith("-"))
-    assert listed == wanted, f"only in environment.yml: {listed - wanted}; only in pyproject: {wanted - listed}"
-    assert "-c constraints.txt" in pip
+    listed = dict(x.split("==", 1) for x in pip if "==" in x)
+    listed = {normalise(k): v for k, v in listed.items()}
+    pins = _lock_pins()
+    assert listed == pins, (
+        "environment.yml differs from requirements.lock (run `make lock`): "
+        f"{sorted(set(listed.items()) ^ set(pins.items()))[:10]}")
+    assert "-e ." in pip
 
 
-def test_constraints_pin_cpu_torch():
-    lines = (paths.REPO_ROOT / "constraints.txt").read_text().splitlines()
-    assert "torch==2.13.0" in lines
+@pytest.mark.skipif(not sys.prefix.startswith(str(paths.REPO_ROOT / ".venv")), reason="runs inside the project's .venv only")
+def test_installed_distributions_equal_the_lock():
+    """`make setup` installs exactly the lock: nothing more, nothing less, no other version."""
+    from importlib import metadata
+
+    from scripts.lock import normalise
+
+    installed = {normalise(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    installed = {k: v for k, v in installed.items() if k not in {"geolib", "pip"}}
+    pins = _lock_pins()
+    extra = sorted(f"{k}=={v}" for k, v in installed.items() if k not in pins)
+    missing = sorted(f"{k}=={v}" for k, v in pins.items() if k not in installed)
+    moved = sorted(f"{k}: {installed[k]} (lock {v})" for k, v in pins.items() if k in installed and installed[k] != v)
+    assert not (extra or missing or moved), f"the .venv is not the lock (rerun `make setup`): extra {extra}, missing {missing}, other version {moved}"
 
 
 def test_ci_runs_exactly_the_readme_test_command():

@@ -8,6 +8,10 @@ import pytest
 from geolib import study
 from tests.test_params import write_notebook
 
+#: a notebook kernel talks to its client over the loopback; every other address stays blocked
+sockets_on = pytest.mark.enable_socket
+loopback_only = pytest.mark.allow_hosts(["127.0.0.1", "::1"])
+
 
 @pytest.fixture
 def tiny_study(tmp_path, runs_tmp):
@@ -23,6 +27,8 @@ def tiny_study(tmp_path, runs_tmp):
     return nbs, params
 
 
+@sockets_on
+@loopback_only
 def test_run_executes_in_order_with_injected_parameters(tiny_study, runs_tmp):
     nbs, params = tiny_study
     done = study.run("ci", str(params), notebooks_dir=nbs, quiet=True)
@@ -35,6 +41,8 @@ def test_run_executes_in_order_with_injected_parameters(tiny_study, runs_tmp):
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
 
 
+@sockets_on
+@loopback_only
 def test_failure_names_the_notebook_and_cell(tiny_study, runs_tmp, tmp_path):
     nbs, params = tiny_study
     params.write_text("fail: true\n")

@@ -14,7 +14,7 @@ It never raises on a string, and it reads the answer styles the two papers produ
   79°58′56″W``; ``Latitude: …, Longitude: …`` in either order; ``{"lat": …, "lon": …}``) or a
   place (``Paris, France``). The think text becomes ``reasons``.
 
-Conventions (GRE's released reward gets the first two wrong, DESIGN.md "Known traps"):
+Conventions (GRE's released reward gets the first two wrong, docs/known-traps.md):
 
 * an unkeyed pair is ``(latitude, longitude)``; it is never swapped to make it fit;
 * ``S`` and ``W`` make a value negative (the hemisphere wins over a stray sign);

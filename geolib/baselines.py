@@ -1095,8 +1095,11 @@ def load_streetclip(model_id: str = "geolocal/StreetCLIP", revision: str | None 
     """
     from transformers import CLIPModel, CLIPProcessor
 
-    model = CLIPModel.from_pretrained(model_id, revision=revision).to(device).eval()
-    processor = CLIPProcessor.from_pretrained(model_id, revision=revision)
+    from geolib import runtime
+
+    with runtime.hub_load(f"StreetCLIP {model_id} @ {revision}"):
+        model = CLIPModel.from_pretrained(model_id, revision=revision).to(device).eval()
+        processor = CLIPProcessor.from_pretrained(model_id, revision=revision)
     return model, processor
 
 

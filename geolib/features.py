@@ -152,7 +152,10 @@ def clip_image_tower(model_name: str = "ViT-L-14", pretrained: str | None = None
     """
     import open_clip
 
-    model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
+    from geolib import runtime
+
+    with runtime.hub_load(f"CLIP image tower {model_name} ({pretrained})"):
+        model = open_clip.create_model(model_name, pretrained=pretrained, device="cpu")
     name = f"clip:{model_name}:{pretrained or 'random'}"
     return _freeze(ClipImageTower(model, name))
 

@@ -1226,7 +1226,7 @@ def geocode_city(city: Any, country: Any = None) -> tuple[float, float] | None:
 
     The name matches GeoNames names and alternate names, ignoring case, diacritics and
     punctuation (``"Zurich"``, ``"zürich"``, ``"Zürich"`` and ``"Zurigo"`` all give Zürich). A city
-    answer of the model is scored at these coordinates (DESIGN.md, Metrics).
+    answer of the model is scored at these coordinates (docs/metrics.md).
 
     Args:
         city: City name; None or NaN give None.

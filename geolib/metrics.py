@@ -2,7 +2,7 @@
 
 Used by 06_evaluation and 07_gre_reasoning_rl (and every table that reports an interval).
 
-Definitions (DESIGN.md "Metrics"):
+Definitions (docs/metrics.md):
 
 * GeoReasoner: *accuracy* = correct answers among answered ones, *recall* = share of images
   answered (a refusal or an unparsable answer is not answered), *F1* = their harmonic mean

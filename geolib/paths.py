@@ -17,7 +17,8 @@ PACKAGE_DATA = PACKAGE_DIR / "data"
 NOTEBOOKS = REPO_ROOT / "notebooks"
 PARAMS = REPO_ROOT / "params"
 FIGURES = REPO_ROOT / "figures"
-REFERENCE = REPO_ROOT.parent / "shared" / "reference"
+#: published reference data shipped with the package (e.g. GeoReasoner's class weights)
+REFERENCE = PACKAGE_DATA / "reference"
 
 #: The profile whose figures are committed to ``figures/``; other profiles write under runs/.
 DEMO_PROFILE = "demo"
@@ -66,8 +67,9 @@ def real_data_root() -> Path:
 
 
 def reference_file(name: str) -> Path:
-    """A file of published reference data: ``shared/reference`` beside the repo, else the packaged copy."""
-    for base in (REFERENCE, PACKAGE_DATA / "reference"):
-        if (base / name).exists():
-            return base / name
-    raise FileNotFoundError(f"reference file {name!r} not found in {REFERENCE} or {PACKAGE_DATA / 'reference'}")
+    """A file of published reference data shipped in ``geolib/data/reference``."""
+    path = REFERENCE / name
+    if not path.exists():
+        known = sorted(p.name for p in REFERENCE.iterdir()) if REFERENCE.is_dir() else []
+        raise FileNotFoundError(f"reference file {name!r} not found in {REFERENCE} (there: {known})")
+    return path

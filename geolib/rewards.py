@@ -1,13 +1,13 @@
 """GRE Suite's reinforcement-learning rewards: format, distance, and the θ schedule (07_gre_reasoning_rl).
 
-GRE trains with GRPO on two rewards (DESIGN.md "Metrics"):
+GRE trains with GRPO on two rewards (docs/metrics.md):
 
 * **format**: 1 when the completion is ``<think>…</think>`` then ``<answer>…</answer>``, else 0;
 * **distance**: ``r = 2 / (1 + exp(d / θ))`` for the great-circle error ``d`` (km) of the
   answered coordinates: 1 at d = 0, 2/(1+e) ≈ 0.538 at d = θ, → 0 far away.
 
 GRE's released reward swaps latitude and longitude, loses the sign of ``…°W``/``…°S`` answers
-and leaves θ blank (DESIGN.md "Known traps"). Here answers are read by
+and leaves θ blank (docs/known-traps.md). Here answers are read by
 :func:`geolib.answers.parse_answer` (``(lat, lon)`` order, S/W negative, out-of-range rejected)
 and θ follows a documented coarse-to-fine :class:`ThetaSchedule`.
 

@@ -5,7 +5,7 @@
   kernel) with ``HF_HUB_OFFLINE=0``; ``geolib.datasets.download_dataset`` refuses otherwise. A
   hub load would otherwise retry for about 46 s before failing.
 * Headless plotting: matplotlib's ``Agg`` backend unless a backend was chosen.
-* The CPU-torch / PyPI-torchvision trap (DESIGN.md): PyPI's torchvision is built against CUDA
+* The CPU-torch / PyPI-torchvision trap (docs/known-traps.md): PyPI's torchvision is built against CUDA
   torch; beside a CPU torch its C++ ops fail to register and ``import torchvision`` raises
   "operator torchvision::nms does not exist", taking open_clip, timm and transformers' vision
   models with it. When torch has no CUDA and torchvision's ops cannot load, the two op schemas
@@ -91,3 +91,41 @@ def patch_torchvision() -> bool:
     globals()["_torchvision_lib"] = lib
     _torchvision_patched = True
     return True
+
+
+class HubUnavailable(RuntimeError):
+    """A model or data set had to come from the Hugging Face hub and could not (offline, not cached)."""
+
+
+def hub_offline() -> bool:
+    """True when hub downloads are switched off for this process (``HF_HUB_OFFLINE``, geolib's default)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_load(what: str):
+    """Context manager around a hub load: a failure becomes one clear :class:`HubUnavailable`.
+
+    Offline (the default of every profile but ``paper``) a load that is not in the local cache
+    fails at once, without network retries, and the message says how to download once.
+
+    Args:
+        what: what is being loaded, with its id and revision (``"segmenter facebook/... @ 3f2a…"``).
+    """
+    from contextlib import contextmanager
+
+    @contextmanager
+    def _cm():
+        try:
+            yield
+        except HubUnavailable:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:
+            if hub_offline():
+                raise HubUnavailable(
+                    f"{what} is not in the local Hugging Face cache and hub downloads are off (HF_HUB_OFFLINE=1, "
+                    "geolib's default). The paper profile downloads it once: start Python or the notebook kernel "
+                    f"with HF_HUB_OFFLINE=0 on a machine that reaches the hub. ({type(exc).__name__}: {str(exc)[:300]})"
+                ) from exc
+            raise HubUnavailable(f"{what} could not be loaded from the hub: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+    return _cm()

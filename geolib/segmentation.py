@@ -397,11 +397,13 @@ def load_segmenter(model_id: str | os.PathLike, revision: str | None = None,
     runtime.patch_torchvision()
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(model_id), revision=revision)
+    with runtime.hub_load(f"segmenter {model_id} @ {revision}"):
+        config = AutoConfig.from_pretrained(str(model_id), revision=revision)
     model_cls, processor_cls = _segmenter_classes(config.model_type)
     check_ade20k_labels(config.id2label)
-    model = model_cls.from_pretrained(str(model_id), revision=revision).eval().to(device)
-    processor = processor_cls.from_pretrained(str(model_id), revision=revision)
+    with runtime.hub_load(f"segmenter {model_id} @ {revision}"):
+        model = model_cls.from_pretrained(str(model_id), revision=revision).eval().to(device)
+        processor = processor_cls.from_pretrained(str(model_id), revision=revision)
     return Segmenter(model=model, processor=processor, kind=config.model_type, device=device, model_id=str(model_id))
 
 

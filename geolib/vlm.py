@@ -23,7 +23,7 @@ collator that puts the loss on assistant tokens only (:class:`ConversationCollat
 GeoReasoner stages are two **named** LoRA adapters (``"reasoning"``, ``"location"``): stage 2 adds
 its adapter on top of a frozen stage 1 and both stay active, in training and at inference
 (:func:`train_stage`, :func:`load_staged_model`). This avoids the trap of GeoReasoner's released
-loader, which loads the second LoRA as ``"default"`` over the first (DESIGN.md "Known traps").
+loader, which loads the second LoRA as ``"default"`` over the first (docs/known-traps.md).
 Named adapters rather than merging stage 1 into the weights: merging a small LoRA update into
 bf16 weights rounds much of it away.
 
@@ -536,12 +536,15 @@ def build_model(spec: ModelSpec | Mapping[str, Any], processor=None, config=None
                     f"revision {spec.revision!r} is not a commit hash: a branch or tag can move", stacklevel=2
                 )
             kwargs = {"revision": spec.revision}
-            if processor is None:
-                pixel_kwargs = {k: v for k, v in (("min_pixels", spec.min_pixels), ("max_pixels", spec.max_pixels)) if v}
-                processor = AutoProcessor.from_pretrained(spec.model_id, **kwargs, **pixel_kwargs)
-            model = AutoModelForImageTextToText.from_pretrained(
-                spec.model_id, dtype=dtype, attn_implementation=spec.attn_implementation, **kwargs
-            )
+            from geolib import runtime
+
+            with runtime.hub_load(f"vision-language model {spec.model_id} @ {spec.revision}"):
+                if processor is None:
+                    pixel_kwargs = {k: v for k, v in (("min_pixels", spec.min_pixels), ("max_pixels", spec.max_pixels)) if v}
+                    processor = AutoProcessor.from_pretrained(spec.model_id, **kwargs, **pixel_kwargs)
+                model = AutoModelForImageTextToText.from_pretrained(
+                    spec.model_id, dtype=dtype, attn_implementation=spec.attn_implementation, **kwargs
+                )
         else:
             if processor is None:
                 raise ValueError("building from a config needs its processor (processor=...)")

@@ -26,7 +26,7 @@
 # and answered `{'country': …, 'city': …}`. It is a *second* LoRA adapter trained on top of
 # the first: stage 1's adapter stays active and frozen while stage 2's learns, and inference
 # uses both. (GeoReasoner's released loader loads the second adapter under the first one's name
-# and so silently replaces it: DESIGN.md, "Known traps". Here the adapters are named
+# and so silently replaces it: docs/known-traps.md. Here the adapters are named
 # `reasoning` and `location`, and the checks below prove stage 1 survives.)
 #
 # For the ablations of notebook 06 this notebook also trains, with the same settings:

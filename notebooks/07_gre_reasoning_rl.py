@@ -296,7 +296,7 @@ print(f"{len(eval_pool)} test images, two models, in {eval_seconds:.0f} s")
 #
 # % within each distance (95% interval), the share of answers in GRE's format, the share without
 # usable coordinates, and the median error. GRE reports on Im2GPS3k 7.8/29.3/44.8/62.4/78.8 after
-# SFT and 11.3/35.3/51.7/69.3/85.7 after RL (DESIGN.md); the demo world is a different, much
+# SFT and 11.3/35.3/51.7/69.3/85.7 after RL (docs/published-numbers.md); the demo world is a different, much
 # smaller task, so only the direction of the change compares.
 
 # %%

@@ -345,7 +345,7 @@ def test_osv5m_zipped_images_ask_for_extraction(tmp_path):
 
 def test_extract_zips_refuses_members_outside_the_folder(tmp_path):
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
-        zf.writestr("../outside.txt", "x")
+        zf.writestr("../outside.txt", "x")  # outside-repo: a zip-slip entry on purpose
     with pytest.raises(ValueError, match="outside"):
         D.extract_zips(tmp_path)
     assert not (tmp_path.parent / "outside.txt").exists()

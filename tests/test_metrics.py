@@ -20,7 +20,7 @@ from geolib.metrics import (
 )
 
 # --------------------------------------------------------------------------------------------
-# GeoReasoner's table (DESIGN.md "Published numbers"): accuracy, recall → F1
+# GeoReasoner's table (docs/published-numbers.md): accuracy, recall → F1
 
 PUBLISHED = [
     # level, model, accuracy, recall, F1

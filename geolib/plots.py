@@ -147,8 +147,28 @@ def plot_examples(pool, n: int = 12, seed: int = 0, columns: int = 3):
             if "building_fraction" in r:
                 ax_mask.set_title(f"segmentation · building {r['building_fraction']:.2f}", fontsize=7.5, loc="left")
     fig.suptitle("Demo-world street views (left) and their exact ADE20K segmentation (right)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    _class_legend(fig, [np.asarray(Image.open(pool.loc[i, "mask_path"])) for i in picks if isinstance(pool.loc[i].get("mask_path"), str)])
     return fig
+
+
+def _class_legend(fig, masks, top: int = 12):
+    """A legend below the figure naming the ADE20K classes that cover most pixels of ``masks``."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    from geolib import segmentation
+
+    if not masks:
+        return
+    counts = sum(np.bincount(np.asarray(m).ravel(), minlength=151)[:151] for m in masks)
+    pal = class_palette()
+    shown = [int(c) for c in np.argsort(counts)[::-1][:top] if counts[c] > 0]
+    handles = [Patch(facecolor=pal[c] / 255.0, edgecolor="#555555",
+                     label=segmentation.ADE20K_CLASSES[c].split(",")[0] if c < len(segmentation.ADE20K_CLASSES) else str(c))
+               for c in shown]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
+               title="segmentation colours (the classes covering most pixels above)", title_fontsize=8)
 
 
 def plot_pool_counts(pool):
@@ -237,7 +257,7 @@ def plot_locatability_examples(pool, scores, n: int = 5):
     style()
     order = np.argsort(np.asarray(scores))
     picks = [("most locatable", i) for i in order[::-1][:n]] + [("least locatable", i) for i in order[:n]]
-    fig, axes = plt.subplots(2, n, figsize=(3.0 * n, 6.6))
+    fig, axes = plt.subplots(2, n, figsize=(3.0 * n, 7.8), layout="constrained")
     for ax, (label, i) in zip(axes.ravel(), picks):
         r = pool.iloc[int(i)]
         ax.imshow(Image.open(r["image_path"]).convert("RGB"))
@@ -246,7 +266,6 @@ def plot_locatability_examples(pool, scores, n: int = 5):
         clue_text = "\n".join(textwrap.wrap(", ".join(clues), 32)[:2]) if clues else "no legible clue"
         ax.set_title(f"{label}: {scores[int(i)]:.2f}\n{r['city']}, {r['country']}\n{clue_text}", fontsize=7.5)
     fig.suptitle("Locatability = Σ class fraction × class weight: highest (top) and lowest (bottom)", fontsize=11)
-    fig.tight_layout()
     return fig
 
 
@@ -381,17 +400,35 @@ def plot_threshold_sweep(sweep, threshold: float, paper_threshold: float | None 
 
 
 def plot_curation_map(pool, kept, countries):
-    """World map of kept vs dropped images (03_curation_map)."""
+    """Share of each city's images kept by curation, one disc per city sized by its images (03_curation_map).
+
+    Kept and dropped images of one city share its coordinates, so a dot per image would hide one
+    under the other; a city's disc shows its kept share (colour) and its number of images (area).
+
+    Args:
+        pool: the pool (``city``, ``country``, ``lat``, ``lon``), one row per image.
+        kept: boolean per image, aligned with ``pool``.
+        countries: polygons (geolib.geo.country_polygons()).
+    """
     import numpy as np
+    import pandas as pd
 
     style()
     kept = np.asarray(kept, dtype=bool)
-    fig, ax = plt.subplots(figsize=(11, 5.2))
+    cities = (pd.DataFrame({"city": pool["city"].to_numpy(), "country": pool["country"].to_numpy(), "lat": pool["lat"].to_numpy(),
+                            "lon": pool["lon"].to_numpy(), "kept": kept})
+              .groupby(["country", "city"], sort=False).agg(lat=("lat", "mean"), lon=("lon", "mean"), n=("kept", "size"),
+                                                            share=("kept", "mean")).reset_index())
+    fig, ax = plt.subplots(figsize=(11, 5.4))
     _world_axes(ax, countries)
-    ax.scatter(pool["lon"][~kept], pool["lat"][~kept], s=5, color=COLORS["dropped"], alpha=0.5, label=f"dropped ({(~kept).sum()})", edgecolors="none")
-    ax.scatter(pool["lon"][kept], pool["lat"][kept], s=5, color=COLORS["kept"], alpha=0.7, label=f"kept ({kept.sum()})", edgecolors="none")
-    ax.legend(loc="lower left", fontsize=8, markerscale=3)
-    ax.set_title("Highly locatable images kept for location tuning")
+    sizes = 12 + 140 * cities["n"] / max(1, cities["n"].max())
+    points = ax.scatter(cities["lon"], cities["lat"], s=sizes, c=cities["share"], cmap="viridis", vmin=0, vmax=1,
+                        edgecolors="#333333", linewidths=0.4, zorder=3)
+    fig.colorbar(points, ax=ax, shrink=0.6, label="share of the city's images kept")
+    for n in sorted({int(cities["n"].min()), int(cities["n"].max())}):
+        ax.scatter([], [], s=12 + 140 * n / max(1, cities["n"].max()), color="white", edgecolors="#333333", label=f"{n} images")
+    ax.legend(loc="lower left", fontsize=8, title="disc area", title_fontsize=8)
+    ax.set_title(f"Curation keeps {kept.mean():.0%} of the pool ({kept.sum()} of {len(kept)} images): kept share per city")
     return fig
 
 
@@ -542,6 +579,10 @@ def plot_country_f1(table, reference: dict | None = None, metric: str = "country
     err = np.vstack([(part["value"] - part["ci_low"]).clip(lower=0).fillna(0),
                      (part["ci_high"] - part["value"]).clip(lower=0).fillna(0)])
     ax.barh(y, part["value"], xerr=err, color=COLORS["ours"], alpha=0.85, capsize=3, label="this study (95% CI)")
+    for yi, value in zip(y, part["value"]):  # the value beside every bar, so a zero reads as zero, not as missing
+        text = "no value" if not np.isfinite(value) else f"{value:.3f}"
+        ax.text(max(0.0, float(value) if np.isfinite(value) else 0.0) + 0.01, yi, text, va="center", fontsize=7,
+                color="#333333", zorder=4)
     for i, (label, value) in enumerate((reference or {}).items()):
         ax.axvline(value, ls=":", color=PALETTE[(i + 1) % len(PALETTE)], label=f"{label}: {value:.3f} (published)")
     ax.set_yticks(y)
@@ -563,7 +604,9 @@ def plot_accuracy_within_km(curves, thresholds=(1, 25, 200, 750, 2500)):
     style()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, (model, part) in enumerate(curves.groupby("model", sort=False)):
-        ax.plot(part["km"], part["share"], color=PALETTE[i % len(PALETTE)], label=model)
+        flat_zero = bool((part["share"].fillna(0) == 0).all())  # say so: a line on the axis looks like missing data
+        ax.plot(part["km"], part["share"], color=PALETTE[i % len(PALETTE)], lw=2.2 if flat_zero else 1.5,
+                ls="--" if flat_zero else "-", label=model + (" (0 at every d)" if flat_zero else ""), clip_on=False)
     names = ("street", "city", "region", "country", "continent")
     for t, name in zip(thresholds, names):
         ax.axvline(t, color=PALETTE[7], lw=0.8, ls=":")
@@ -581,7 +624,7 @@ def plot_error_map(per_country, countries, title: str):
     """World map of the median error per true country, log colour scale (06_error_map).
 
     Args:
-        per_country: columns ``country`` (alpha-2), ``median_km`` (NaN: no answered image), ``n``.
+        per_country: columns ``country`` (alpha-2), ``median_km`` (NaN: no answer gave coordinates), ``n``.
         countries: polygons with ``iso_a2`` (geolib.geo.country_polygons()).
         title: the figure's title (names the model).
     """
@@ -602,7 +645,7 @@ def plot_error_map(per_country, countries, title: str):
         known.assign(median_km=values).plot(ax=ax, column="median_km", cmap="magma_r", norm=norm, edgecolor="#666666",
                                             linewidth=0.4, legend=True,
                                             legend_kwds={"label": "median error (km, log scale)", "shrink": 0.6})
-    ax.set_title(title + ("\nhatched: no answered image" if len(unknown) else ""))
+    ax.set_title(title + ("\nhatched: no answer with coordinates for this country's images" if len(unknown) else ""))
     return fig
 
 

@@ -1,0 +1,61 @@
+"""Figures: every plot_* function is rendered by a notebook (nbval smoke run), and the ones a reader
+misread before are checked here on tiny data."""
+
+import re
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from geolib import geo, paths, plots
+
+matplotlib.use("Agg")
+
+
+def test_every_plot_function_is_drawn_by_a_notebook():
+    """The ci profile's notebook run under nbval is the smoke test of every figure."""
+    names = {n for n in dir(plots) if n.startswith("plot_") and callable(getattr(plots, n))}
+    sources = "\n".join(p.read_text() for p in paths.NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+    called = set(re.findall(r"plots\.(plot_\w+)\(", sources))
+    assert names - called == set(), f"plot functions no notebook draws (add a cell or remove them): {sorted(names - called)}"
+
+
+@pytest.fixture(scope="module")
+def countries():
+    return geo.country_polygons()
+
+
+def test_curation_map_shows_the_kept_share_of_every_city(countries):
+    pool = pd.DataFrame({"city": ["Paris"] * 4 + ["Lyon"] * 2, "country": ["FR"] * 6,
+                         "lat": [48.85] * 4 + [45.76] * 2, "lon": [2.35] * 4 + [4.83] * 2})
+    fig = plots.plot_curation_map(pool, [True, True, False, False, True, True], countries)
+    discs = [c for c in fig.axes[0].collections if c.get_array() is not None and len(c.get_offsets()) == 2]
+    assert discs, "one disc per city"
+    assert sorted(np.asarray(discs[0].get_array()).round(2)) == [0.5, 1.0]
+    assert "4 of 6" in fig.axes[0].get_title()
+    matplotlib.pyplot.close(fig)
+
+
+def test_a_zero_f1_reads_as_zero():
+    table = pd.DataFrame({"model": ["base", "full"], "metric": ["country_f1"] * 2, "value": [0.0, 0.4],
+                          "ci_low": [0.0, 0.3], "ci_high": [0.0, 0.5]})
+    fig = plots.plot_country_f1(table)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "0.000" in texts and "0.400" in texts
+    matplotlib.pyplot.close(fig)
+
+
+def test_a_flat_zero_curve_is_labelled():
+    curves = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "km": [1, 25, 200] * 2, "share": [0, 0, 0, 0.1, 0.2, 0.3]})
+    fig = plots.plot_accuracy_within_km(curves)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["a (0 at every d)", "b"]
+    matplotlib.pyplot.close(fig)
+
+
+def test_error_map_names_countries_without_coordinates(countries):
+    per_country = pd.DataFrame({"country": ["FR", "DE"], "median_km": [120.0, np.nan], "n": [3, 2]})
+    fig = plots.plot_error_map(per_country, countries, "model x")
+    assert "no answer with coordinates" in fig.axes[0].get_title()
+    matplotlib.pyplot.close(fig)

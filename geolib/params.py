@@ -178,19 +178,69 @@ def params_file(profile: str) -> Path:
     return paths.PARAMS / f"{profile}.yaml"
 
 
+def read_params_file(path: str | Path) -> Any:
+    """The raw mapping of a params file (not validated); a clear error when missing or not YAML."""
+    path = Path(path)
+    if not path.exists():
+        known = sorted(p.stem for p in paths.PARAMS.glob("*.yaml"))
+        raise ParamsError(f"no params file {path} (profiles: {', '.join(known)})")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["key=value", "stage.lora_r=8"]`` → ``{"key": value, "stage": {"lora_r": 8}}`` (values read as YAML).
+
+    A dotted key sets one entry of a ``dict`` parameter and keeps its other entries.
+
+    Raises:
+        ParamsError: an item without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ParamsError(f"--set {item!r}: expected key=value (or dict_key.entry=value), e.g. --set curation_threshold=0.5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"--set {item!r}: the value is not valid YAML: {exc}") from None
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string; a person means the number
+            try:
+                value = float(value) if any(c in value.lower() for c in ".e") or value.lower() in {"nan", "inf"} else value
+            except ValueError:
+                pass
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"--set {item!r}: {part!r} is set to a value and used as a dict")
+        node[parts[-1]] = value
+    return out
+
+
+def layer(base: dict[str, Any], *overrides: dict[str, Any]) -> dict[str, Any]:
+    """Layer override mappings on ``base``: later wins; a dict value merges into a dict value key by key."""
+    out = dict(base)
+    for over in overrides:
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = layer(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
 def load_params(profile: str, params_path: str | Path | None = None, notebooks: list[Path] | None = None) -> dict[str, Any]:
     """Read and validate the overrides of a profile (or an explicit file).
 
     ``profile`` is injected into every notebook by the runner; a file may name it only to agree.
     """
     path = Path(params_path) if params_path else params_file(profile)
-    if not path.exists():
-        known = sorted(p.stem for p in paths.PARAMS.glob("*.yaml"))
-        raise ParamsError(f"no params file {path} (profiles: {', '.join(known)})")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    values = read_params_file(path)
     if isinstance(values, dict) and values.get("profile", profile) != profile:
         raise ParamsError(f"{path}: says profile {values['profile']!r} but is run as profile {profile!r}")
     values = dict(values) if isinstance(values, dict) else values

@@ -17,6 +17,8 @@ PACKAGE_DATA = PACKAGE_DIR / "data"
 NOTEBOOKS = REPO_ROOT / "notebooks"
 PARAMS = REPO_ROOT / "params"
 FIGURES = REPO_ROOT / "figures"
+#: committed copies of full runs' headline numbers (``results/demo/summary.json``)
+COMMITTED_RESULTS = REPO_ROOT / "results"
 #: published reference data shipped with the package (e.g. GeoReasoner's class weights)
 REFERENCE = PACKAGE_DATA / "reference"
 

@@ -3,14 +3,23 @@
     python -m geolib.study run                      # the demo profile, every notebook in order
     python -m geolib.study run --profile ci --only 00 01
     python -m geolib.study run --profile paper --params my_gpu.yaml --from 04
+    python -m geolib.study run --set reasoning_tuning.lora_r=8 --from 04
     python -m geolib.study run --figure 01_building_vs_locatability
-    python -m geolib.study list                     # notebooks, parameters, figures
+    python -m geolib.study list                     # notebooks, parameters, figures, demo minutes
     python -m geolib.study prepare --profile ci     # inject parameters only (what nbval runs)
 
-Executed copies go to ``runs/<profile>/notebooks/NN_slug.ipynb`` with ``NN_slug.env.json``
+Parameters are layered: the notebooks' defaults, then ``params/<profile>.yaml``, then a user's
+``--params`` file, then ``--set key=value`` items (``dict_key.entry=value`` sets one entry of a
+dict parameter). A run with a user file or ``--set`` is a run of its own: it writes to
+``runs/<name>/`` (``--name``, else the params file's name, else the profile and the overrides),
+starting from a copy of ``runs/<profile>/``, and never to the committed ``figures/``.
+
+Executed copies go to ``runs/<name>/notebooks/NN_slug.ipynb`` with ``NN_slug.env.json``
 beside each: package versions, git commit, time, device and the parameters it ran with. The
-params file is validated against every notebook's parameters cell before anything runs. The
-run stops at the first failing notebook and names it and the failing cell.
+parameters are validated against every notebook's parameters cell before anything runs. Before
+running a notebook, the runner checks that the notebooks feeding it last ran with the parameters
+now asked for; if not, it names them and stops (or reruns them with ``--rerun-stale``). The run
+stops at the first failing notebook and names it and the failing cell.
 """
 
 from __future__ import annotations
@@ -79,6 +88,122 @@ def select_notebooks(notebooks: list[Path], only: list[str] | None = None, start
     return chosen
 
 
+def resolve_run(profile: str, params_path: str | None = None, sets: list[str] | None = None, name: str | None = None,
+                notebooks: list[Path] | None = None) -> tuple[str, dict]:
+    """Layer the parameters of a run and name it.
+
+    Args:
+        profile: the base profile, ``params/<profile>.yaml``.
+        params_path: a user's params file layered on the profile's (optional).
+        sets: ``--set key=value`` items layered last.
+        name: the run's name; default: the profile for a plain run, else the params file's stem,
+            else ``<profile>-<overrides>``.
+        notebooks: the study's notebooks (schema).
+
+    Returns:
+        ``(run_name, values)``: values validated, with ``profile`` set to the run name (the
+        notebooks use it only to find ``runs/<run_name>/``).
+
+    Raises:
+        geolib.params.ParamsError: a bad file, key, value or run name.
+    """
+    base = P.read_params_file(P.params_file(profile))
+    user = P.read_params_file(params_path) if params_path else {}
+    overrides = P.parse_overrides(sets)
+    for label, mapping in ((str(P.params_file(profile)), base), (str(params_path), user)):
+        if not isinstance(mapping, dict):
+            raise P.ParamsError(f"{label}: expected a mapping of `key: value` lines, got {type(mapping).__name__}")
+    custom = bool(params_path or overrides)
+    if name is None:
+        name = profile if not custom else (Path(params_path).stem if params_path else default_run_name(profile, overrides))
+    profiles = {p.stem for p in paths.PARAMS.glob("*.yaml")}
+    if custom and name in profiles:
+        raise P.ParamsError(f"a run with its own parameters cannot be named {name!r} (a profile of params/, whose results "
+                            "and figures it would overwrite): pass --name")
+    for label, mapping in ((str(P.params_file(profile)), base), (str(params_path), user)):
+        said = mapping.pop("profile", None)
+        if said not in (None, profile, name):
+            raise P.ParamsError(f"{label}: says profile {said!r} but is run as profile {profile!r} (run {name!r})")
+    values = P.layer(base, user, overrides) | {"profile": name}
+    sources = " + ".join([str(P.params_file(profile))] + ([str(params_path)] if params_path else []) + (["--set"] if overrides else []))
+    return name, P.validate_params(values, sources, notebooks)
+
+
+def default_run_name(profile: str, overrides: dict) -> str:
+    """``demo-lora_r-8``-style name of a run with ``--set`` overrides (a hash when that would be long)."""
+    import hashlib
+    import json
+
+    def flat(d, prefix=""):
+        for k, v in sorted(d.items()):
+            yield from flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
+
+    slug = "-".join(f"{k.split('.')[-1]}-{v}" for k, v in flat(overrides))
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", slug).strip("._-")
+    if not slug or len(slug) > 48:
+        slug = hashlib.sha1(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return f"{profile}-{slug}"
+
+
+def _comparable(values: dict) -> dict:
+    import json
+
+    return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k != "profile"}
+
+
+def stale_upstream(run_name: str, notebooks: list[Path], chosen: list[Path], values: dict) -> list[tuple[Path, str]]:
+    """Notebooks before the first chosen one whose last run does not match ``values``.
+
+    A notebook is current when its ``env.json`` says it finished (``ok``) with the parameters it
+    would be given now; once one is stale, every notebook after it is too (it read stale outputs).
+
+    Returns:
+        ``[(notebook, why), ...]`` in order; empty when everything upstream is current.
+    """
+    if not chosen:
+        return []
+    upstream = notebooks[: notebooks.index(chosen[0])]
+    out_dir = paths.run_dir(run_name) / "notebooks"
+    stale: list[tuple[Path, str]] = []
+    for nb in upstream:
+        env_path = out_dir / f"{nb.stem}.env.json"
+        if stale:
+            stale.append((nb, f"reads the outputs of {stale[0][0].stem}"))
+            continue
+        try:
+            record = io.read_json(env_path)
+        except (OSError, ValueError):
+            stale.append((nb, "has not run in this run folder"))
+            continue
+        if record.get("status") != "ok":
+            stale.append((nb, f"its last run ended {record.get('status')!r}"))
+            continue
+        then, now = _comparable(record.get("parameters", {})), _comparable(P.parameters_for(nb, values))
+        changed = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
+        if changed:
+            detail = ", ".join(f"{k}: {then.get(k)!r} → {now.get(k)!r}" for k in changed[:4])
+            stale.append((nb, f"ran with other parameters ({detail})"))
+    return stale
+
+
+def seed_run_folder(run_name: str, profile: str) -> bool:
+    """Start ``runs/<run_name>/`` as a copy of ``runs/<profile>/`` (so ``--from NN`` finds the inputs).
+
+    Returns:
+        True when a copy was made (the run folder did not exist and the profile's did).
+    """
+    import shutil
+
+    target, source = paths.run_dir(run_name), paths.run_dir(profile)
+    if run_name == profile or target.exists() or not source.exists():
+        return False
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial, ignore=shutil.ignore_patterns("nbval", "*.tmp"))
+    partial.rename(target)  # a copy interrupted half-way is never taken for a run folder
+    return True
+
+
 def environment_record(profile: str, parameters: dict) -> dict:
     """What a notebook ran with: packages, git commit, time, device, parameters."""
     versions = {}
@@ -131,15 +256,17 @@ def _failure_message(notebook: Path, output: Path, exc: Exception) -> str:
 
 
 def run(profile: str = "demo", params_path: str | None = None, only: list[str] | None = None, start: str | None = None,
-        figure: str | None = None, kernel: str = "python3", notebooks_dir: Path | None = None, quiet: bool = False) -> list[Path]:
-    """Validate parameters, then execute the selected notebooks in order.
+        figure: str | None = None, kernel: str = "python3", notebooks_dir: Path | None = None, quiet: bool = False,
+        sets: list[str] | None = None, name: str | None = None, rerun_stale: bool = False) -> list[Path]:
+    """Validate parameters, check the notebooks upstream, then execute the selected notebooks in order.
 
     Returns:
-        The executed notebook paths under ``runs/<profile>/notebooks/``.
+        The executed notebook paths under ``runs/<run name>/notebooks/``.
 
     Raises:
-        StudyError: the first failing notebook (name, cell, error, where the executed copy is).
-        geolib.params.ParamsError: an invalid params file (before anything runs).
+        StudyError: a stale notebook upstream (named, with why), or the first failing notebook
+            (name, cell, error, where the executed copy is).
+        geolib.params.ParamsError: invalid parameters (before anything runs).
     """
     import papermill as pm
     from tqdm.auto import tqdm
@@ -147,11 +274,21 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
     notebooks = P.study_notebooks(notebooks_dir)
     if not notebooks:
         raise StudyError(f"no numbered notebooks in {notebooks_dir or paths.NOTEBOOKS}")
-    values = P.load_params(profile, params_path, notebooks)
+    run_name, values = resolve_run(profile, params_path, sets, name, notebooks)
     chosen = select_notebooks(notebooks, only, start, figure)
+    if seed_run_folder(run_name, profile) and not quiet:
+        print(f"run {run_name!r}: started from a copy of runs/{profile}/ (notebooks whose parameters did not change are reused)")
+    stale = stale_upstream(run_name, notebooks, chosen, values)
+    if stale and not rerun_stale:
+        lines = "\n".join(f"  {nb.stem}: {why}" for nb, why in stale)
+        raise StudyError(f"{chosen[0].stem} reads outputs that do not match the parameters asked for:\n{lines}\n"
+                         f"rerun from there (`--from {stale[0][0].name[:2]}`) or add --rerun-stale")
+    chosen = [nb for nb in notebooks if nb in chosen or nb in {s for s, _ in stale}]
+    profile = run_name
     out_dir = paths.run_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = []
+    t_run = time.perf_counter()
     bar = tqdm(chosen, desc=f"study [{profile}]", unit="notebook", disable=quiet)
     for nb in bar:
         bar.set_postfix_str(nb.stem)
@@ -168,8 +305,12 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
             io.write_json(env_path, record | {"status": "failed", "seconds": round(time.perf_counter() - t0, 1),
                                               "error": f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"})
             raise StudyError(_failure_message(nb, output, exc)) from None
-        io.write_json(env_path, record | {"status": "ok", "seconds": round(time.perf_counter() - t0, 1)})
+        seconds = round(time.perf_counter() - t0, 1)
+        io.write_json(env_path, record | {"status": "ok", "seconds": seconds})
+        io.merge_summary(profile, {f"study.{nb.name[:2]}.seconds": seconds})
         executed.append(output)
+    if len(executed) == len(notebooks):
+        io.merge_summary(profile, {"study.wall_s": round(time.perf_counter() - t_run, 1)})
     return executed
 
 
@@ -191,10 +332,15 @@ def prepare(profile: str = "ci", params_path: str | None = None, out_dir: Path |
 
 
 def describe(notebooks_dir: Path | None = None) -> str:
-    """The notebooks in order, their parameters and the figures each makes (``list``)."""
+    """The notebooks in order, their demo minutes, parameters and the figures each makes (``list``)."""
+    try:
+        timing = io.read_json(paths.COMMITTED_RESULTS / "demo" / "summary.json")
+    except (OSError, ValueError):
+        timing = {}
     lines = []
     for nb in P.study_notebooks(notebooks_dir):
-        lines.append(f"{nb.stem}")
+        seconds = timing.get(f"study.{nb.name[:2]}.seconds")
+        lines.append(f"{nb.stem}" + (f"  ({seconds / 60:.1f} min on the demo profile, 2 CPU cores)" if seconds else ""))
         for p in P.notebook_parameters(nb):
             lines.append(f"    {p.name}: {p.annotation} = {p.default!r}" + (f"  # {p.help}" if p.help else ""))
         figs = notebook_figures(nb)
@@ -207,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="execute the notebooks in order with papermill")
     r.add_argument("--profile", default=paths.DEMO_PROFILE, help="params/<profile>.yaml (default: demo)")
-    r.add_argument("--params", dest="params_path", help="a params file to use instead of params/<profile>.yaml")
+    r.add_argument("--params", dest="params_path", help="a params file layered on params/<profile>.yaml (a run of its own)")
+    r.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                   help="override one parameter (dict_key.entry=value for an entry of a dict); repeatable; a run of its own")
+    r.add_argument("--name", help="name of a run with its own parameters (default: the params file's name, or profile-overrides)")
+    r.add_argument("--rerun-stale", action="store_true", help="rerun the notebooks upstream whose outputs do not match the parameters")
     r.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (numbers)")
     r.add_argument("--from", dest="start", metavar="NN", help="run from this notebook on")
     r.add_argument("--figure", help="run the notebook that makes this figure (e.g. 01_building_vs_locatability)")
@@ -227,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
         else:
             t0 = time.perf_counter()
-            done = run(args.profile, args.params_path, args.only, args.start, args.figure, args.kernel, quiet=args.quiet)
-            print(f"ran {len(done)} notebook(s) on profile {args.profile!r} in {time.perf_counter() - t0:.0f} s; executed copies in {paths.run_dir(args.profile) / 'notebooks'}")
+            done = run(args.profile, args.params_path, args.only, args.start, args.figure, args.kernel, quiet=args.quiet,
+                       sets=args.sets, name=args.name, rerun_stale=args.rerun_stale)
+            where = done[0].parent if done else paths.run_dir(args.profile) / "notebooks"
+            print(f"ran {len(done)} notebook(s) in {time.perf_counter() - t0:.0f} s; executed copies in {where}")
     except (StudyError, P.ParamsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

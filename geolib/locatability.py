@@ -495,3 +495,37 @@ def clue_separation(scores: Any, has_clue: Any, n_boot: int = 1000, seed: int = 
     fpr, tpr, _ = roc_curve(c, s)
     return {"auc": float(roc_auc_score(c, s)), "auc_ci": bootstrap_ci(auc, s, c, n_boot=n_boot, seed=seed),
             "fpr": fpr, "tpr": tpr, "n_with": int(c.sum()), "n_without": int((~c).sum())}
+
+
+def reduction_sensitivity(similarities: dict[str, np.ndarray], class_fractions: Any, has_clue: Any = None,
+                          k: int = DEFAULT_TOPK):
+    """How much the derived weights depend on the choices the paper did not publish (notebook 01).
+
+    For every class template (one similarity matrix each) and every reduction of
+    :data:`REDUCTIONS`: Spearman with the paper's published weights, and the ROC AUC with which
+    the resulting locatability separates images with a legible clue from images without.
+
+    Args:
+        similarities: ``{class_template: (n_clues, n_classes) similarity}``.
+        class_fractions: ``(N, n_classes)`` fractions of the images scored.
+        has_clue: ``(N,)`` booleans, or None to skip the AUC.
+        k: clues per class of ``mean_topk``.
+
+    Returns:
+        DataFrame: ``class_template``, ``reduction``, ``spearman_with_paper``, ``clue_auc``.
+    """
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    rows = []
+    for template, sim in similarities.items():
+        for reduction in REDUCTIONS:
+            weights = minmax_normalize(reduce_similarity(sim, reduction=reduction, k=k))
+            auc = np.nan
+            if has_clue is not None:
+                c = np.asarray(has_clue, dtype=bool)
+                if 0 < c.sum() < len(c):
+                    auc = float(roc_auc_score(c, locatability_score(class_fractions, weights)))
+            rows.append({"class_template": template, "reduction": reduction,
+                         "spearman_with_paper": compare_weights(weights).spearman, "clue_auc": auc})
+    return pd.DataFrame(rows)

@@ -310,7 +310,8 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
         io.merge_summary(profile, {f"study.{nb.name[:2]}.seconds": seconds})
         executed.append(output)
     if len(executed) == len(notebooks):
-        io.merge_summary(profile, {"study.wall_s": round(time.perf_counter() - t_run, 1)})
+        key = "study.demo_wall_s" if profile == paths.DEMO_PROFILE else "study.wall_s"
+        io.merge_summary(profile, {key: round(time.perf_counter() - t_run, 1)})
     return executed
 
 

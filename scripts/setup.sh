@@ -34,13 +34,16 @@ fi
   echo "setup: requirements.lock is for CPython 3.11 on Linux x86-64; $("$PY" --version) found (set PYTHON=python3.11)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip_install=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+quiet_pip() {  # pip warns once per package about this machine's partial local mirrors: noise, not news
+  "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 # torch is locked as its CPU build (2.13.0+cpu). Machines of this project keep that wheel on disk
 # (pip's find-links); elsewhere pip finds it on PyTorch's CPU index.
 if ! ls /opt/wheels/torch-2.13.0+cpu-* >/dev/null 2>&1; then
   pip_install+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
-"${pip_install[@]}" --require-hashes --no-deps -r requirements.lock
-"${pip_install[@]}" --no-deps --no-build-isolation -e .
+quiet_pip "${pip_install[@]}" --require-hashes --no-deps -r requirements.lock
+quiet_pip "${pip_install[@]}" --no-deps --no-build-isolation -e .
 # remove what the lock does not name (a package installed by hand, one a dependency dropped)
 extra=$(.venv/bin/python - <<'PY'
 from importlib import metadata

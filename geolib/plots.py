@@ -574,7 +574,10 @@ def plot_country_f1(table, reference: dict | None = None, metric: str = "country
 
     style()
     part = table[table["metric"] == metric].reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(part) + 1.6))
+    answered = table[table["metric"] == metric.replace("_f1", "_recall")].set_index("model")["value"]
+    labels = [f"{m}\n(answered {answered[m]:.0%})" if m in answered.index and np.isfinite(answered[m]) else m
+              for m in part["model"]]  # F1 hides how many images were answered: say it beside each bar
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(part) + 1.6))
     y = np.arange(len(part))[::-1]
     err = np.vstack([(part["value"] - part["ci_low"]).clip(lower=0).fillna(0),
                      (part["ci_high"] - part["value"]).clip(lower=0).fillna(0)])
@@ -586,7 +589,7 @@ def plot_country_f1(table, reference: dict | None = None, metric: str = "country
     for i, (label, value) in enumerate((reference or {}).items()):
         ax.axvline(value, ls=":", color=PALETTE[(i + 1) % len(PALETTE)], label=f"{label}: {value:.3f} (published)")
     ax.set_yticks(y)
-    ax.set_yticklabels(part["model"], fontsize=8)
+    ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel(metric.replace("_", " ") + " (F1 = harmonic mean of accuracy and recall)")
     ax.set_title("Country-level F1 on the held-out test cities")

@@ -74,15 +74,17 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling  # noqa: E4
 # Prompts, tokens and the stages' hyperparameters
 
 #: The prompts of the study. ``reasoning`` and ``location`` are GeoReasoner's two tuning
-#: prompts; ``describe`` is the demo's base training prompt; ``evaluation`` is for inference
-#: only (never trained on).
+#: prompts; ``describe`` is the demo's base training prompt; ``evaluation`` is GeoReasoner's
+#: released inference prompt (``GeoReasoner/infer.py``), verbatim, for inference only (never
+#: trained on).
 PROMPTS = {
     "describe": "Describe the image.",
     "reasoning": "Which country is the image located? Explain the reason.",
     "location": "Which country and city is the image located?",
     "evaluation": (
-        "Which country and city is the image located? Think step by step about the clues in the "
-        "image, then answer in JSON with the keys country, city and reasons."
+        "According to the content of the image, please think step by step and deduce in which country and city "
+        "the image is most likely located and offer possible explanations. Output in JSON format, e.g., "
+        "{'country': '', 'city': '' ,'reasons':''}."
     ),
 }
 

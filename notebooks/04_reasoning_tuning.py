@@ -36,9 +36,11 @@
 #   the clue corpus is the demo world's reasoning texts of the *training* cities.
 #
 # Because the demo language model starts from random weights, this notebook first gives it a
-# **base training** (demo only, marked below): captions of what is in the scene, never the
-# country or city. It stands in for the pretraining a real base model already has. Both LoRA
-# stages then adapt it exactly as they adapt the paper's model.
+# **base training** (demo only, marked below): captions of what is in the scene (never the
+# country or city) and text-only world knowledge (country facts and city names, shown with a
+# blank image), so that no image is ever paired with its place before the stages. It stands in
+# for the pretraining a real base model already has. Both LoRA stages then adapt it exactly as
+# they adapt the paper's model.
 
 # %% tags=["parameters"]
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/

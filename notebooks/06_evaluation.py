@@ -37,9 +37,11 @@
 # * **The split is by city** (notebook 03): no test city was ever trained on, by any model. A
 #   model can only name a test city it has never seen by chance, so **city accuracy is about 0
 #   by construction**, for the baselines as for GeoReasoner; only the distance metrics give
-#   credit for a near city. (The paper's test images come from cities it also trained on.)
-# * **The prompt.** The paper asks its instruction-tuned models one evaluation prompt ("think step
-#   by step … answer in JSON with country, city and reasons"). The demo's language model starts
+#   credit for a near city.
+# * **The prompt.** GeoReasoner's released inference asks one prompt, used verbatim here as
+#   `PROMPTS["evaluation"]` ("According to the content of the image, please think step by step and
+#   deduce in which country and city the image is most likely located … Output in JSON format").
+#   The demo's language model starts
 #   from random weights and only understands the questions it was trained on: stage 2's
 #   *location* question (answers `{'country', 'city'}`) and stage 1's *reasoning* question
 #   (answers `{'country', 'reasons'}`). So every model of one table is asked the same question
@@ -121,7 +123,7 @@ pd.DataFrame({"images": [len(train_all), len(val), len(test)],
 #
 # | row | adapters | paper |
 # |---|---|---|
-# | untuned base | none (demo: after its caption-only base training) | Qwen-VL in Tab. 1 |
+# | untuned base | none (demo: after its base training on captions and text-only world knowledge, notebook 04) | Qwen-VL in Tab. 1 |
 # | without location tuning | stage 1 (`reasoning`) | Tab. 3 |
 # | without reasoning tuning | stage 2 on the base (`location_only`) | Tab. 3 |
 # | GeoReasoner | stage 1 + stage 2 (`reasoning`, `location`) | Tab. 1 and 3 |
@@ -261,7 +263,7 @@ evaluation.interval_table(main, distance_metrics)
 
 # %% [markdown]
 # The paper's published Table 1 as a reference. **It is measured on another test set** (its own
-# Street View images of cities it also trained on, real photographs, a 7B model), so it says what
+# Street View images, real photographs, a 7B model), so it says what
 # the method reached there, not what these numbers should be:
 
 # %%
@@ -290,6 +292,11 @@ pd.DataFrame(gains).T.rename(columns={"first": "F1 full model", "second": "F1 ot
 # %%
 fig = plots.plot_country_f1(main, {"GeoReasoner, paper": 0.9033, "Qwen-VL (untuned), paper": 0.7225})
 plots.save_figure(fig, profile, "06_country_f1")
+
+# %% [markdown]
+# *The figure:* each model's country F1 on the test cities with its 95% interval, its answered share
+# under its name (F1 counts an unanswered image as a miss), and the paper's published F1 as dotted lines
+# measured on another test set.
 
 # %% [markdown]
 # ## 4. Ablations (GeoReasoner's Table 3) and data quality
@@ -349,12 +356,20 @@ curves = pd.concat([pd.DataFrame({"model": name, "km": km, "share": evaluation.w
 fig = plots.plot_accuracy_within_km(curves)
 plots.save_figure(fig, profile, "06_accuracy_within_km")
 
+# %% [markdown]
+# *The figure:* for every distance d, the share of test images each model placed within d km of the
+# truth (an unanswered image is a miss at every d); the dotted lines mark the table's thresholds.
+
 # %%
 map_model = full_name if full_name in answers else next(iter(main_models))
 per_country = evaluation.errors_by_country(main_models[map_model], test)
 fig = plots.plot_error_map(per_country, geo.country_polygons(), f"{map_model}: median error per true country (test cities)")
 plots.save_figure(fig, profile, "06_error_map")
 per_country.assign(country=per_country["country"].map(vlm.country_name)).sort_values("median_km").round(3)
+
+# %% [markdown]
+# *The figure:* the median error of the model's answers for the test images of each country, darker
+# for larger errors; hatched countries are those whose images got no answer with coordinates.
 
 # %% [markdown]
 # ## 6. Beyond the paper: accuracy by locatability
@@ -372,6 +387,10 @@ decile_table = pd.concat([evaluation.accuracy_by_bins(test["locatability"], *hit
 fig = plots.plot_locatability_bins(decile_table)
 plots.save_figure(fig, profile, "06_locatability_deciles")
 decile_table.pivot(index="bin", columns="model", values="accuracy").round(3)
+
+# %% [markdown]
+# *The figure:* country accuracy and answered share of each model by locatability decile of the test
+# images, from the least to the most locatable tenth.
 
 # %% [markdown]
 # ## 7. Beyond the paper: are the reasons faithful to the image?
@@ -438,6 +457,10 @@ if full_name in answers:
     plots.save_figure(fig, profile, "06_examples")
     with pd.option_context("display.max_colwidth", 300):
         display(picked[["truth", "answer", "correct", "reasons"]])  # noqa: F821
+
+# %% [markdown]
+# *The figure:* test images with each model's answer and reasons beside the truth, picked to show
+# right and wrong answers.
 
 # %% [markdown]
 # ## Results

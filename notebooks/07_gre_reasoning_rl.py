@@ -182,9 +182,9 @@ plots.save_figure(fig, profile, "07_distance_reward")
 # public, so the paper preset keeps GeoReasoner's LoRA settings with room for long chains; the demo
 # preset is notebook 04's demo stage for one epoch at a higher learning rate.
 #
-# *Demo only:* the demo's base model was trained on captions that never name a place, so it has
-# never written digits, `<think>`/`<answer>` or country names, and the (tied) embedding rows of
-# those tokens were pushed down all through its base training. A LoRA on the projections alone
+# *Demo only:* the demo's base training (notebook 04: captions that never name a place, and
+# text-only world knowledge) never wrote coordinates' digits or `<think>`/`<answer>`, and the
+# (tied) embedding rows of those tokens were pushed down all through it. A LoRA on the projections alone
 # climbs out of that slowly (a loss near 2.5 after an epoch, and sampled chains that never reach an
 # answer). So the demo's cold start also trains the embedding rows of the tokens the chains are
 # written in (peft's `trainable_token_indices`); a real base model writes all of them already.
@@ -218,7 +218,10 @@ plots.save_figure(fig, profile, "07_cold_start_loss")
 
 # %%
 grpo_settings = gre.grpo_settings(tuning_preset, gre_grpo)
-pd.DataFrame({"GRE (paper)": pd.Series(gre.PAPER_GRPO), "this run": pd.Series(grpo_settings)}).astype(str)
+# "paper preset": GRE's published RL settings where the paper or its script gives them
+# (generations, β, completion length, learning rate); training a LoRA adapter instead of GRE's full
+# fine-tune, and the rest, are this study's choices.
+pd.DataFrame({"paper preset": pd.Series(gre.PAPER_GRPO), "this run": pd.Series(grpo_settings)}).astype(str)
 
 # %%
 if gre_rl_prompts:
@@ -260,6 +263,8 @@ run = {
     "sft_seconds": round(sft_seconds, 1), "grpo_seconds": round(grpo_seconds, 1),
     "grpo_train_runtime_s": grpo.metrics.get("train_runtime"),
 }
+for part in ("reward", "format_reward", "distance_reward"):  # which part of the reward moved
+    print(f"{part:16s} {run[part + '_start']:.3f} → {run[part + '_end']:.3f}")
 pd.Series(run, name="GRPO run").to_frame()
 
 # %% [markdown]

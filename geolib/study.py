@@ -311,7 +311,8 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
         executed.append(output)
     if len(executed) == len(notebooks):
         key = "study.demo_wall_s" if profile == paths.DEMO_PROFILE else "study.wall_s"
-        io.merge_summary(profile, {key: round(time.perf_counter() - t_run, 1)})
+        io.merge_summary(profile, {key: round(time.perf_counter() - t_run, 1), "study.git_commit": record["git_commit"],
+                                   "study.git_dirty": record["git_dirty"]})
     return executed
 
 

@@ -1,12 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-all
-#     cell_metadata_filter: tags,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (geolib)
 #     language: python
@@ -129,6 +131,7 @@ io.write_parquet(data / "locatability_predicted.parquet", pd.DataFrame({"image_i
 summary = {"image_tower": image_tower, "n_prompts": len(locnet_prompts), "epochs_trained": int(history["epoch"].max()),
            "evaluation": evaluation, "config": config.key_dict()}
 io.write_json(results / "02_locnet.json", summary)
+io.merge_summary(profile, {"02.locnet.test_spearman": evaluation["test"]["spearman"], "02.locnet.test_mae": evaluation["test"]["mae"]})
 evaluation["test"]
 
 # %% [markdown]

@@ -1,12 +1,14 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-all
-#     cell_metadata_filter: tags,-all
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (geolib)
 #     language: python
@@ -110,6 +112,7 @@ summary = {
     "sweep": sweep.to_dict(orient="records"),
 }
 io.write_json(results / "03_curation.json", summary)
+io.merge_summary(profile, {"03.threshold": threshold, "03.kept_share": float(keep.mean()), "03.n_kept": int(keep.sum())})
 {k: v for k, v in summary.items() if k != "sweep"}
 
 # %% [markdown]

@@ -1,5 +1,6 @@
 """Project hygiene: notebooks clean and paired, params valid, dependencies in agreement, CI wiring."""
 
+import json
 import re
 import sys
 import tomllib
@@ -147,3 +148,31 @@ def test_offline_by_default():
     import geolib  # noqa: F401
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_readme_numbers_are_the_committed_demo_summary():
+    from scripts import readme_numbers
+
+    summary = json.loads(readme_numbers.SUMMARY.read_text()) if readme_numbers.SUMMARY.exists() else {}
+    readme = readme_numbers.README.read_text()
+    assert readme_numbers.render(readme, summary) == readme, (
+        "README.md's generated tables differ from results/demo/summary.json: run `python scripts/readme_numbers.py`")
+    section = readme.split("## What the demo run shows", 1)[1].split("\n## ", 1)[0]
+    prose = re.sub(r"<!-- summary:(\w+) -->.*?<!-- /summary:\1 -->", "", section, flags=re.S)
+    typed = re.findall(r"(?<![\w.`-])\d+(?:\.\d+)?\s?%|(?<![\w.`-])\d+\.\d+(?![\w.])", prose)
+    assert not typed, f"numbers typed by hand in the README's results section (put them in the summary tables): {typed}"
+
+
+def test_the_committed_summary_names_a_commit_of_this_history():
+    import subprocess
+
+    from scripts import readme_numbers
+
+    if not readme_numbers.SUMMARY.exists():
+        pytest.skip("no committed demo summary yet")
+    commit = json.loads(readme_numbers.SUMMARY.read_text()).get("study.git_commit")
+    assert commit, "results/demo/summary.json does not say which commit produced it (a full `make study` run records it)"
+    probe = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=paths.REPO_ROOT, capture_output=True, timeout=60)
+    if probe.returncode not in (0, 1):
+        pytest.skip("not a git checkout with history")
+    assert probe.returncode == 0, f"results/demo/summary.json was produced by {commit[:12]}, which is not in this branch's history"

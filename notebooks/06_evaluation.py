@@ -491,15 +491,15 @@ io.write_json(results / "06_evaluation.json", summary)
 arm_keys = {base_name: "base", full_name: "full", "without reasoning tuning (stage 2 only)": "no_reasoning",
             "without location tuning (stage 1 only)": "no_location", "stage 2 on uncurated images": "uncurated",
             f"linear probe, country ({image_tower})": "probe", "majority (training split)": "majority"}
-headline = {}
+summary_keys = {}
 for records in (evaluation.table_records(main), evaluation.table_records(ablation)):
     for model_name, metrics_of in records.items():
         if model_name in arm_keys:
             key = arm_keys[model_name]
             f1 = metrics_of["country_f1"]
-            headline |= {f"06.{key}.country_f1": f1["value"], f"06.{key}.country_f1.ci_low": f1["ci_low"],
+            summary_keys |= {f"06.{key}.country_f1": f1["value"], f"06.{key}.country_f1.ci_low": f1["ci_low"],
                          f"06.{key}.country_f1.ci_high": f1["ci_high"], f"06.{key}.answered": metrics_of["country_recall"]["value"]}
-io.merge_summary(profile, headline)
+io.merge_summary(profile, summary_keys)
 raw = pd.concat([a.assign(model=n, prompt=eval_prompt) for n, a in answers.items()]
                 + [a.assign(model=n, prompt=reasons_prompt) for n, a in reasons_answers.items() if reasons_prompt != eval_prompt]
                 + [p.assign(model=n, prompt="", answered=evaluation.answered_rows(p)) for n, p in predictions.items()],

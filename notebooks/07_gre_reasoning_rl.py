@@ -379,11 +379,11 @@ summary = {
 }
 io.write_json(results / "07_gre.json", summary)
 arm_keys = {"SFT only": "sft", "SFT + GRPO": "grpo"}
-headline = {"07.theta_final_km": float(schedule.theta), "07.theta_advances": int(schedule.stage)}
+summary_keys = {"07.theta_final_km": float(schedule.theta), "07.theta_advances": int(schedule.stage)}
 for row in overall.itertuples(index=False):
     for t in (750, 2500):
-        headline[f"07.{arm_keys[row.model]}.within_{t}"] = getattr(row, f"within_{t}km")
-io.merge_summary(profile, headline)
+        summary_keys[f"07.{arm_keys[row.model]}.within_{t}"] = getattr(row, f"within_{t}km")
+io.merge_summary(profile, summary_keys)
 headline.drop(columns=["group"])[["within_25km", "within_750km", "format_ok"]]
 
 # %% [markdown]

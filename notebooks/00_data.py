@@ -45,10 +45,14 @@ data_root: str = ""  # real data set folder (or CSV) under $GEOLIB_DATA, for the
 data_split: str = "test"  # OSV-5M split to read
 check_images: bool = False  # open every real image once to find corrupt files
 n_examples: int = 12  # example images in the figure
+split_shares: list[float] = [0.6, 0.1, 0.3]  # target image shares of train, val, test (split by city)
+split_seed: int = 0  # seed of the split by city
 
 # %%
 # Setup (not the method): imports, where things go.
-from geolib import datasets, geo, io, paths, plots
+import pandas as pd
+
+from geolib import curation, datasets, geo, io, paths, plots
 
 results = paths.results_dir(profile)
 print(f"profile {profile!r}: pool → {datasets.manifest_path(profile)}")
@@ -110,6 +114,20 @@ plots.save_figure(fig, profile, "00_pool_counts")
 if "building_fraction" in pool:
     fig = plots.plot_building_proportion(pool)
     plots.save_figure(fig, profile, "00_building_proportion")
+
+# %% [markdown]
+# ## Split by city
+#
+# No city has images in two splits; every country keeps at least one training city. The split is
+# made here, before any choice of the study is fitted: the clue corpus behind the class weights
+# (notebook 01), the curation threshold (03) and every model see the training cities only.
+
+# %%
+split = curation.split_by_city(pool, split_shares, seed=split_seed)
+curation.check_disjoint_cities(split, pool)
+io.write_parquet(paths.data_dir(profile) / "splits.parquet", pd.DataFrame({"image_id": pool["image_id"], "split": split}))
+pool.assign(split=split).groupby("split").agg(images=("image_id", "size"), cities=("city", "nunique"),
+                                              countries=("country", "nunique"))
 
 # %%
 summary = {

@@ -985,6 +985,9 @@ def load_geoclip(clip_model: str = "openai/clip-vit-large-patch14", revision: st
     """
     from geoclip import GeoCLIP
 
+    from geolib import runtime
+
+    revision = runtime.pinned_revision(clip_model, revision, "geoclip_revision")
     path = clip_model
     try:
         if not Path(clip_model).is_dir():
@@ -1097,6 +1100,7 @@ def load_streetclip(model_id: str = "geolocal/StreetCLIP", revision: str | None 
 
     from geolib import runtime
 
+    revision = runtime.pinned_revision(model_id, revision, "streetclip_revision")
     with runtime.hub_load(f"StreetCLIP {model_id} @ {revision}"):
         model = CLIPModel.from_pretrained(model_id, revision=revision).to(device).eval()
         processor = CLIPProcessor.from_pretrained(model_id, revision=revision)

@@ -1432,9 +1432,11 @@ def download_dataset(name: str, revision: str, local_dir: str | os.PathLike, *,
         spec = HubDataset(name, None, name)
     else:
         raise ValueError(f"unknown data set {name!r}; known: {sorted(HUB_DATASETS)} or a repo id 'owner/name'")
-    if not isinstance(revision, str) or not revision.strip():
-        raise ValueError(f"download_dataset({name!r}) needs a pinned revision (a commit hash from "
-                         f"params/paper.yaml), got {revision!r}")
+    from geolib.params import is_commit
+
+    if not is_commit(revision):
+        raise ValueError(f"download_dataset({name!r}) needs a pinned revision: a 40-hex commit hash (a branch "
+                         f"or tag can move), got {revision!r}")
     patterns = list(allow_patterns) if allow_patterns is not None else (
         list(spec.allow_patterns) if spec.allow_patterns is not None else None)
     local_dir = Path(local_dir)

@@ -1,16 +1,55 @@
 """Atomic, resumable writes of run artifacts (used by every notebook through geolib modules).
 
 A file is written to a temporary name in its target's folder and renamed into place, so an
-interrupted run leaves either the old file or the new one, never half of one.
+interrupted run leaves either the old file or the new one, never half of one. Files get the
+permissions the user's umask gives a new file (``mkstemp`` alone would make them 0600, which a
+group sharing ``runs/`` cannot read). A full disk or a read-only folder raises
+:class:`WriteError`, one line naming the file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the current umask (``0o666 & ~umask``)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+class WriteError(OSError):
+    """An artifact could not be written (disk full, read-only folder, no permission); names the file."""
+
+
+_HINTS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up", errno.EROFS: "the folder is on a read-only file system",
+          errno.EACCES: "no permission to write there", errno.EPERM: "no permission to write there"}
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> WriteError:
+    """A :class:`WriteError` for ``path`` from the ``OSError`` that stopped the write."""
+    if isinstance(exc, WriteError):
+        return exc
+    why = _HINTS.get(exc.errno, exc.strerror or str(exc))
+    return WriteError(exc.errno, f"cannot write {path}: {why} ({exc.strerror or exc}); nothing was changed there")
+
+
+def _mkstemp(target: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> Path:
@@ -27,15 +66,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
         The target path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _mkstemp(path)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -53,12 +95,16 @@ def atomic_path(path: str | os.PathLike):
     @contextmanager
     def _cm():
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+        fd, tmp = _mkstemp(target, ".tmp" + target.suffix)
         os.close(fd)
         try:
             yield Path(tmp)
+            if Path(tmp).is_file():  # a writer may have replaced the file (mode from the umask then)
+                os.chmod(tmp, file_mode())
             os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise write_error(target, exc) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -84,9 +130,22 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
+class ReadError(ValueError):
+    """A file could not be read or parsed; the message names it."""
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ReadError: the file is not UTF-8 JSON (truncated, binary, empty), naming it.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ReadError(f"{path} is not valid JSON ({exc}); it may be truncated") from None
 
 
 def write_parquet(path: str | os.PathLike, frame) -> Path:

@@ -533,12 +533,10 @@ def build_model(spec: ModelSpec | Mapping[str, Any], processor=None, config=None
                 raise ValueError(
                     f"hub model {spec.model_id!r} needs a pinned revision (a commit hash) in the params file"
                 )
-            if not re.fullmatch(r"[0-9a-f]{40}", spec.revision):
-                warnings.warn(
-                    f"revision {spec.revision!r} is not a commit hash: a branch or tag can move", stacklevel=2
-                )
-            kwargs = {"revision": spec.revision}
             from geolib import runtime
+
+            runtime.pinned_revision(spec.model_id, spec.revision, "model.revision")
+            kwargs = {"revision": spec.revision}
 
             with runtime.hub_load(f"vision-language model {spec.model_id} @ {spec.revision}"):
                 if processor is None:

@@ -173,6 +173,82 @@ def fingerprint(*arrays, settings: dict | None = None) -> str:
     return h.hexdigest()
 
 
+def npy_problem(path: str | os.PathLike) -> str | None:
+    """Why a ``.npy`` file cannot be trusted (bad header, or size unlike its header's shape), or None.
+
+    ``np.load(..., mmap_mode="r+")`` would pad a truncated file with zeros; check first.
+    """
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = reader(fh)
+            offset = fh.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, EOFError) as exc:
+        return f"{path}: unreadable .npy header ({exc})"
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size != expected:
+        return f"{path}: {size} bytes, but its header ({dtype}, shape {tuple(shape)}) needs {expected}: truncated or overwritten"
+    return None
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why a ``.safetensors`` file cannot be trusted (header unreadable, size unlike its header), or None."""
+    import struct
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{path}: {size} bytes, too short for a safetensors header"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"{path}: header length {n} exceeds the file ({size} bytes): truncated"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"{path}: unreadable safetensors header ({exc})"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    if 8 + n + max(ends, default=0) != size:
+        return f"{path}: {size} bytes, but its header needs {8 + n + max(ends, default=0)}: truncated or overwritten"
+    return None
+
+
+def torch_file_problem(path: str | os.PathLike) -> str | None:
+    """Why a ``torch.save`` file (zip format) cannot be trusted (truncated: no central directory), or None."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        return f"{path}: not a complete torch file ({exc})"
+    return None if names else f"{path}: an empty archive"
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """:func:`npy_problem`, :func:`safetensors_problem`, :func:`torch_file_problem` or a JSON check by suffix."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return npy_problem(path)
+    if path.suffix == ".safetensors":
+        return safetensors_problem(path)
+    if path.suffix in (".pt", ".pth", ".bin"):
+        return torch_file_problem(path)
+    if path.suffix == ".json":
+        try:
+            read_json(path)
+        except (OSError, ValueError) as exc:
+            return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+    return None
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` atomically (a checkpoint is either the old one or the new one, never half)."""
     import torch

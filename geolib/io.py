@@ -249,6 +249,22 @@ def file_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
+def load_torch(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU; a missing, truncated or foreign file raises :class:`ReadError` naming it."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint {path}")
+    problem = torch_file_problem(path)
+    if problem:
+        raise ReadError(problem)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged file
+        raise ReadError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` atomically (a checkpoint is either the old one or the new one, never half)."""
     import torch

@@ -830,7 +830,7 @@ def _require_columns(path: Path, have: Sequence[str], need: dict[str, str]) -> N
     missing = {role: col for role, col in need.items() if col not in have}
     if missing:
         roles = ", ".join(f"{role} column {col!r}" for role, col in missing.items())
-        raise ValueError(f"{path}: no {roles}; the file's columns are {list(have)} "
+        raise DataFileError(f"{path}: no {roles}; the file's columns are {list(have)} "
                          f"(pass the right names as arguments)")
 
 
@@ -847,6 +847,9 @@ def _read_csv(path: Path, report: LoadReport, *, str_columns: Iterable[str] = ()
     """
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
+    with open(path, "rb") as fh:
+        if b"\x00" in fh.read(4096):
+            raise DataFileError(f"{path}: holds NUL bytes, so it is a binary file, not a CSV")
     try:
         have = _csv_columns(path)
         dtype = {c: str for c in str_columns if c in have}

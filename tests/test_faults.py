@@ -82,6 +82,13 @@ def _streetview(ctx, rows: list[tuple[str, float, float, str]], make_images=True
     return folder / "pool.csv"
 
 
+def _bad_file(ctx, name: str, content: str | bytes, exc, match: str, fn):
+    """Write ``content`` to ``name``, then ``fn(path)`` must raise ``exc`` matching ``match``."""
+    path = ctx.tmp / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return _raises(exc, match, fn, path)
+
+
 def _raises(exc, match, fn, *args, **kwargs):
     with pytest.raises(exc, match=match) as err:
         fn(*args, **kwargs)
@@ -194,9 +201,7 @@ def params_file_is_not_yaml(ctx):
 
 @case("clear_error")
 def params_file_is_binary(ctx):
-    f = ctx.tmp / "p.yaml"
-    f.write_bytes(b"\xff\xfe\x00\x81binary")
-    _raises(P.ParamsError, r"p\.yaml: cannot be read as UTF-8", P.read_params_file, f)
+    _bad_file(ctx, "p.yaml", b"\xff\xfe\x00\x81binary", P.ParamsError, r"p\.yaml: cannot be read as UTF-8", P.read_params_file)
 
 
 @case("clear_error")
@@ -496,16 +501,12 @@ def files_honour_a_shared_umask(ctx):
 
 @case("clear_error")
 def read_json_of_a_truncated_file(ctx):
-    f = ctx.tmp / "stage.json"
-    f.write_text('{"stage": "reas')
-    _raises(io.ReadError, r"stage\.json is not valid JSON.*truncated", io.read_json, f)
+    _bad_file(ctx, "stage.json", '{"stage": "reas', io.ReadError, r"stage\.json is not valid JSON.*truncated", io.read_json)
 
 
 @case("clear_error")
 def read_json_of_a_binary_file(ctx):
-    f = ctx.tmp / "b.json"
-    f.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xff")
-    _raises(io.ReadError, r"b\.json is not valid JSON", io.read_json, f)
+    _bad_file(ctx, "b.json", b"\x89PNG\r\n\x1a\n\xff\xff", io.ReadError, r"b\.json is not valid JSON", io.read_json)
 
 
 @case("clear_error")
@@ -912,37 +913,27 @@ def parsed_placeholder_answers_are_not_answers(ctx):
 
 @case("clear_error")
 def empty_csv(ctx):
-    f = ctx.tmp / "pool.csv"
-    f.write_bytes(b"")
-    _raises(D.DataFileError, r"pool\.csv: cannot be read as CSV", D.load_streetview_folder, f)
+    _bad_file(ctx, "pool.csv", b"", D.DataFileError, r"pool\.csv: cannot be read as CSV", D.load_streetview_folder)
 
 
 @case("clear_error")
 def binary_csv(ctx):
-    f = ctx.tmp / "pool.csv"
-    f.write_bytes(bytes(range(256)) * 4)
-    _raises(D.DataFileError, r"pool\.csv", D.load_streetview_folder, f)
+    _bad_file(ctx, "pool.csv", bytes(range(256)) * 4, D.DataFileError, r"pool\.csv", D.load_streetview_folder)
 
 
 @case("clear_error")
 def broken_json_list(ctx):
-    f = ctx.tmp / "cot.json"
-    f.write_text('[{"image": "a.jpg", "gt_lat": 1')
-    _raises(D.DataFileError, r"cot\.json: not valid JSON", D.load_gre30k_cot, f)
+    _bad_file(ctx, "cot.json", '[{"image": "a.jpg", "gt_lat": 1', D.DataFileError, r"cot\.json: not valid JSON", D.load_gre30k_cot)
 
 
 @case("clear_error")
 def empty_json(ctx):
-    f = ctx.tmp / "sft.json"
-    f.write_text("  \n")
-    _raises(D.DataFileError, r"sft\.json: the file is empty", D.load_georeasoner_sft, f)
+    _bad_file(ctx, "sft.json", "  \n", D.DataFileError, r"sft\.json: the file is empty", D.load_georeasoner_sft)
 
 
 @case("clear_error")
 def binary_json(ctx):
-    f = ctx.tmp / "seed.jsonl"
-    f.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
-    _raises(D.DataFileError, r"seed\.jsonl: not UTF-8", D.load_gre30k_seed, f)
+    _bad_file(ctx, "seed.jsonl", b"\xff\xd8\xff\xe0\x00\x10JFIF", D.DataFileError, r"seed\.jsonl: not UTF-8", D.load_gre30k_seed)
 
 
 @case("clear_error")

@@ -612,6 +612,10 @@ def load_model(path: str | os.PathLike, dtype: str = "float32"):
         path = path / "model"
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no saved model in {path} (expected config.json from train_stage)")
+    problem = _weights_problem(path)
+    if problem:
+        raise gio.ReadError(f"saved model cannot be loaded: {problem}. Rerun the notebook that trains it "
+                            "(the stage notices and trains again)")
     model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=_torch_dtype(dtype))
     processor = load_processor(path)
     _set_generation_tokens(model, processor)
@@ -1464,6 +1468,19 @@ def last_intact_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return None
 
 
+def _final_state(checkpoint: str | None):
+    """The ``TrainerState`` of a checkpoint saved at the run's last step, else None.
+
+    Resuming the trainer from its own final checkpoint would take one step more than the run did.
+    """
+    if checkpoint is None:
+        return None
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    return state if state.max_steps and state.global_step >= state.max_steps else None
+
+
 def _finished_stage(output_dir: Path) -> dict | None:
     """``stage.json`` when it is complete and its saved weights are intact, else None (with a warning)."""
     done = output_dir / "stage.json"
@@ -1476,13 +1493,20 @@ def _finished_stage(output_dir: Path) -> dict | None:
         warnings.warn(f"{done} is damaged ({exc}); the stage trains again (from its last intact checkpoint)", stacklevel=3)
         done.unlink(missing_ok=True)
         return None
-    weights = sorted(saved.glob("*.safetensors")) if saved.is_dir() else []
-    problems = [p for p in (gio.file_problem(w) for w in weights) if p] or ([] if weights else [f"{saved} holds no weights"])
-    if problems:
-        warnings.warn(f"finished stage in {output_dir} not used: {problems[0]}; it trains again", stacklevel=3)
+    problem = _weights_problem(saved)
+    if problem:
+        warnings.warn(f"finished stage in {output_dir} not used: {problem}; it trains again", stacklevel=3)
         done.unlink(missing_ok=True)
         return None
     return info
+
+
+def _weights_problem(saved: Path) -> str | None:
+    """Why a saved adapter or model folder cannot be loaded (no weights, a truncated file), or None."""
+    weights = sorted(saved.rglob("*.safetensors")) if saved.is_dir() else []
+    if not weights:
+        return f"{saved} holds no weights"
+    return next((p for p in map(gio.file_problem, weights) if p), None)
 
 
 def add_stage_adapter(model, stage_name: str, lora):
@@ -1641,10 +1665,15 @@ def train_stage(
     if resume:
         last = last_intact_checkpoint(output_dir)
         resume_from = str(last) if last is not None else None
+    final_state = _final_state(resume_from)
     use_cache = model.config.use_cache
     model.config.use_cache = False
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
+        if final_state is not None:  # the run had finished (the stage record was lost): load, do not step again
+            trainer._load_from_checkpoint(resume_from)
+            trainer.state = final_state
+        else:
+            trainer.train(resume_from_checkpoint=resume_from)
     finally:
         model.config.use_cache = use_cache
     model.eval()
@@ -1715,6 +1744,10 @@ def load_staged_model(base, stage_dirs: Sequence[str | os.PathLike], dtype: str 
         if info.get("kind") != "lora":
             raise ValueError(f"{d} is a full fine-tune stage; pass it as `base`")
         name, path = info["stage"], str(d / info["adapter_dir"])
+        problem = _weights_problem(Path(path))
+        if problem:
+            raise gio.ReadError(f"stage {name!r} cannot be loaded: {problem}. Rerun the notebook that trains it "
+                                "(the stage notices and trains again)")
         if name in names:
             raise ValueError(f"two stages named {name!r}")
         if isinstance(model, PeftModel):

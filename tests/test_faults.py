@@ -32,6 +32,7 @@ from geolib import answers, io, metrics, runtime, study
 from geolib import datasets as D
 from geolib import params as P
 from tests.test_params import write_notebook
+from tests.test_vlm import _adapter_weights, _steps, _tiny_model, feats, pool, tok  # noqa: F401 - fixtures
 
 CASES: dict[str, tuple[str, object]] = {}
 CLASSES = ("clear_error", "correct_result", "recovered")
@@ -730,6 +731,63 @@ def changed_settings_keep_the_finished_stage_beside_the_new_one(ctx):
     assert vlm._switch_stage_version(ctx.tmp, "e" * 64, "f" * 64)  # back to the first settings: nothing retrains
     assert io.read_json(ctx.tmp / "stage.json")["fingerprint"] == "f" * 64
     assert (ctx.tmp / "versions" / ("e" * 16) / "stage.json").exists() and not kept.exists()
+
+
+@case("clear_error")
+def later_stage_loads_a_truncated_adapter(ctx):
+    from geolib import vlm
+
+    _truncate(_finished(ctx.tmp / "location") / "adapter" / "location" / "adapter_model.safetensors", 0.6)
+    _raises(io.ReadError, "stage 'location' cannot be loaded: .*adapter_model.safetensors.*Rerun the notebook",
+            vlm.load_staged_model, object(), [ctx.tmp / "location"])
+
+
+@case("clear_error")
+def truncated_base_model(ctx):
+    from safetensors.numpy import save_file
+
+    from geolib import vlm
+
+    model = ctx.tmp / "base" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    save_file({"w": np.ones((64, 64), np.float32)}, str(model / "model.safetensors"))
+    _truncate(model / "model.safetensors", 0.5)
+    _raises(io.ReadError, r"saved model cannot be loaded: .*model\.safetensors", vlm.load_model, ctx.tmp / "base")
+
+
+@case("recovered")
+def training_resumes_past_an_empty_checkpoint_and_a_damaged_stage_record(ctx, request):
+    torch = pytest.importorskip("torch")
+    from geolib import vlm
+
+    rows, features, tokenizer = (request.getfixturevalue(n) for n in ("pool", "feats", "tok"))
+
+    convs = vlm.make_conversations(rows, "location")
+    lora = vlm.lora_config(r=4, alpha=8, dropout=0.0)
+    straight = vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "a", images=features)
+
+    def interrupt(self, args, state, control, **kwargs):
+        if state.global_step == 3:
+            (ctx.tmp / "b" / "checkpoint-3").mkdir()  # the kill came while step 3 was being saved
+            raise KeyboardInterrupt
+
+    with ctx.mp.context() as m:
+        m.setattr(vlm._LogHistoryWriter, "on_step_end", interrupt, raising=False)
+        with pytest.raises(KeyboardInterrupt):
+            vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
+    with pytest.warns(UserWarning, match="checkpoint-3 is empty"):
+        resumed = vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
+    assert resumed.resumed_from.endswith("checkpoint-2")
+    want = _adapter_weights(straight.model, "location")
+    for k, v in _adapter_weights(resumed.model, "location").items():
+        torch.testing.assert_close(v, want[k], rtol=1e-4, atol=1e-6)
+    (ctx.tmp / "b" / "stage.json").write_text('{"stage": "loc')  # truncated record of the finished stage
+    with pytest.warns(UserWarning, match=r"stage\.json is damaged"):
+        again = vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
+    assert io.read_json(ctx.tmp / "b" / "stage.json")["steps"] == 4
+    for k, v in _adapter_weights(again.model, "location").items():
+        torch.testing.assert_close(v, want[k], rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------

@@ -533,12 +533,10 @@ def build_model(spec: ModelSpec | Mapping[str, Any], processor=None, config=None
                 raise ValueError(
                     f"hub model {spec.model_id!r} needs a pinned revision (a commit hash) in the params file"
                 )
-            if not re.fullmatch(r"[0-9a-f]{40}", spec.revision):
-                warnings.warn(
-                    f"revision {spec.revision!r} is not a commit hash: a branch or tag can move", stacklevel=2
-                )
-            kwargs = {"revision": spec.revision}
             from geolib import runtime
+
+            runtime.pinned_revision(spec.model_id, spec.revision, "model.revision")
+            kwargs = {"revision": spec.revision}
 
             with runtime.hub_load(f"vision-language model {spec.model_id} @ {spec.revision}"):
                 if processor is None:
@@ -614,6 +612,10 @@ def load_model(path: str | os.PathLike, dtype: str = "float32"):
         path = path / "model"
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no saved model in {path} (expected config.json from train_stage)")
+    problem = _weights_problem(path)
+    if problem:
+        raise gio.ReadError(f"saved model cannot be loaded: {problem}. Rerun the notebook that trains it "
+                            "(the stage notices and trains again)")
     model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=_torch_dtype(dtype))
     processor = load_processor(path)
     _set_generation_tokens(model, processor)
@@ -1397,15 +1399,114 @@ def _hparams_dict(training_args) -> dict:
     return dict(training_args)
 
 
-def _clear_stage_dir(output_dir: Path) -> None:
-    for child in output_dir.iterdir():
-        if child.name.startswith("checkpoint-") and child.is_dir():
-            shutil.rmtree(child)
-    for name in ("adapter", "model"):
-        if (output_dir / name).is_dir():
-            shutil.rmtree(output_dir / name)
-    for name in ("stage.json", "log_history.json", "log_history.csv"):
-        (output_dir / name).unlink(missing_ok=True)
+#: What a stage folder holds of one training run (moved together between the folder and ``versions/``).
+_STAGE_ITEMS = ("adapter", "model", "stage.json", "fingerprint.json", "log_history.json", "log_history.csv")
+VERSIONS = "versions"
+
+
+def _stage_items(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [c for c in folder.iterdir() if c.name in _STAGE_ITEMS or re.fullmatch(r"checkpoint-\d+", c.name)]
+
+
+def _switch_stage_version(output_dir: Path, old_fingerprint: str, new_fingerprint: str) -> bool:
+    """Move the stage folder's run to ``versions/<old>/`` and bring back ``versions/<new>/`` if it is there.
+
+    A changed setting trains beside the finished stage instead of discarding it; switching back
+    finds it again. Returns True when a kept version was brought back.
+    """
+    old_home = output_dir / VERSIONS / old_fingerprint[:16]
+    items = _stage_items(output_dir)
+    if items:
+        if old_home.exists():
+            shutil.rmtree(old_home)
+        old_home.mkdir(parents=True)
+        for item in items:
+            os.replace(item, old_home / item.name)
+    new_home = output_dir / VERSIONS / new_fingerprint[:16]
+    if not new_home.is_dir():
+        return False
+    for item in _stage_items(new_home):
+        os.replace(item, output_dir / item.name)
+    shutil.rmtree(new_home, ignore_errors=True)
+    return True
+
+
+def _checkpoint_problem(folder: Path) -> str | None:
+    """Why a ``checkpoint-N`` folder cannot be resumed from (empty, a file truncated), or None."""
+    files = [f for f in folder.rglob("*") if f.is_file()]
+    if not files:
+        return f"{folder} is empty (a save was interrupted)"
+    if not (folder / "trainer_state.json").is_file():
+        return f"{folder} has no trainer_state.json (a save was interrupted)"
+    for f in files:
+        problem = gio.file_problem(f)
+        if problem:
+            return problem
+    return None
+
+
+def last_intact_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest ``checkpoint-N`` whose files are complete; damaged newer ones are set aside with a warning.
+
+    A damaged checkpoint is renamed ``damaged-checkpoint-N`` (the trainer neither resumes from it
+    nor rotates it), so the next save of step N writes a fresh one.
+    """
+    output_dir = Path(output_dir)
+    found = sorted((int(m.group(1)), c) for c in output_dir.glob("checkpoint-*")
+                   if c.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", c.name)))
+    for _, folder in reversed(found):
+        problem = _checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        aside = folder.with_name("damaged-" + folder.name)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(folder, aside)
+        warnings.warn(f"checkpoint not used: {problem}; set aside as {aside.name}, resuming from the one before",
+                      stacklevel=2)
+    return None
+
+
+def _final_state(checkpoint: str | None):
+    """The ``TrainerState`` of a checkpoint saved at the run's last step, else None.
+
+    Resuming the trainer from its own final checkpoint would take one step more than the run did.
+    """
+    if checkpoint is None:
+        return None
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    return state if state.max_steps and state.global_step >= state.max_steps else None
+
+
+def _finished_stage(output_dir: Path) -> dict | None:
+    """``stage.json`` when it is complete and its saved weights are intact, else None (with a warning)."""
+    done = output_dir / "stage.json"
+    if not done.exists():
+        return None
+    try:
+        info = gio.read_json(done)
+        saved = output_dir / (info["adapter_dir"] if info.get("kind") == "lora" else info["model_dir"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"{done} is damaged ({exc}); the stage trains again (from its last intact checkpoint)", stacklevel=3)
+        done.unlink(missing_ok=True)
+        return None
+    problem = _weights_problem(saved)
+    if problem:
+        warnings.warn(f"finished stage in {output_dir} not used: {problem}; it trains again", stacklevel=3)
+        done.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def _weights_problem(saved: Path) -> str | None:
+    """Why a saved adapter or model folder cannot be loaded (no weights, a truncated file), or None."""
+    weights = sorted(saved.rglob("*.safetensors")) if saved.is_dir() else []
+    if not weights:
+        return f"{saved} holds no weights"
+    return next((p for p in map(gio.file_problem, weights) if p), None)
 
 
 def add_stage_adapter(model, stage_name: str, lora):
@@ -1514,14 +1615,24 @@ def train_stage(
     fingerprint = hashlib.sha256(f"{settings}:{_start_digest(model, output_dir, settings)}".encode()).hexdigest()
 
     done = output_dir / "stage.json"
-    if done.exists():
-        info = gio.read_json(done)
-        if info.get("fingerprint") == fingerprint:
-            return _load_finished_stage(model, info, output_dir)
     started = output_dir / "fingerprint.json"
-    if started.exists() and gio.read_json(started).get("fingerprint") != fingerprint:
-        warnings.warn(f"{output_dir}: settings, data or starting weights changed; discarding old checkpoints", stacklevel=2)
-        _clear_stage_dir(output_dir)
+    try:
+        before = gio.read_json(started).get("fingerprint") if started.exists() else None
+    except (OSError, ValueError, AttributeError):
+        before = None
+    if before is None and done.exists():
+        try:
+            before = gio.read_json(done).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            before = None
+    if before is not None and before != fingerprint:
+        back = _switch_stage_version(output_dir, before, fingerprint)
+        warnings.warn(f"{output_dir}: settings, data or starting weights changed; the previous run is kept in "
+                      f"{VERSIONS}/{before[:16]}/" + ("; the run with these settings was brought back" if back else ""),
+                      stacklevel=2)
+    info = _finished_stage(output_dir)
+    if info is not None and info.get("fingerprint") == fingerprint:
+        return _load_finished_stage(model, info, output_dir)
     gio.write_json(started, {"stage": stage_name, "fingerprint": fingerprint})
 
     if isinstance(training_args, TrainingArguments):
@@ -1552,13 +1663,17 @@ def train_stage(
     trainer.stage_adapter = stage_name if lora_config is not None else None
     resume_from = None
     if resume:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        resume_from = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None
+        last = last_intact_checkpoint(output_dir)
+        resume_from = str(last) if last is not None else None
+    final_state = _final_state(resume_from)
     use_cache = model.config.use_cache
     model.config.use_cache = False
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
+        if final_state is not None:  # the run had finished (the stage record was lost): load, do not step again
+            trainer._load_from_checkpoint(resume_from)
+            trainer.state = final_state
+        else:
+            trainer.train(resume_from_checkpoint=resume_from)
     finally:
         model.config.use_cache = use_cache
     model.eval()
@@ -1625,10 +1740,14 @@ def load_staged_model(base, stage_dirs: Sequence[str | os.PathLike], dtype: str 
         d = Path(d)
         if not (d / "stage.json").exists():
             raise FileNotFoundError(f"{d} holds no finished stage (stage.json missing)")
-        info = gio.read_json(d / "stage.json")
+        info = gio.read_json(d / "stage.json")  # names the file when it is damaged
         if info.get("kind") != "lora":
             raise ValueError(f"{d} is a full fine-tune stage; pass it as `base`")
         name, path = info["stage"], str(d / info["adapter_dir"])
+        problem = _weights_problem(Path(path))
+        if problem:
+            raise gio.ReadError(f"stage {name!r} cannot be loaded: {problem}. Rerun the notebook that trains it "
+                                "(the stage notices and trains again)")
         if name in names:
             raise ValueError(f"two stages named {name!r}")
         if isinstance(model, PeftModel):

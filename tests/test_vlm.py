@@ -361,9 +361,16 @@ def test_interrupted_stage_resumes_from_last_checkpoint(tok, pool, feats, tmp_pa
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
 
-    with pytest.warns(UserWarning, match="discarding old checkpoints"):  # other settings: start over
+    with pytest.warns(UserWarning, match="previous run is kept"):  # other settings: a new run beside the finished one
         other = vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(2), lora, tmp_path / "b", images=feats)
     assert other.resumed_from is None and not (tmp_path / "b" / "checkpoint-4").exists()
+    kept = list((tmp_path / "b" / "versions").glob("*/stage.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["steps"] == 4
+    with pytest.warns(UserWarning, match="brought back"):  # the first settings again: loaded, not retrained
+        again = vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "b", images=feats)
+    assert not again.trained
+    for k in a:
+        torch.testing.assert_close(_adapter_weights(again.model, "location")[k], b[k], rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------- inference

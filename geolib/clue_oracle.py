@@ -144,3 +144,73 @@ def by_clue_count(scores: pd.DataFrame, cap: int = 6) -> pd.DataFrame:
     n = scores["n_clues"].clip(upper=cap)
     return scores.assign(n=n).groupby("n").agg(images=("country_acc", "size"), country_acc=("country_acc", "mean"),
                                                  cluster_acc=("cluster_acc", "mean"))
+
+
+def linear_probe(features: np.ndarray, countries: Sequence[str], train: np.ndarray, C: float = 0.1, seed: int = 0):
+    """A logistic-regression probe on frozen pooled image features: trained on the ``train`` rows
+    (standardised on them), evaluated on the others.
+
+    Returns:
+        ``(predictions for the held-out rows, country accuracy, cluster accuracy)``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.asarray(features, dtype=np.float32)
+    y = np.asarray(countries)
+    train = np.asarray(train, dtype=bool)
+    if X.ndim == 3:  # (N, tokens, dim) → pooled
+        X = X.mean(axis=1)
+    scaler = StandardScaler().fit(X[train])
+    clf = LogisticRegression(C=C, max_iter=3000, random_state=seed).fit(scaler.transform(X[train]), y[train])
+    pred = clf.predict(scaler.transform(X[~train]))
+    truth = y[~train]
+    acc = float(np.mean(pred == truth)) if len(truth) else float("nan")
+    cl = float(np.mean([cluster_of(a) == cluster_of(b) for a, b in zip(pred, truth)])) if len(truth) else float("nan")
+    return pred, acc, cl
+
+
+def plot_locatability(by_count: pd.DataFrame, probe_acc: float, chance: float, probe_by_count: pd.Series | None = None):
+    """Oracle accuracy (country and cluster) by number of visible clues, with the probe beside it."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(by_count))
+    ax.bar(x - 0.2, by_count["country_acc"], 0.4, label="oracle: country", color="#4c72b0")
+    ax.bar(x + 0.2, by_count["cluster_acc"], 0.4, label="oracle: confusable cluster", color="#9ecae1")
+    if probe_by_count is not None:
+        ax.plot(x, probe_by_count.reindex(by_count.index).to_numpy(), "o-", color="#dd8452", label="linear probe: country")
+    ax.axhline(probe_acc, color="#dd8452", ls="--", lw=1, label=f"probe overall {probe_acc:.0%}")
+    ax.axhline(chance, color="grey", ls=":", lw=1, label=f"chance {chance:.1%}")
+    labels = [f"{n}{'+' if i == len(by_count) - 1 else ''}\n({k})" for i, (n, k) in enumerate(zip(by_count.index, by_count["images"]))]
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("visible clues in the image (images)")
+    ax.set_ylabel("accuracy on held-out cities")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_atlas(rows: Sequence[tuple[str, list]], columns: Sequence[str]):
+    """The clue atlas: one row per country, one column per convention (tiles from
+    :func:`geolib.world.clue_atlas_tiles`; blank where the facts say nothing)."""
+    import matplotlib.pyplot as plt
+
+    n, m = len(rows), len(columns)
+    fig, axes = plt.subplots(n, m, figsize=(m * 1.1, n * 1.1 + 0.4), squeeze=False)
+    for i, (label, tiles) in enumerate(rows):
+        for j in range(m):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if tiles[j] is not None:
+                ax.imshow(tiles[j])
+            if j == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+            if i == 0:
+                ax.set_title(columns[j], fontsize=7)
+    fig.subplots_adjust(left=0.12, right=0.99, top=1 - 0.3 / (n * 1.1 + 0.4), bottom=0.005, wspace=0.04, hspace=0.04)
+    return fig

@@ -778,7 +778,7 @@ def _scrub_sentences(text: str, pattern: re.Pattern | None) -> str:
 def _sign_vocabulary(country: str) -> frozenset[str]:
     """Sign words of the demo world that name no place: the weekday and month names of the
     country's sign languages (CLDR, as :func:`geolib.world.local_words` draws them)."""
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     try:
         languages = world.country_facts(country)["languages"]
@@ -809,7 +809,7 @@ def _readable_sign_words(sign_text: str, country: str) -> list[str]:
 
 
 def _clue_words(clue: str) -> str:
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     try:
         return world.clue_phrase(clue)
@@ -935,7 +935,7 @@ def knowledge_conversations(pool, country_column: str = "country", city_column: 
         ``repeats`` × (3 + the number of its cities) conversations per country
         (``{"image": None, "messages": [...]}``).
     """
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     conversations = []
     cities = pool.groupby(country_column)[city_column].agg(lambda c: sorted(set(map(str, c))))

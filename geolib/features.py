@@ -580,6 +580,7 @@ def image_features(
         status = np.full(len(paths), PENDING, np.uint8)
         with gio.atomic_path(data_file) as tmp:
             new = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(paths), *shape))
+            gio.reserve_space(tmp, data_file)  # a full disk fails here, naming the file, not later inside the memmap
             if reuse is not None:
                 old_index, old_status, old_array = reuse
                 old_rows = {(p, s): i for i, (p, s) in enumerate(zip(old_index["paths"], old_index["sizes"]))}

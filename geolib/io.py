@@ -173,6 +173,26 @@ def fingerprint(*arrays, settings: dict | None = None) -> str:
     return h.hexdigest()
 
 
+def reserve_space(path: str | os.PathLike, target: str | os.PathLike | None = None) -> None:
+    """Allocate the blocks of a (sparse) file now, so that a full disk is a :class:`WriteError` here.
+
+    A memory-mapped file written on a full disk otherwise fails with SIGBUS, killing the kernel.
+    File systems without ``fallocate`` are left as they are.
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, max(size, 1))
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return
+        raise write_error(target or path, exc) from None
+    finally:
+        os.close(fd)
+
+
 def npy_problem(path: str | os.PathLike) -> str | None:
     """Why a ``.npy`` file cannot be trusted (bad header, or size unlike its header's shape), or None.
 
@@ -303,9 +323,18 @@ def merge_summary(profile: str, values: dict[str, Any]) -> Path:
             value = None
         clean[key] = value
     path = paths.results_dir(profile) / "summary.json"
-    current = read_json(path) if path.exists() else {}
-    if not isinstance(current, dict):
-        raise ValueError(f"{path} is not a JSON object; delete it to start a new summary")
+    try:
+        current = read_json(path) if path.exists() else {}
+    except ReadError:
+        current = None
+    if not isinstance(current, dict):  # damaged: kept aside, a new summary starts (each notebook adds its keys again)
+        import warnings
+
+        aside = path.with_name("summary.damaged.json")
+        os.replace(path, aside)
+        warnings.warn(f"{path} was not a JSON object (truncated?); kept as {aside.name}, a new summary starts",
+                      stacklevel=2)
+        current = {}
     current.update(clean)
     write_json(path, dict(sorted(current.items())))
     return path

@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from geolib import io as gio
 from geolib import params as gparams
-from geolib import paths
+from geolib import paths, runtime
 
 #: The notebook whose parameters (and defaults) a stage reads.
 STAGE_NOTEBOOK = {"reasoning": "04_reasoning_tuning", "location": "05_location_tuning",
@@ -52,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     overrides = values["reasoning_tuning"] if args.stage == "reasoning" else values["location_tuning"]
-    result = vlm.run_lora_stage(args.profile, args.stage, values["model"], values["tuning_preset"], overrides,
-                                values.get("clue_corpus", ""))
+    try:
+        result = vlm.run_lora_stage(args.profile, args.stage, values["model"], values["tuning_preset"], overrides,
+                                    values.get("clue_corpus", ""))
+    except (gio.WriteError, gio.ReadError, runtime.UnpinnedRevision, runtime.HubUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     state = "trained" if result.trained else "already finished, loaded"
     print(f"stage {args.stage}: {state}; adapter in {result.output_dir}")
     return 0

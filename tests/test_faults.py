@@ -619,6 +619,34 @@ def feature_cache_overwritten_with_garbage_is_rebuilt(ctx, tower):
     _damaged_cache_recovers(ctx, lambda cache: cache.write_bytes(b"garbage" * 100))
 
 
+@case("clear_error")
+def feature_cache_on_a_full_disk(ctx, tower):
+    from geolib import features
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    ctx.mp.setattr(io.os, "posix_fallocate", full)
+    cache = ctx.tmp / "cache" / "f.npy"
+    _raises(io.WriteError, r"cannot write .*f\.npy: the disk is full", features.image_features, _feature_images(ctx),
+            cache, tower="counting", progress=False)
+    assert not [p for p in cache.parent.iterdir() if p.suffix == ".npy"]  # no half-made cache left behind
+
+
+@case("recovered")
+def truncated_summary_is_kept_aside_and_started_again(ctx):
+    from geolib import paths
+
+    path = io.merge_summary("ci", {"00.n_images": 160})
+    path.write_text('{"00.n_images": 1')
+    with pytest.warns(UserWarning, match="summary.json was not a JSON object.*summary.damaged.json"):
+        io.merge_summary("ci", {"02.spearman": 0.8})
+    assert io.read_json(path) == {"02.spearman": 0.8}
+    assert (paths.results_dir("ci") / "summary.damaged.json").read_text() == '{"00.n_images": 1'
+    io.merge_summary("ci", {"00.n_images": 160})  # the next notebook adds its key again
+    assert io.read_json(path) == {"00.n_images": 160, "02.spearman": 0.8}
+
+
 # --------------------------------------------------------------------------------------------
 # training stages and checkpoints (files only; tests/test_vlm.py trains for real)
 

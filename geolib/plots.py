@@ -707,3 +707,83 @@ def plot_answer_examples(examples, columns: int = 3):
     fig.suptitle("Answers of the full model on held-out test cities, with its reasons", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
+
+
+# ------------------------------------------------------------------------------------------
+# 08_read_the_signs
+# ------------------------------------------------------------------------------------------
+
+
+def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
+    """Each photo with the text boxes read on it, the candidate countries with their scores, the
+    reasons, and a small map of the candidates (08_read_signs).
+
+    Args:
+        readings: :class:`geolib.sign_reader.Reading` objects, one per row of the figure.
+        images: the photos as PIL images (what the reader saw, upright), same order.
+        countries: polygons with ``iso_a2`` (geolib.geo.country_polygons()).
+        truths: optional ground truth per photo, shown in the title (e.g. ``"Brazil, Salvador"``).
+        top: candidates shown per photo.
+    """
+    import json
+    import textwrap
+
+    import numpy as np
+    import pandas as pd
+    from matplotlib.patches import Polygon
+
+    from geolib import sign_reader
+
+    style()
+    n = max(1, len(readings))
+    fig = plt.figure(figsize=(14, 3.9 * n))
+    grid = fig.add_gridspec(n, 3, width_ratios=[1.25, 1.0, 1.25], hspace=0.85, wspace=0.28)
+    for i, (r, img) in enumerate(zip(readings, images)):
+        ax_img, ax_bar, ax_map = (fig.add_subplot(grid[i, j]) for j in range(3))
+        name = str(r.source).replace("\\", "/").rsplit("/", 1)[-1]
+        if img is not None:
+            ax_img.imshow(img)
+            for b in r.boxes:
+                quad = np.asarray(b.box)
+                ax_img.add_patch(Polygon(quad, closed=True, fill=False, edgecolor=COLORS["paper"], linewidth=1.6))
+                ax_img.text(quad[0, 0], quad[0, 1] - 2, b.text if b.text.isascii() else f"[{b.script}] {b.score:.2f}",
+                            fontsize=7, color="black", va="bottom", bbox={"facecolor": "white", "alpha": 0.75, "pad": 1, "linewidth": 0})
+        ax_img.axis("off")
+        truth = f" · truth: {truths[i]}" if truths is not None and truths[i] else ""
+        ax_img.set_title(textwrap.shorten(f"{name}{truth}", 60, placeholder=" …"), fontsize=8.5, loc="left")
+        cands = r.candidates[:top]
+        if cands:
+            labels = [sign_reader.country_name(c.country) for c in cands][::-1]
+            values = [c.score for c in cands][::-1]
+            ax_bar.barh(labels, values, color=[COLORS["ours"]] * (len(cands) - 1) + [COLORS["kept"]])
+            for y, v in enumerate(values):
+                ax_bar.text(v + 0.01, y, f"{v:.2f}", va="center", fontsize=8)
+            ax_bar.set_xlim(0, 1.15)
+        else:
+            empty = (r.error or sign_reader.NO_TEXT) if (r.error or not r.boxes) else "text read, but no place in it"
+            ax_bar.text(0.5, 0.5, textwrap.fill(empty, 40),
+                        ha="center", va="center", fontsize=9, transform=ax_bar.transAxes, wrap=True)
+            ax_bar.set_yticks([])
+        ax_bar.set_xlabel("share of the evidence")
+        answer = json.loads(r.answer) if r.answer else {}
+        read = "; ".join(b.text for b in r.boxes[:5]) or "(nothing)"
+        ax_bar.set_title(textwrap.shorten(f"read: {read}", 70, placeholder=" …"), fontsize=8.5, loc="left")
+        reasons = "\n".join(textwrap.wrap(textwrap.shorten(str(answer.get("reasons", "")), 330, placeholder=" …"), 95))
+        ax_bar.text(-0.35, -0.3, f"answer: {answer.get('country', '')}, {answer.get('city', '')}\n{reasons}",
+                    transform=ax_bar.transAxes, fontsize=7.2, va="top", ha="left")
+        countries.plot(ax=ax_map, color="#eeeeee", edgecolor="#bbbbbb", linewidth=0.3)
+        if cands:
+            scored = countries.merge(
+                pd.DataFrame({"iso_a2": [c.country for c in cands], "score": [c.score for c in cands]}),
+                on="iso_a2")
+            if len(scored):
+                scored.plot(ax=ax_map, column="score", cmap="Blues", vmin=0, vmax=1, edgecolor="#555555", linewidth=0.4)
+        ax_map.set_xlim(-180, 180)
+        ax_map.set_ylim(-60, 85)
+        ax_map.set_aspect("equal")
+        ax_map.set_xlabel("longitude (°)", fontsize=8)
+        ax_map.set_ylabel("latitude (°)", fontsize=8)
+        ax_map.tick_params(labelsize=7)
+        ax_map.set_title("candidates (darker: more evidence)", fontsize=8.5, loc="left")
+    fig.suptitle("Reading the signs: text boxes, candidate countries, reasons", fontsize=12, y=1.0)
+    return fig

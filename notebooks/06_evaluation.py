@@ -72,6 +72,7 @@ streetclip_revision: str = ""  # hub commit of streetclip
 locatability_bins: int = 10  # quantile bins of locatability (10: deciles)
 n_answers_shown: int = 6  # test images whose answers and reasons are shown
 closed_set: bool = True  # also score every training country in the answer slot (closed-set top-1/top-5, a diagnostic)
+sign_reader_baseline: bool = True  # add the offline sign reader of notebook 08 (OCR, text only, training-free) as a baseline row
 
 # %%
 # Setup (not the method): imports, the pool, the splits by city of notebook 03, the model's inputs.
@@ -82,7 +83,7 @@ import pandas as pd
 import threadpoolctl
 import torch
 
-from geolib import baselines, datasets, evaluation, features, geo, inference, io, metrics, paths, plots, vlm
+from geolib import baselines, datasets, evaluation, features, geo, inference, io, metrics, paths, plots, sign_reader, vlm
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -217,6 +218,9 @@ pd.DataFrame({name: a["coord_source"].value_counts(normalize=True) for name, a i
 #    candidate country; no weights can be had offline, so the demo skips it (the code is
 #    tested on a tiny random CLIP).
 # 5. **The untuned base model** with the same question (section 1).
+# 6. **The sign reader** (notebook 08, `sign_reader_baseline`): OCR of the signs, then place names,
+#    languages and conventions in the text; it never sees a training image, answers only the
+#    study's countries, and does not answer an image whose signs it cannot read.
 
 # %%
 start = time.perf_counter()
@@ -266,6 +270,17 @@ else:
     print("StreetCLIP: not run on this profile (no StreetCLIP weights offline; set `streetclip` on the paper profile)")
 timings["GeoCLIP and StreetCLIP"] = time.perf_counter() - start
 print(f"GeoCLIP gallery: {len(gallery):,} GPS points")
+
+# %%
+reader_name = "sign reader (text only, notebook 08)"
+if sign_reader_baseline:  # readings are cached in runs/<profile>/cache/ and shared with notebook 08
+    start = time.perf_counter()
+    read = sign_reader.cached_readings(test["image_path"].tolist(), test["image_id"].tolist(),
+                                       paths.cache_dir(profile) / "sign_readings.parquet", countries=sorted(pool["country"].unique()))
+    predictions[reader_name] = sign_reader.predictions_from_cache(read)
+    timings["sign reader"] = time.perf_counter() - start
+    print(f"sign reader: text found on {(read['n_boxes'] > 0).mean():.0%} of the test images, "
+          f"answered {predictions[reader_name]['answered'].mean():.0%}")
 
 # %% [markdown]
 # ## 3. The main table (GeoReasoner's Table 1, plus distances)
@@ -515,7 +530,7 @@ io.write_json(results / "06_evaluation.json", summary)
 # headline keys (docs/results.md): each arm's country F1 with its interval and its answered share
 arm_keys = {base_name: "base", full_name: "full", "without reasoning tuning (stage 2 only)": "no_reasoning",
             "without location tuning (stage 1 only)": "no_location", "stage 2 on uncurated images": "uncurated",
-            f"linear probe, country ({image_tower})": "probe", "majority (training split)": "majority"}
+            f"linear probe, country ({image_tower})": "probe", "majority (training split)": "majority", reader_name: "reader"}
 summary_keys = {}
 for records in (evaluation.table_records(main), evaluation.table_records(ablation)):
     for model_name, metrics_of in records.items():

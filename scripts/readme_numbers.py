@@ -38,6 +38,8 @@ RESULTS = [
     ("country F1, without location tuning", "06.no_location.country_f1", "ci"),
     ("country F1, linear probe on the same features", "06.probe.country_f1", "ci"),
     ("country F1, majority class", "06.majority.country_f1", "ci"),
+    ("country F1, the offline sign reader (text only, notebook 08)", "06.reader.country_f1", "ci"),
+    ("answered share, the sign reader", "06.reader.answered", "pct"),
     ("**07 · GRE**: within 750 km, SFT only", "07.sft.within_750", "pct"),
     ("within 750 km, SFT + GRPO", "07.grpo.within_750", "pct"),
     ("within 2,500 km, SFT only", "07.sft.within_2500", "pct"),

@@ -1,26 +1,47 @@
 #!/usr/bin/env bash
 # Set up everything the study needs on a fresh machine: Debian fonts for the demo world's sign
-# text, then a virtual environment in .venv holding exactly requirements.lock (exact versions,
+# text and tesseract's script models for the sign reader (geolib.sign_reader), then a virtual environment in .venv holding exactly requirements.lock (exact versions,
 # every file checked against its SHA-256) and the project itself. Idempotent: a second run only
 # checks. Packages in .venv that the lock does not name are removed, so `pip freeze` equals the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-DEBIAN_PACKAGES="fonts-noto-core fonts-noto-cjk"
-need_apt=0
-for f in /usr/share/fonts/truetype/noto/NotoSans-Regular.ttf /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; do
-  [ -e "$f" ] || need_apt=1
+FONT_PACKAGES="fonts-noto-core fonts-noto-cjk"
+# tesseract with the script models for the signs rapidocr cannot read (Cyrillic, Greek, Arabic, ...);
+# keep in step with geolib.sign_reader.TESSERACT_MODELS
+TESSERACT_PACKAGES="tesseract-ocr"
+for s in cyrl grek arab hebr deva beng thai geor armn ethi sinh taml hang; do
+  TESSERACT_PACKAGES="$TESSERACT_PACKAGES tesseract-ocr-script-$s"
 done
+DEBIAN_PACKAGES="$FONT_PACKAGES $TESSERACT_PACKAGES"
+missing=""
+for f in /usr/share/fonts/truetype/noto/NotoSans-Regular.ttf /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; do
+  [ -e "$f" ] || missing="$missing fonts($(basename "$f"))"
+done
+command -v tesseract >/dev/null 2>&1 || missing="$missing tesseract"
+if command -v tesseract >/dev/null 2>&1; then
+  have=$(tesseract --list-langs 2>/dev/null | tail -n +2)
+  for m in Cyrillic Greek Arabic Hebrew Devanagari Bengali Thai Georgian Armenian Ethiopic Sinhala Tamil Hangul; do
+    echo "$have" | grep -qx "$m" || missing="$missing tesseract:$m"
+  done
+fi
+need_apt=0
+[ -z "$missing" ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || command -v sudo >/dev/null 2>&1; }; then
-    echo "setup: installing Debian packages: $DEBIAN_PACKAGES"
+    echo "setup: missing:$missing; installing Debian packages: $DEBIAN_PACKAGES"
     $SUDO apt-get update -qq >/dev/null
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $DEBIAN_PACKAGES >/dev/null
   else
-    echo "setup: please install the Noto fonts (Debian/Ubuntu: $DEBIAN_PACKAGES; conda: see environment.yml)" >&2
-    exit 1
+    case "$missing" in
+      *fonts*)
+        echo "setup: missing:$missing. Please install the Noto fonts and tesseract with its script models (Debian/Ubuntu: $DEBIAN_PACKAGES; conda: see environment.yml)" >&2
+        exit 1;;
+      *)  # tesseract is optional: without it the sign reader reads Latin, Chinese and Japanese only
+        echo "setup: warning: missing:$missing; the sign reader (notebook 08) will not read other scripts. Install: $TESSERACT_PACKAGES" >&2;;
+    esac
   fi
 fi
 

@@ -59,3 +59,25 @@ def test_error_map_names_countries_without_coordinates(countries):
     fig = plots.plot_error_map(per_country, countries, "model x")
     assert "no answer with coordinates" in fig.axes[0].get_title()
     matplotlib.pyplot.close(fig)
+
+
+def test_read_signs_shows_boxes_candidates_reasons_and_a_map(countries):
+    from PIL import Image
+
+    from geolib import sign_reader
+
+    box = sign_reader.TextBox("FARMACIA", 0.98, [[10, 10], [90, 10], [90, 30], [10, 30]], "Latn")
+    read = sign_reader.Reading("shop.jpg", (120, 80), [box], [sign_reader.Candidate("ES", 0.7, "Madrid", ["why"]),
+                                                            sign_reader.Candidate("MX", 0.3)])
+    read.answer = sign_reader.answer_text(read.candidates, read.boxes)
+    empty = sign_reader.Reading("sky.jpg", (120, 80))
+    empty.answer = sign_reader.answer_text([], [])
+    broken = sign_reader.Reading("notes.jpg", error="notes.jpg: not an image Pillow can read")
+    broken.answer = sign_reader.answer_text([], [], broken.error)
+    img = Image.new("RGB", (120, 80), "white")
+    fig = plots.plot_read_signs([read, empty, broken], [img, img, None], countries, ["Spain, Madrid", None, None])
+    assert len(fig.axes) >= 9
+    texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "FARMACIA" in texts and "no text found" in texts and "not an image" in texts
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["Mexico", "Spain"]
+    matplotlib.pyplot.close(fig)

@@ -49,6 +49,7 @@ n_examples: int = 12  # example images in the figure
 # %%
 # Setup (not the method): imports, where things go.
 import pandas as pd
+from IPython.display import display
 
 from geolib import datasets, geo, io, paths, plots
 
@@ -161,7 +162,7 @@ if source == "demo_world":
     print(f"linear probe on frozen features: {probe_acc:.1%} (cluster {probe_cluster_acc:.1%})")
     fig = clue_oracle.plot_locatability(by_count, probe_acc, 1 / len(countries), probe_by_count)
     plots.save_figure(fig, profile, "00_locatability_ceiling")
-    by_count.round(3)
+    display(by_count.round(3))
 
 # %% [markdown]
 # The same by confusable cluster (held-out images of the clusters' countries): `oracle` is country
@@ -178,7 +179,7 @@ if source == "demo_world":
     per_cluster = per_image[per_image["cluster"].str.contains("/")].groupby("cluster").agg(
         images=("oracle", "size"), oracle=("oracle", "mean"), oracle_cluster=("oracle_cluster", "mean"),
         probe=("probe", "mean"))
-    per_cluster.round(3)
+    display(per_cluster.round(3))
 
 # %% [markdown]
 # Where the oracle fails with several clues in view, the countries share every visible

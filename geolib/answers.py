@@ -175,6 +175,16 @@ def _normalize_country(text: str) -> str | None:
     return code
 
 
+#: Values that are a program's placeholder for "nothing", never a place ("nan, nan" from a
+#: DataFrame printed into a prompt, "undefined" from a template).
+_NON_VALUES = frozenset({"nan", "inf", "-inf", "+inf", "infinity", "-infinity", "undefined", "null", "none", "nil",
+                         "n/a", "na", "?", "-", "--", "..."})
+
+
+def _non_value(text: str) -> bool:
+    return _clean_value(text).casefold() in _NON_VALUES or not _clean_value(text)
+
+
 class _Fields:
     """Mutable accumulator while reading one answer."""
 
@@ -192,7 +202,7 @@ class _Fields:
         if not isinstance(raw, str):
             return
         text = _clean_value(raw)
-        if not text:
+        if _non_value(text) and _normalize_country(text) is None:  # "NA" is Namibia, "nan" is nothing
             self.refused = True
             return
         self.country_text = text
@@ -204,7 +214,7 @@ class _Fields:
         if not isinstance(raw, str):
             return
         text = _clean_value(raw)
-        if not text or is_refusal(text):
+        if _non_value(text) or is_refusal(text):
             self.refused = True
             return
         self.city = text
@@ -619,8 +629,23 @@ _KV_LINE = re.compile(
 )
 
 
+#: A further ``key:`` on the same line as a first one: "Country: France, City: Paris".
+_KV_NEXT = re.compile(r"\s*[,;|]\s*(?=(?:country|city|coordinates|coords|gps|reasons?|reasoning|explanation)\b[ \t*_]*[:：=])",
+                      re.IGNORECASE)
+
+
+def _split_kv_lines(region: str) -> str:
+    """Put each ``key: value`` of a one-line answer on its own line (only on lines that start with a key)."""
+    lines = region.split("\n")
+    for i, line in enumerate(lines):
+        if _KV_LINE.match(line):
+            lines[i] = _KV_NEXT.sub("\n", line)
+    return "\n".join(lines)
+
+
 def _read_kv(region: str, fields: _Fields) -> bool:
     """``Country: …`` / ``City: …`` / ``Reasons: …`` / ``Coordinates: …`` lines; True when any."""
+    region = _split_kv_lines(region)
     matches = list(_KV_LINE.finditer(region))
     seen = set()
     for idx, m in enumerate(matches):
@@ -664,12 +689,50 @@ def _read_place(text: str, fields: _Fields, allow_city_alone: bool) -> bool:
         if len(parts) >= 2 and _NAME.fullmatch(parts[0]):
             fields.city = parts[0]
         return True
+    parts = [p for p in parts if not _non_value(p)]  # "nan, nan" is no place
+    if not parts:
+        fields.refused = True
+        return False
     if allow_city_alone and len(parts) <= 2 and _NAME.fullmatch(parts[0]) and len(parts[0].split()) <= 5:
         fields.city = parts[0]
         if len(parts) == 2:
             fields.country_text = parts[1]
         return True
     return False
+
+
+_CAP_WORDS = re.compile(r"\b[A-Z][\w.'’\-]*(?:\s+(?:of|the|and|de|du|la|[A-Z][\w.'’\-]*)){0,4}")
+
+
+def _country_in_prose(text: str, fields: _Fields) -> None:
+    """The country a sentence names beside its coordinates ("… this is Ethiopia, about 12 N, 40 E").
+
+    Every run of capitalised words (and sub-runs of it) is looked up as a country name; one
+    country named is taken; several are resolved by the country the coordinates fall in, else none.
+    """
+    from geolib.geo import _country_name_index, _norm_key, country_of
+
+    names, _ = _country_name_index()
+    found: dict[str, str] = {}
+    for m in _CAP_WORDS.finditer(text[:5000]):
+        words = m.group(0).split()
+        for n in range(len(words), 0, -1):
+            for start in range(0, len(words) - n + 1):
+                phrase = " ".join(words[start : start + n]).strip(".,;:")
+                key = _norm_key(phrase)
+                if len(key) >= 4 and names.get(key):
+                    found.setdefault(names[key], phrase)
+    if not found:
+        return
+    code = next(iter(found)) if len(found) == 1 else None
+    if code is None:
+        try:
+            at = country_of(fields.lat, fields.lon)
+        except Exception:  # noqa: BLE001 - no polygons: leave the country unread
+            at = None
+        code = at if at in found else None
+    if code is not None:
+        fields.country, fields.country_text = code, found[code]
 
 
 # --------------------------------------------------------------------------------------------
@@ -737,6 +800,8 @@ def parse_answer(text: Any) -> ParsedAnswer:
             fmt = "coords"
             if in_tag and fields.lat is not None and span is not None:
                 _read_place(region[: span[0]] + " " + region[span[1] :], fields, allow_city_alone=True)
+            elif fields.lat is not None and span is not None and fields.country is None:
+                _country_in_prose(region[: span[0]] + " " + region[span[1] :], fields)
         elif _read_place(region, fields, allow_city_alone=in_tag):
             fmt = "text"
     if fields.reasons is None and think:

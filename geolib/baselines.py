@@ -772,8 +772,8 @@ def geoclip_head_loss(
 
 def load_geoclip_head(checkpoint_path: str | os.PathLike) -> tuple[GeoRetrievalHead, pd.DataFrame]:
     """A trained head and its history from a checkpoint written by :func:`train_geoclip_head`."""
-    payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:
+    payload = gio.load_torch(checkpoint_path)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "state" not in payload:
         raise ValueError(f"{checkpoint_path}: not a GeoCLIP-head checkpoint of format {CHECKPOINT_FORMAT}")
     config = GeoHeadConfig(**{f.name: payload["config"][f.name] for f in fields(GeoHeadConfig) if f.name in payload["config"]})
     head = GeoRetrievalHead(payload["feature_dim"], config)
@@ -985,6 +985,9 @@ def load_geoclip(clip_model: str = "openai/clip-vit-large-patch14", revision: st
     """
     from geoclip import GeoCLIP
 
+    from geolib import runtime
+
+    revision = runtime.pinned_revision(clip_model, revision, "geoclip_revision")
     path = clip_model
     try:
         if not Path(clip_model).is_dir():
@@ -1097,6 +1100,7 @@ def load_streetclip(model_id: str = "geolocal/StreetCLIP", revision: str | None 
 
     from geolib import runtime
 
+    revision = runtime.pinned_revision(model_id, revision, "streetclip_revision")
     with runtime.hub_load(f"StreetCLIP {model_id} @ {revision}"):
         model = CLIPModel.from_pretrained(model_id, revision=revision).to(device).eval()
         processor = CLIPProcessor.from_pretrained(model_id, revision=revision)

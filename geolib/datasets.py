@@ -319,20 +319,44 @@ def _as_lists(df: pd.DataFrame) -> pd.DataFrame:
 def study_pool(profile: str) -> pd.DataFrame:
     """The profile's pool with its row number (``row``) and its split by city (``split``: train/val/test).
 
-    The split is notebook 02's ``splits.parquet``; notebooks 04-07 and :mod:`geolib.train` start here.
+    The split is notebook 00's ``splits.parquet``; notebooks 01-07 and :mod:`geolib.train` start here.
 
     Raises:
-        FileNotFoundError: the pool or the split has not been made yet (run notebooks 00 and 02).
+        FileNotFoundError: the pool or the split has not been made yet (run notebook 00).
         ValueError: ``splits.parquet`` does not list the pool's images in the pool's order.
     """
     pool = read_manifest(manifest_path(profile))
+    gone = missing_files(pool)
+    if gone:
+        raise ManifestError(f"{manifest_path(profile)} lists {len(gone)} files that are not there (e.g. {gone[0]}): "
+                            "rerun notebook 00 to rebuild the pool")
     split_path = paths.data_dir(profile) / "splits.parquet"
     if not split_path.exists():
-        raise FileNotFoundError(f"{split_path} is missing: run notebook 02 (the split by city) first")
-    split = pd.read_parquet(split_path)
+        raise FileNotFoundError(f"{split_path} is missing: run notebook 00 (the pool and its split by city) first")
+    split = _read_parquet(split_path)
     if len(split) != len(pool) or not (split["image_id"].to_numpy() == pool["image_id"].to_numpy()).all():
-        raise ValueError(f"{split_path} is not in the pool's order: rerun notebook 02")
+        raise ValueError(f"{split_path} is not in the pool's order: rerun notebook 00")
     return pool.assign(row=np.arange(len(pool)), split=split["split"].to_numpy())
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """``pd.read_parquet`` whose errors name the file (a truncated or foreign file)."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataFileError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {str(exc)[:200]}); "
+                            "rerun the notebook that writes it") from None
+
+
+def missing_files(df: pd.DataFrame, columns: Sequence[str] = ("image_path", "mask_path")) -> list[str]:
+    """The paths a manifest lists that are not files (a pool whose images were removed)."""
+    out = []
+    for name in columns:
+        if name in df.columns:
+            out += [v for v in df[name].to_numpy(dtype=object) if isinstance(v, str) and not os.path.isfile(v)]
+    return out
 
 
 def read_manifest(path: str | os.PathLike, *, resolve_paths: bool = True) -> pd.DataFrame:
@@ -353,7 +377,7 @@ def read_manifest(path: str | os.PathLike, *, resolve_paths: bool = True) -> pd.
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no manifest at {path}")
-    df = _as_lists(pd.read_parquet(path))
+    df = _as_lists(_read_parquet(path))
     validate_manifest(df)
     if resolve_paths:
         base = str(path.parent.absolute())
@@ -424,7 +448,9 @@ IMPOSSIBLE_COORDINATES = "impossible_coordinates"
 UNKNOWN_COUNTRY = "unknown_country"
 UNPARSABLE_ANSWER = "unparsable_answer"
 MISSING_IMAGE = "missing_image"
+OUTSIDE_DATA_FOLDER = "outside_data_folder"
 UNREADABLE_IMAGE = "unreadable_image"
+COUNTRY_MISMATCH = "country_mismatch"
 DUPLICATE_ID = "duplicate_id"
 #: Every problem a loader reports, in the order rows are checked.
 PROBLEMS = {
@@ -434,8 +460,10 @@ PROBLEMS = {
     UNPARSABLE_ANSWER: "an answer that does not parse (SFT dict, judge True/False)",
     IMPOSSIBLE_COORDINATES: "latitude/longitude NaN, not a number, |lat| > 90 or |lon| > 180",
     UNKNOWN_COUNTRY: "the country does not normalise to an ISO alpha-2 code, or no country holds the point",
+    COUNTRY_MISMATCH: "the file's country is not the one holding the coordinates (geolib.geo.country_of)",
+    OUTSIDE_DATA_FOLDER: "the image path leads outside the data folder (an absolute path elsewhere, or '..')",
     MISSING_IMAGE: "the image file is not there",
-    UNREADABLE_IMAGE: "PIL cannot verify the image file (check_images=True)",
+    UNREADABLE_IMAGE: "not an image PIL can open (its header; the whole file with check_images=True)",
     DUPLICATE_ID: "an id seen before in the same file (the first row is kept)",
 }
 #: Examples kept per problem.
@@ -545,6 +573,37 @@ def continent_of_country(codes: pd.Series) -> pd.Series:
     return codes.map(lambda c: table.get(c) if isinstance(c, str) else None).astype(object)
 
 
+class DataFileError(ValueError):
+    """A data file (CSV, JSON, JSONL) cannot be read: empty, binary, truncated or not the format; names it."""
+
+
+def image_header_problem(path: str | os.PathLike) -> str | None:
+    """Cheap check that a file is an image: PIL reads its header (format and size), nothing decoded.
+
+    Returns:
+        None when the header is an image's, else the error as text.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+        if w < 1 or h < 1:
+            return f"image of size {w}x{h}"
+    except Exception as exc:  # PIL raises many types (UnidentifiedImageError, SyntaxError, OSError...)
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def inside_folder(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """True when ``path`` (links and ``..`` resolved) lies inside ``folder``."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
 def verify_image(path: str | os.PathLike) -> str | None:
     """Check that PIL can read an image file (``Image.verify``: the whole file, no decoding).
 
@@ -564,13 +623,14 @@ def verify_image(path: str | os.PathLike) -> str | None:
 def resolve_image_path(written: str, image_root: str | os.PathLike) -> Path:
     """Where an image named in a JSON record lies: its path under ``image_root``, else its name there.
 
-    An absolute path that exists is taken as it is. Otherwise the path as written is joined to
-    ``image_root``; if no file is there, the file name alone under ``image_root`` is tried (the
-    released JSON files hold their authors' paths). When neither exists the first candidate is
-    returned, so that the report names it.
+    An absolute path that exists inside ``image_root`` is taken as it is (one elsewhere, e.g. a
+    system file, never is). Otherwise the path as written is joined to ``image_root``; if no file
+    is there, the file name alone under ``image_root`` is tried (the released JSON files hold
+    their authors' paths). When neither exists the first candidate is returned, so that the
+    report names it; a candidate that ``..`` leads out of ``image_root`` is reported by the loader.
     """
     p = Path(written)
-    if p.is_absolute() and p.is_file():
+    if p.is_absolute() and p.is_file() and inside_folder(p, image_root):
         return p
     root = Path(image_root)
     first = root / (p.relative_to(p.anchor) if p.is_absolute() else p)
@@ -603,28 +663,43 @@ def _drop(report: LoadReport, keep: np.ndarray, bad: np.ndarray, problem: str,
         report.add_rows(problem, len(rows), [describe(i) for i in rows[:room]])
 
 
+def _drop_outside(frame: pd.DataFrame, keep: np.ndarray, report: LoadReport, root: str | os.PathLike) -> None:
+    """Drop rows whose image path leads outside the data folder ``root``."""
+    where = _where(frame) if "_where" in frame.columns else (lambda i: f"row {i}")
+    images = frame["image_path"].to_numpy(dtype=object)
+    rows = np.flatnonzero(keep)
+    outside = np.zeros(len(frame), dtype=bool)
+    outside[rows] = [isinstance(p, str) and not inside_folder(p, root) for p in images[rows]]
+    _drop(report, keep, outside, OUTSIDE_DATA_FOLDER, lambda i: f"{where(i)}: {images[i]} is outside {root}")
+
+
 def _check_images(frame: pd.DataFrame, keep: np.ndarray, report: LoadReport, *, check_images: bool,
-                  exists: Callable[[str], bool] | None = None) -> None:
-    """Drop rows whose image is missing (always) or unreadable (``check_images``)."""
+                  exists: Callable[[str], bool] | None = None, root: str | os.PathLike | None = None) -> None:
+    """Drop rows whose image lies outside ``root``, is missing, or is not an image.
+
+    Every image's header is read (cheap: format and size); ``check_images`` verifies whole files.
+    """
     exists = exists or os.path.isfile
     where = _where(frame)
     images = frame["image_path"].to_numpy(dtype=object)
-    missing = np.zeros(len(frame), dtype=bool)
+    if root is not None:
+        _drop_outside(frame, keep, report, root)
     rows = np.flatnonzero(keep)
+    missing = np.zeros(len(frame), dtype=bool)
     missing[rows] = [not (isinstance(p, str) and exists(p)) for p in images[rows]]
     _drop(report, keep, missing, MISSING_IMAGE, lambda i: f"{where(i)}: {images[i]} not found")
-    if check_images:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        errors: dict[int, str] = {}
-        todo = np.flatnonzero(keep)
-        for i in tqdm(todo, desc=f"verifying images ({report.source})", disable=len(todo) < 2000):
-            err = verify_image(images[i])
-            if err is not None:
-                errors[int(i)] = err
-        bad = np.zeros(len(frame), dtype=bool)
-        bad[list(errors)] = True
-        _drop(report, keep, bad, UNREADABLE_IMAGE, lambda i: f"{where(i)}: {images[i]}: {errors[i]}")
+    check = verify_image if check_images else image_header_problem
+    errors: dict[int, str] = {}
+    todo = np.flatnonzero(keep)
+    for i in tqdm(todo, desc=f"checking images ({report.source})", disable=len(todo) < 2000):
+        err = check(images[i])
+        if err is not None:
+            errors[int(i)] = err
+    bad = np.zeros(len(frame), dtype=bool)
+    bad[list(errors)] = True
+    _drop(report, keep, bad, UNREADABLE_IMAGE, lambda i: f"{where(i)}: {images[i]}: {errors[i]}")
 
 
 def _plain(v: Any) -> Any:
@@ -671,7 +746,7 @@ def _drop_duplicates(ids: pd.Series, keep: np.ndarray, report: LoadReport, frame
 
 
 def _finish_manifest(frame: pd.DataFrame, report: LoadReport, *, source: str, check_images: bool,
-                     exists: Callable[[str], bool] | None = None) -> pd.DataFrame:
+                     exists: Callable[[str], bool] | None = None, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """Turn a raw table into a manifest, reporting and dropping bad rows.
 
     ``frame`` holds ``_id`` (native id, str), ``image_path`` (str), ``_lat``, ``_lon`` (raw),
@@ -699,7 +774,15 @@ def _finish_manifest(frame: pd.DataFrame, report: LoadReport, *, source: str, ch
         _drop(report, keep, np.array([c is None for c in country], dtype=bool), UNKNOWN_COUNTRY,
               lambda i: f"{where(i)}: no country at lat={lat[i]}, lon={lon[i]}")
 
-    _check_images(frame, keep, report, check_images=check_images, exists=exists)
+    if country_source == "file":  # a label that contradicts the coordinates is reported, not kept
+        rows = np.flatnonzero(keep)
+        at = np.full(n, None, dtype=object)
+        at[rows] = _countries_at(lat[rows], lon[rows])
+        contradicts = np.array([a is not None and c is not None and a != c for a, c in zip(at, country)], dtype=bool)
+        _drop(report, keep, contradicts, COUNTRY_MISMATCH,
+              lambda i: f"{where(i)}: country={_plain(raw_country[i])!r} but lat={lat[i]}, lon={lon[i]} is in {at[i]}")
+
+    _check_images(frame, keep, report, check_images=check_images, exists=exists, root=root)
 
     image_id = source + "_" + ids.astype(str)
     _drop_duplicates(image_id, keep, report, frame, ids)
@@ -747,7 +830,7 @@ def _require_columns(path: Path, have: Sequence[str], need: dict[str, str]) -> N
     missing = {role: col for role, col in need.items() if col not in have}
     if missing:
         roles = ", ".join(f"{role} column {col!r}" for role, col in missing.items())
-        raise ValueError(f"{path}: no {roles}; the file's columns are {list(have)} "
+        raise DataFileError(f"{path}: no {roles}; the file's columns are {list(have)} "
                          f"(pass the right names as arguments)")
 
 
@@ -764,14 +847,21 @@ def _read_csv(path: Path, report: LoadReport, *, str_columns: Iterable[str] = ()
     """
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
-    have = _csv_columns(path)
-    dtype = {c: str for c in str_columns if c in have}
-    cols = [c for c in have if keep is None or c in keep]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        with pd.read_csv(path, dtype=dtype, nrows=limit, on_bad_lines="warn",
-                         chunksize=CSV_CHUNK_ROWS) as reader:
-            parts = [chunk[cols] for chunk in reader]
+    with open(path, "rb") as fh:
+        if b"\x00" in fh.read(4096):
+            raise DataFileError(f"{path}: holds NUL bytes, so it is a binary file, not a CSV")
+    try:
+        have = _csv_columns(path)
+        dtype = {c: str for c in str_columns if c in have}
+        cols = [c for c in have if keep is None or c in keep]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            with pd.read_csv(path, dtype=dtype, nrows=limit, on_bad_lines="warn",
+                             chunksize=CSV_CHUNK_ROWS) as reader:
+                parts = [chunk[cols] for chunk in reader]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataFileError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {str(exc)[:200]}); "
+                            "is it empty, binary or truncated?") from None
     df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
     skipped: list[int] = []
     for w in caught:
@@ -880,7 +970,7 @@ def load_osv5m(root: str | os.PathLike, split: str = "test", *, check_images: bo
     frame.attrs["where"] = raw.attrs["where"]
     found = set(index.values())  # the walk saw every image there is: no stat per row
     df = _finish_manifest(frame, report, source="osv5m", check_images=check_images,
-                          exists=lambda p: p in found)
+                          exists=lambda p: p in found, root=image_dir)
     return df, report
 
 
@@ -981,7 +1071,7 @@ def load_streetview_folder(csv_path: str | os.PathLike, image_dir: str | os.Path
     for c in raw.columns:
         if c not in used and c not in frame.columns:
             frame[c] = raw[c].to_numpy()
-    return _finish_manifest(frame, report, source=source, check_images=check_images), report
+    return _finish_manifest(frame, report, source=source, check_images=check_images, root=image_dir), report
 
 
 # --------------------------------------------------------------------------------------------
@@ -1016,7 +1106,7 @@ def _load_flickr_benchmark(root: str | os.PathLike, csv_name: str, image_dir: st
     for c in raw.columns:
         if c not in (lat_col, lon_col, "_where") and c not in frame.columns:
             frame[c] = raw[c].to_numpy()
-    return _finish_manifest(frame, report, source=source, check_images=check_images), report
+    return _finish_manifest(frame, report, source=source, check_images=check_images, root=images), report
 
 
 def load_im2gps3k(root: str | os.PathLike, *, csv_name: str = "im2gps3k_places365.csv",
@@ -1120,11 +1210,20 @@ def _read_json_records(path: Path, report: LoadReport, *, jsonl: bool | None = N
     """(label, record or line number, record) of a JSON list or a JSONL file; bad JSONL lines are reported."""
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not UTF-8 text ({exc}); is it a binary file?") from None
+    if not text.strip():
+        raise DataFileError(f"{path}: the file is empty")
     if jsonl is None:
         jsonl = not text.lstrip().startswith("[")
     if not jsonl:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+                                "is it truncated?") from None
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
         return [(f"{path.name} record {i}", i, r) for i, r in enumerate(data)]
@@ -1157,7 +1256,8 @@ def _turns(record: Any, user: tuple[str, ...], assistant: tuple[str, ...]) -> tu
 
 
 def _finish_conversations(rows: list[dict], report: LoadReport, n_records: int, *, source: str,
-                          coordinates: bool, require_images: bool, check_images: bool) -> pd.DataFrame:
+                          coordinates: bool, require_images: bool, check_images: bool,
+                          root: str | os.PathLike | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         report.n_read = n_records + report.problems.get(MALFORMED_LINE, 0)
@@ -1167,6 +1267,8 @@ def _finish_conversations(rows: list[dict], report: LoadReport, n_records: int, 
     if coordinates:
         lat, lon = _coordinates(frame, keep, report)
         frame["lat"], frame["lon"] = lat, lon
+    if root is not None:
+        _drop_outside(frame, keep, report, root)
     if require_images or check_images:
         _check_images(frame, keep, report, check_images=check_images)
     _drop_duplicates(frame["sample_id"], keep, report, frame)
@@ -1240,7 +1342,7 @@ def load_georeasoner_sft(json_path: str | os.PathLike, *, image_root: str | os.P
                 continue
             r["country"] = code
             kept_rows.append(r)
-    out = _finish_conversations(kept_rows, report, len(records), source="georeasoner_sft",
+    out = _finish_conversations(kept_rows, report, len(records), root=root, source="georeasoner_sft",
                                 coordinates=False, require_images=require_images, check_images=check_images)
     order = list(CONVERSATION_COLUMNS) + ["country", "country_name", "city", "reasons"]
     return out.reindex(columns=order), report
@@ -1282,7 +1384,7 @@ def _load_gre(report: LoadReport, records: list[tuple[str, int, Any]], *, kind: 
             row.update(label=label, predicted_cot=rec.get("predicted_cot"),
                        predicted_answer=rec.get("predicted_answer"))
         rows.append(row)
-    return _finish_conversations(rows, report, len(records), source=f"gre30k_{kind}", coordinates=True,
+    return _finish_conversations(rows, report, len(records), root=root, source=f"gre30k_{kind}", coordinates=True,
                                  require_images=require_images, check_images=check_images)
 
 
@@ -1432,9 +1534,11 @@ def download_dataset(name: str, revision: str, local_dir: str | os.PathLike, *,
         spec = HubDataset(name, None, name)
     else:
         raise ValueError(f"unknown data set {name!r}; known: {sorted(HUB_DATASETS)} or a repo id 'owner/name'")
-    if not isinstance(revision, str) or not revision.strip():
-        raise ValueError(f"download_dataset({name!r}) needs a pinned revision (a commit hash from "
-                         f"params/paper.yaml), got {revision!r}")
+    from geolib.params import is_commit
+
+    if not is_commit(revision):
+        raise ValueError(f"download_dataset({name!r}) needs a pinned revision: a 40-hex commit hash (a branch "
+                         f"or tag can move), got {revision!r}")
     patterns = list(allow_patterns) if allow_patterns is not None else (
         list(spec.allow_patterns) if spec.allow_patterns is not None else None)
     local_dir = Path(local_dir)

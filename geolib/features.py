@@ -478,11 +478,16 @@ def _load_cache(cache_path, tower_key: dict):
     data_file, index_file, status_file = _cache_files(cache_path)
     if not (data_file.exists() and index_file.exists() and status_file.exists()):
         return None
+    problems = [p for p in (gio.npy_problem(data_file), gio.npy_problem(status_file), gio.file_problem(index_file)) if p]
+    if problems:  # never open a damaged file read-write: numpy pads a short one with zeros
+        warnings.warn(f"feature cache not used, rebuilt: {'; '.join(problems)}", stacklevel=3)
+        return None
     try:
         index = gio.read_json(index_file)
         status = np.load(status_file, allow_pickle=False)
         array = np.load(data_file, mmap_mode="r+")
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"feature cache {data_file} not used, rebuilt: {exc}", stacklevel=3)
         return None
     if index.get("format") != CACHE_FORMAT or index.get("tower") != tower_key:
         return None

@@ -1,16 +1,55 @@
 """Atomic, resumable writes of run artifacts (used by every notebook through geolib modules).
 
 A file is written to a temporary name in its target's folder and renamed into place, so an
-interrupted run leaves either the old file or the new one, never half of one.
+interrupted run leaves either the old file or the new one, never half of one. Files get the
+permissions the user's umask gives a new file (``mkstemp`` alone would make them 0600, which a
+group sharing ``runs/`` cannot read). A full disk or a read-only folder raises
+:class:`WriteError`, one line naming the file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the current umask (``0o666 & ~umask``)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+class WriteError(OSError):
+    """An artifact could not be written (disk full, read-only folder, no permission); names the file."""
+
+
+_HINTS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up", errno.EROFS: "the folder is on a read-only file system",
+          errno.EACCES: "no permission to write there", errno.EPERM: "no permission to write there"}
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> WriteError:
+    """A :class:`WriteError` for ``path`` from the ``OSError`` that stopped the write."""
+    if isinstance(exc, WriteError):
+        return exc
+    why = _HINTS.get(exc.errno, exc.strerror or str(exc))
+    return WriteError(exc.errno, f"cannot write {path}: {why} ({exc.strerror or exc}); nothing was changed there")
+
+
+def _mkstemp(target: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc) from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> Path:
@@ -27,15 +66,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
         The target path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _mkstemp(path)
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -53,12 +95,16 @@ def atomic_path(path: str | os.PathLike):
     @contextmanager
     def _cm():
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+        fd, tmp = _mkstemp(target, ".tmp" + target.suffix)
         os.close(fd)
         try:
             yield Path(tmp)
+            if Path(tmp).is_file():  # a writer may have replaced the file (mode from the umask then)
+                os.chmod(tmp, file_mode())
             os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise write_error(target, exc) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -84,9 +130,22 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
+class ReadError(ValueError):
+    """A file could not be read or parsed; the message names it."""
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ReadError: the file is not UTF-8 JSON (truncated, binary, empty), naming it.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ReadError(f"{path} is not valid JSON ({exc}); it may be truncated") from None
 
 
 def write_parquet(path: str | os.PathLike, frame) -> Path:
@@ -112,6 +171,98 @@ def fingerprint(*arrays, settings: dict | None = None) -> str:
         h.update(a.tobytes())
     h.update(json.dumps(settings or {}, sort_keys=True, default=_json_default).encode())
     return h.hexdigest()
+
+
+def npy_problem(path: str | os.PathLike) -> str | None:
+    """Why a ``.npy`` file cannot be trusted (bad header, or size unlike its header's shape), or None.
+
+    ``np.load(..., mmap_mode="r+")`` would pad a truncated file with zeros; check first.
+    """
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _fortran, dtype = reader(fh)
+            offset = fh.tell()
+        size = path.stat().st_size
+    except (OSError, ValueError, EOFError) as exc:
+        return f"{path}: unreadable .npy header ({exc})"
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size != expected:
+        return f"{path}: {size} bytes, but its header ({dtype}, shape {tuple(shape)}) needs {expected}: truncated or overwritten"
+    return None
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why a ``.safetensors`` file cannot be trusted (header unreadable, size unlike its header), or None."""
+    import struct
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{path}: {size} bytes, too short for a safetensors header"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"{path}: header length {n} exceeds the file ({size} bytes): truncated"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return f"{path}: unreadable safetensors header ({exc})"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+    if 8 + n + max(ends, default=0) != size:
+        return f"{path}: {size} bytes, but its header needs {8 + n + max(ends, default=0)}: truncated or overwritten"
+    return None
+
+
+def torch_file_problem(path: str | os.PathLike) -> str | None:
+    """Why a ``torch.save`` file (zip format) cannot be trusted (truncated: no central directory), or None."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        return f"{path}: not a complete torch file ({exc})"
+    return None if names else f"{path}: an empty archive"
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """:func:`npy_problem`, :func:`safetensors_problem`, :func:`torch_file_problem` or a JSON check by suffix."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return npy_problem(path)
+    if path.suffix == ".safetensors":
+        return safetensors_problem(path)
+    if path.suffix in (".pt", ".pth", ".bin"):
+        return torch_file_problem(path)
+    if path.suffix == ".json":
+        try:
+            read_json(path)
+        except (OSError, ValueError) as exc:
+            return str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+    return None
+
+
+def load_torch(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU; a missing, truncated or foreign file raises :class:`ReadError` naming it."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint {path}")
+    problem = torch_file_problem(path)
+    if problem:
+        raise ReadError(problem)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for a damaged file
+        raise ReadError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:

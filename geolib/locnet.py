@@ -360,8 +360,8 @@ def score_images(
 
 def load_locnet(checkpoint_path: str | os.PathLike) -> tuple[LocNet, pd.DataFrame]:
     """A trained model and its history from a checkpoint written by :func:`train_locnet`."""
-    payload = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT:
+    payload = gio.load_torch(checkpoint_path)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{checkpoint_path}: not a locnet checkpoint of format {CHECKPOINT_FORMAT}")
     saved = payload["config"]
     config = LocNetConfig(**{f.name: saved[f.name] for f in fields(LocNetConfig) if f.name in saved})

@@ -51,11 +51,19 @@ def f1_from(accuracy: float, recall: float) -> float:
 
 
 def _is_missing(label: Any) -> bool:
+    """None, NaN (any float type), ``pd.NA``/``pd.NaT`` or a blank string: not an answer."""
     if label is None:
         return True
-    if isinstance(label, float) and math.isnan(label):
-        return True
-    return isinstance(label, str) and not label.strip()
+    if isinstance(label, str):
+        return not label.strip()
+    if isinstance(label, (float, np.floating)):
+        return bool(math.isnan(label))
+    try:
+        import pandas as pd
+
+        return label is pd.NA or label is pd.NaT
+    except ImportError:  # pragma: no cover
+        return False
 
 
 def normalize_city_label(city: str) -> str:
@@ -111,6 +119,10 @@ def answer_metrics(predicted: Sequence[Any], truth: Sequence[Any], level: str = 
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    for name, given in (("predicted", predicted), ("truth", truth)):
+        if isinstance(given, (str, bytes)) or not hasattr(given, "__iter__"):
+            raise TypeError(f"{name} must be a sequence of labels, one per image, got {type(given).__name__} "
+                            f"{given!r:.60} (wrap a single label in a list)")
     predicted, truth = list(predicted), list(truth)
     if len(predicted) != len(truth):
         raise ValueError(f"predicted has {len(predicted)} labels but truth has {len(truth)}")

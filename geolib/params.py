@@ -170,7 +170,87 @@ def validate_params(values: dict[str, Any], source: str = "params", notebooks: l
         validated = model.model_validate(values)
     except ValidationError as exc:
         raise ParamsError(_format_validation_error(exc, source, allowed)) from None
-    return {k: getattr(validated, k) for k in values}
+    out = {k: getattr(validated, k) for k in values}
+    problems = check_settings(out)
+    if problems:
+        raise ParamsError(f"{source}: " + "; ".join(problems))
+    return out
+
+
+_HEX40 = "0123456789abcdef"
+
+
+def is_commit(value: Any) -> bool:
+    """True for a 40-hex commit hash (a branch or tag name can move; a commit cannot)."""
+    return isinstance(value, str) and len(value) == 40 and all(c in _HEX40 for c in value)
+
+
+def _number(x: Any) -> bool:
+    import math
+
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _rule(test, what: str):
+    return test, what
+
+
+#: Checks of values by name, at the top level or inside a dict parameter (``reasoning_tuning:
+#: {num_train_epochs: 0}`` would "train" for 0 steps). Each: (test, what a valid value is).
+SETTING_RULES: dict[str, tuple[Any, str]] = {
+    "num_train_epochs": _rule(lambda x: _number(x) and x >= 1, "a number >= 1"),
+    "epochs": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "max_steps": _rule(lambda x: _int(x) and (x >= 1 or x == -1), "an integer >= 1 (or -1: use the epochs)"),
+    "learning_rate": _rule(lambda x: _number(x) and x > 0, "a number > 0"),
+    "lr": _rule(lambda x: _number(x) and x > 0, "a number > 0"),
+    "lora_dropout": _rule(lambda x: _number(x) and 0 <= x < 1, "a number in [0, 1)"),
+    "warmup_ratio": _rule(lambda x: _number(x) and 0 <= x <= 1, "a number in [0, 1]"),
+    "weight_decay": _rule(lambda x: _number(x) and x >= 0, "a number >= 0"),
+    "beta": _rule(lambda x: _number(x) and x >= 0, "a number >= 0"),
+    "lora_alpha": _rule(lambda x: _number(x) and x > 0, "a number > 0"),
+    "revision": _rule(lambda x: x in (None, "") or is_commit(x), "a 40-hex commit hash (or empty)"),
+    "model_id": _rule(lambda x: isinstance(x, str) and x.strip() != "", "a non-empty model id"),
+    "dtype": _rule(lambda x: x in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
+    "gradient_checkpointing": _rule(lambda x: isinstance(x, bool), "true or false"),
+    "n_boot": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "n_images": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "n_countries": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "cities_per_country": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
+    "image_size": _rule(lambda x: _int(x) and x >= 16, "an integer >= 16"),
+}
+#: Entries that must be positive integers wherever they appear.
+for _name in ("per_device_train_batch_size", "effective_batch_size", "gradient_accumulation_steps", "logging_steps",
+              "save_steps", "num_generations", "max_completion_length", "max_length", "max_new_tokens", "lora_r", "r",
+              "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_pixels",
+              "feature_batch_size", "tokenizer_vocab_size", "chain_max_new_tokens", "reasons_max_new_tokens",
+              "theta_window", "geoclip_gallery_size", "locatability_bins"):
+    SETTING_RULES[_name] = _rule(lambda x: _int(x) and x >= 1, "an integer >= 1")
+#: Top-level keys ending in ``_revision`` are hub commits: empty (not pinned) or 40 hex digits.
+REVISION_SUFFIX = "_revision"
+
+
+def check_settings(values: dict[str, Any], where: str = "") -> list[str]:
+    """Problems with values by name (:data:`SETTING_RULES`), inside dict parameters too.
+
+    Returns:
+        One line per bad value, naming its key path (``reasoning_tuning.num_train_epochs``).
+    """
+    problems: list[str] = []
+    for key, value in values.items():
+        name = f"{where}{key}"
+        if isinstance(value, dict):
+            problems += check_settings(value, f"{name}.")
+            continue
+        rule = SETTING_RULES.get(str(key))
+        if rule is None and not where and str(key).endswith(REVISION_SUFFIX):
+            rule = SETTING_RULES["revision"]
+        if rule is not None and value is not None and not rule[0](value):
+            problems.append(f"key {name!r} must be {rule[1]}, got {value!r}")
+    return problems
 
 
 def params_file(profile: str) -> Path:
@@ -178,14 +258,37 @@ def params_file(profile: str) -> Path:
     return paths.PARAMS / f"{profile}.yaml"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base loader reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise ParamsError(f"key {key!r} is given twice (lines {first} and {key_node.start_mark.line + 1}); "
+                                  "keep one: YAML would silently use the last")
+        return super().construct_mapping(node, deep)
+
+
 def read_params_file(path: str | Path) -> Any:
-    """The raw mapping of a params file (not validated); a clear error when missing or not YAML."""
+    """The raw mapping of a params file (not validated); a clear error when missing, not YAML or a key repeats."""
     path = Path(path)
     if not path.exists():
         known = sorted(p.stem for p in paths.PARAMS.glob("*.yaml"))
         raise ParamsError(f"no params file {path} (profiles: {', '.join(known)})")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: cannot be read as UTF-8 text: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader subclass
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
 

@@ -129,3 +129,37 @@ def hub_load(what: str):
             raise HubUnavailable(f"{what} could not be loaded from the hub: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
     return _cm()
+
+
+class UnpinnedRevision(ValueError):
+    """A hub download without a pinned 40-hex commit (a branch such as ``main`` moves under a study)."""
+
+
+def pinned_revision(model_id: str, revision: str | None, entry: str) -> str | None:
+    """The revision to load ``model_id`` at, refusing a download that is not pinned to a commit.
+
+    A local folder needs no revision. With hub downloads off (``HF_HUB_OFFLINE=1``) an empty
+    revision reads whatever the local cache holds and downloads nothing. With downloads on, the
+    revision must be a 40-hex commit.
+
+    Args:
+        model_id: hub id or local folder.
+        revision: the pinned commit from the params file (``""``/None: not pinned).
+        entry: the params entry that pins it (``"segmenter_revision"``), named in the error.
+
+    Raises:
+        UnpinnedRevision: a branch, tag or malformed hash, or no revision while downloads are on.
+    """
+    from pathlib import Path
+
+    from geolib.params import is_commit
+
+    if Path(str(model_id)).is_dir():
+        return revision or None
+    if revision and not is_commit(revision):
+        raise UnpinnedRevision(f"{entry} = {revision!r} for {model_id} is not a 40-hex commit hash: a branch or tag "
+                               "can move; pin the commit (huggingface-cli download prints it)")
+    if not revision and not hub_offline():
+        raise UnpinnedRevision(f"{entry} is not set: {model_id} would be downloaded at the hub's moving 'main'. Set "
+                               f"{entry} in the params file to the 40-hex commit you mean to use")
+    return revision or None

@@ -394,6 +394,7 @@ def load_segmenter(model_id: str | os.PathLike, revision: str | None = None,
     """
     from geolib import runtime
 
+    revision = runtime.pinned_revision(str(model_id), revision, "segmenter_revision")
     runtime.patch_torchvision()
     from transformers import AutoConfig
 

@@ -27,12 +27,15 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from geolib import io, paths
 from geolib import params as P
@@ -68,10 +71,16 @@ def select_notebooks(notebooks: list[Path], only: list[str] | None = None, start
     numbers = {nb.name[:2]: nb for nb in notebooks}
 
     def check(n: str) -> str:
-        n = n.zfill(2)[:2] if n.isdigit() else n[:2]
-        if n not in numbers:
-            raise StudyError(f"no notebook {n!r}; notebooks: {', '.join(sorted(numbers))}")
-        return n
+        """A notebook's number from ``"1"``, ``"01"``, ``"01_slug"`` or ``"01_slug.ipynb"``; nothing else."""
+        given = str(n).strip()
+        if given.isdigit() and len(given) <= 2:
+            number = given.zfill(2)
+        else:
+            number = next((k for k, nb in numbers.items() if given in (nb.stem, nb.name)), None)
+        if number not in numbers:
+            raise StudyError(f"no notebook {given!r}: give a notebook's number (or its name); notebooks: "
+                             f"{', '.join(sorted(numbers))}")
+        return number
 
     chosen = notebooks
     if figure:
@@ -175,8 +184,9 @@ def stale_upstream(run_name: str, notebooks: list[Path], chosen: list[Path], val
         except (OSError, ValueError):
             stale.append((nb, "has not run in this run folder"))
             continue
-        if record.get("status") != "ok":
-            stale.append((nb, f"its last run ended {record.get('status')!r}"))
+        status = record_status(record)
+        if status != "ok":
+            stale.append((nb, f"its last run ended {status!r}"))
             continue
         then, now = _comparable(record.get("parameters", {})), _comparable(P.parameters_for(nb, values))
         changed = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
@@ -184,6 +194,71 @@ def stale_upstream(run_name: str, notebooks: list[Path], chosen: list[Path], val
             detail = ", ".join(f"{k}: {then.get(k)!r} → {now.get(k)!r}" for k in changed[:4])
             stale.append((nb, f"ran with other parameters ({detail})"))
     return stale
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def record_status(record: dict) -> str:
+    """A notebook's ``env.json`` status; ``"running"`` whose runner process is gone reads ``"interrupted"``.
+
+    A runner killed with SIGKILL (or a machine that went down) cannot write its own record; the
+    process id it recorded tells.
+    """
+    status = record.get("status")
+    if status == "running" and not (record.get("host") in (None, platform.node()) and _alive(record.get("pid"))):
+        return "interrupted"
+    return status
+
+
+class _Terminated(BaseException):
+    """SIGTERM/SIGHUP during a run (raised from the signal handler so the run can record it)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+def _execute_atomically(nb: Path, output: Path, **kwargs) -> None:
+    """papermill into a temporary file beside ``output``, renamed onto it when the copy is complete JSON.
+
+    A run that fails in a cell still leaves its executed copy (with the traceback); one
+    interrupted, or a disk that filled up, leaves the previous copy, never a truncated one.
+    """
+    import nbformat
+    import papermill as pm
+
+    fd, tmp_name = io._mkstemp(output, ".partial.ipynb")
+    os.close(fd)
+    tmp = Path(tmp_name)
+
+    def publish() -> None:
+        try:
+            nbformat.read(tmp, as_version=4)
+        except Exception:  # truncated or empty: keep the previous copy
+            tmp.unlink(missing_ok=True)
+            return
+        os.chmod(tmp, io.file_mode())
+        os.replace(tmp, output)
+
+    try:
+        pm.execute_notebook(str(nb), str(tmp), **kwargs)
+    except Exception:  # a failing cell: its copy shows the traceback
+        publish()
+        raise
+    else:
+        publish()
+    finally:  # interrupted: the previous copy stays
+        tmp.unlink(missing_ok=True)
 
 
 def seed_run_folder(run_name: str, profile: str) -> bool:
@@ -228,6 +303,8 @@ def environment_record(profile: str, parameters: dict) -> dict:
     return {
         "profile": profile,
         "parameters": parameters,
+        "pid": os.getpid(),
+        "host": platform.node(),
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit,
         "git_dirty": dirty,
@@ -236,6 +313,13 @@ def environment_record(profile: str, parameters: dict) -> dict:
         "device": device,
         "packages": versions,
     }
+
+
+def threading_main() -> bool:
+    """True in the main thread (the only one that may set signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _cpu_count() -> int:
@@ -268,7 +352,6 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
             (name, cell, error, where the executed copy is).
         geolib.params.ParamsError: invalid parameters (before anything runs).
     """
-    import papermill as pm
     from tqdm.auto import tqdm
 
     notebooks = P.study_notebooks(notebooks_dir)
@@ -290,25 +373,42 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
     executed = []
     t_run = time.perf_counter()
     bar = tqdm(chosen, desc=f"study [{profile}]", unit="notebook", disable=quiet)
-    for nb in bar:
-        bar.set_postfix_str(nb.stem)
-        injected = P.parameters_for(nb, values)
-        output = out_dir / nb.name
-        record = environment_record(profile, injected)
-        env_path = out_dir / f"{nb.stem}.env.json"
-        io.write_json(env_path, record | {"status": "running"})
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(nb), str(output), parameters=injected, kernel_name=kernel, cwd=str(nb.parent),
-                                progress_bar=False, report_mode=False)
-        except Exception as exc:  # papermill raises PapermillExecutionError with the cell
-            io.write_json(env_path, record | {"status": "failed", "seconds": round(time.perf_counter() - t0, 1),
-                                              "error": f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"})
-            raise StudyError(_failure_message(nb, output, exc)) from None
-        seconds = round(time.perf_counter() - t0, 1)
-        io.write_json(env_path, record | {"status": "ok", "seconds": seconds})
-        io.merge_summary(profile, {f"study.{nb.name[:2]}.seconds": seconds})
-        executed.append(output)
+    handlers = {}
+    if threading_main():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            handlers[sig] = signal.signal(sig, _raise_terminated)
+    try:
+        for nb in bar:
+            bar.set_postfix_str(nb.stem)
+            injected = P.parameters_for(nb, values)
+            output = out_dir / nb.name
+            record = environment_record(profile, injected)
+            env_path = out_dir / f"{nb.stem}.env.json"
+            io.write_json(env_path, record | {"status": "running"})
+            t0 = time.perf_counter()
+            try:
+                _execute_atomically(nb, output, parameters=injected, kernel_name=kernel, cwd=str(nb.parent),
+                                    progress_bar=False, report_mode=False)
+            except Exception as exc:  # papermill raises PapermillExecutionError with the cell
+                io.write_json(env_path, record | {"status": "failed", "seconds": round(time.perf_counter() - t0, 1),
+                                                  "error": f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}"})
+                if isinstance(exc, OSError) and not hasattr(exc, "ename"):
+                    raise io.write_error(getattr(exc, "filename", None) or output, exc) from None
+                raise StudyError(_failure_message(nb, output, exc)) from None
+            except BaseException as exc:  # Ctrl-C, SIGTERM: the record says so, then the run stops
+                why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else type(exc).__name__
+                io.write_json(env_path, record | {"status": "interrupted", "seconds": round(time.perf_counter() - t0, 1),
+                                                  "error": why})
+                if isinstance(exc, _Terminated):
+                    raise StudyError(f"notebook {nb.name} was stopped by a signal; rerun to continue") from None
+                raise
+            seconds = round(time.perf_counter() - t0, 1)
+            io.write_json(env_path, record | {"status": "ok", "seconds": seconds})
+            io.merge_summary(profile, {f"study.{nb.name[:2]}.seconds": seconds})
+            executed.append(output)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     if len(executed) == len(notebooks):
         key = "study.demo_wall_s" if profile == paths.DEMO_PROFILE else "study.wall_s"
         io.merge_summary(profile, {key: round(time.perf_counter() - t_run, 1), "study.git_commit": record["git_commit"],
@@ -383,8 +483,14 @@ def main(argv: list[str] | None = None) -> int:
                        sets=args.sets, name=args.name, rerun_stale=args.rerun_stale)
             where = done[0].parent if done else paths.run_dir(args.profile) / "notebooks"
             print(f"ran {len(done)} notebook(s) in {time.perf_counter() - t0:.0f} s; executed copies in {where}")
-    except (StudyError, P.ParamsError) as exc:
+    except (StudyError, P.ParamsError, io.WriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the notebook's env.json says so; rerun to continue", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a full disk or read-only folder outside geolib's writers
+        print(f"error: {io.write_error(getattr(exc, 'filename', None) or '?', exc)}", file=sys.stderr)
         return 1
     return 0
 

@@ -533,12 +533,10 @@ def build_model(spec: ModelSpec | Mapping[str, Any], processor=None, config=None
                 raise ValueError(
                     f"hub model {spec.model_id!r} needs a pinned revision (a commit hash) in the params file"
                 )
-            if not re.fullmatch(r"[0-9a-f]{40}", spec.revision):
-                warnings.warn(
-                    f"revision {spec.revision!r} is not a commit hash: a branch or tag can move", stacklevel=2
-                )
-            kwargs = {"revision": spec.revision}
             from geolib import runtime
+
+            runtime.pinned_revision(spec.model_id, spec.revision, "model.revision")
+            kwargs = {"revision": spec.revision}
 
             with runtime.hub_load(f"vision-language model {spec.model_id} @ {spec.revision}"):
                 if processor is None:
@@ -614,6 +612,10 @@ def load_model(path: str | os.PathLike, dtype: str = "float32"):
         path = path / "model"
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no saved model in {path} (expected config.json from train_stage)")
+    problem = _weights_problem(path)
+    if problem:
+        raise gio.ReadError(f"saved model cannot be loaded: {problem}. Rerun the notebook that trains it "
+                            "(the stage notices and trains again)")
     model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=_torch_dtype(dtype))
     processor = load_processor(path)
     _set_generation_tokens(model, processor)
@@ -1397,15 +1399,114 @@ def _hparams_dict(training_args) -> dict:
     return dict(training_args)
 
 
-def _clear_stage_dir(output_dir: Path) -> None:
-    for child in output_dir.iterdir():
-        if child.name.startswith("checkpoint-") and child.is_dir():
-            shutil.rmtree(child)
-    for name in ("adapter", "model"):
-        if (output_dir / name).is_dir():
-            shutil.rmtree(output_dir / name)
-    for name in ("stage.json", "log_history.json", "log_history.csv"):
-        (output_dir / name).unlink(missing_ok=True)
+#: What a stage folder holds of one training run (moved together between the folder and ``versions/``).
+_STAGE_ITEMS = ("adapter", "model", "stage.json", "fingerprint.json", "log_history.json", "log_history.csv")
+VERSIONS = "versions"
+
+
+def _stage_items(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return [c for c in folder.iterdir() if c.name in _STAGE_ITEMS or re.fullmatch(r"checkpoint-\d+", c.name)]
+
+
+def _switch_stage_version(output_dir: Path, old_fingerprint: str, new_fingerprint: str) -> bool:
+    """Move the stage folder's run to ``versions/<old>/`` and bring back ``versions/<new>/`` if it is there.
+
+    A changed setting trains beside the finished stage instead of discarding it; switching back
+    finds it again. Returns True when a kept version was brought back.
+    """
+    old_home = output_dir / VERSIONS / old_fingerprint[:16]
+    items = _stage_items(output_dir)
+    if items:
+        if old_home.exists():
+            shutil.rmtree(old_home)
+        old_home.mkdir(parents=True)
+        for item in items:
+            os.replace(item, old_home / item.name)
+    new_home = output_dir / VERSIONS / new_fingerprint[:16]
+    if not new_home.is_dir():
+        return False
+    for item in _stage_items(new_home):
+        os.replace(item, output_dir / item.name)
+    shutil.rmtree(new_home, ignore_errors=True)
+    return True
+
+
+def _checkpoint_problem(folder: Path) -> str | None:
+    """Why a ``checkpoint-N`` folder cannot be resumed from (empty, a file truncated), or None."""
+    files = [f for f in folder.rglob("*") if f.is_file()]
+    if not files:
+        return f"{folder} is empty (a save was interrupted)"
+    if not (folder / "trainer_state.json").is_file():
+        return f"{folder} has no trainer_state.json (a save was interrupted)"
+    for f in files:
+        problem = gio.file_problem(f)
+        if problem:
+            return problem
+    return None
+
+
+def last_intact_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest ``checkpoint-N`` whose files are complete; damaged newer ones are set aside with a warning.
+
+    A damaged checkpoint is renamed ``damaged-checkpoint-N`` (the trainer neither resumes from it
+    nor rotates it), so the next save of step N writes a fresh one.
+    """
+    output_dir = Path(output_dir)
+    found = sorted((int(m.group(1)), c) for c in output_dir.glob("checkpoint-*")
+                   if c.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", c.name)))
+    for _, folder in reversed(found):
+        problem = _checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        aside = folder.with_name("damaged-" + folder.name)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(folder, aside)
+        warnings.warn(f"checkpoint not used: {problem}; set aside as {aside.name}, resuming from the one before",
+                      stacklevel=2)
+    return None
+
+
+def _final_state(checkpoint: str | None):
+    """The ``TrainerState`` of a checkpoint saved at the run's last step, else None.
+
+    Resuming the trainer from its own final checkpoint would take one step more than the run did.
+    """
+    if checkpoint is None:
+        return None
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    return state if state.max_steps and state.global_step >= state.max_steps else None
+
+
+def _finished_stage(output_dir: Path) -> dict | None:
+    """``stage.json`` when it is complete and its saved weights are intact, else None (with a warning)."""
+    done = output_dir / "stage.json"
+    if not done.exists():
+        return None
+    try:
+        info = gio.read_json(done)
+        saved = output_dir / (info["adapter_dir"] if info.get("kind") == "lora" else info["model_dir"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(f"{done} is damaged ({exc}); the stage trains again (from its last intact checkpoint)", stacklevel=3)
+        done.unlink(missing_ok=True)
+        return None
+    problem = _weights_problem(saved)
+    if problem:
+        warnings.warn(f"finished stage in {output_dir} not used: {problem}; it trains again", stacklevel=3)
+        done.unlink(missing_ok=True)
+        return None
+    return info
+
+
+def _weights_problem(saved: Path) -> str | None:
+    """Why a saved adapter or model folder cannot be loaded (no weights, a truncated file), or None."""
+    weights = sorted(saved.rglob("*.safetensors")) if saved.is_dir() else []
+    if not weights:
+        return f"{saved} holds no weights"
+    return next((p for p in map(gio.file_problem, weights) if p), None)
 
 
 def add_stage_adapter(model, stage_name: str, lora):
@@ -1514,14 +1615,24 @@ def train_stage(
     fingerprint = hashlib.sha256(f"{settings}:{_start_digest(model, output_dir, settings)}".encode()).hexdigest()
 
     done = output_dir / "stage.json"
-    if done.exists():
-        info = gio.read_json(done)
-        if info.get("fingerprint") == fingerprint:
-            return _load_finished_stage(model, info, output_dir)
     started = output_dir / "fingerprint.json"
-    if started.exists() and gio.read_json(started).get("fingerprint") != fingerprint:
-        warnings.warn(f"{output_dir}: settings, data or starting weights changed; discarding old checkpoints", stacklevel=2)
-        _clear_stage_dir(output_dir)
+    try:
+        before = gio.read_json(started).get("fingerprint") if started.exists() else None
+    except (OSError, ValueError, AttributeError):
+        before = None
+    if before is None and done.exists():
+        try:
+            before = gio.read_json(done).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            before = None
+    if before is not None and before != fingerprint:
+        back = _switch_stage_version(output_dir, before, fingerprint)
+        warnings.warn(f"{output_dir}: settings, data or starting weights changed; the previous run is kept in "
+                      f"{VERSIONS}/{before[:16]}/" + ("; the run with these settings was brought back" if back else ""),
+                      stacklevel=2)
+    info = _finished_stage(output_dir)
+    if info is not None and info.get("fingerprint") == fingerprint:
+        return _load_finished_stage(model, info, output_dir)
     gio.write_json(started, {"stage": stage_name, "fingerprint": fingerprint})
 
     if isinstance(training_args, TrainingArguments):
@@ -1552,13 +1663,17 @@ def train_stage(
     trainer.stage_adapter = stage_name if lora_config is not None else None
     resume_from = None
     if resume:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        resume_from = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None
+        last = last_intact_checkpoint(output_dir)
+        resume_from = str(last) if last is not None else None
+    final_state = _final_state(resume_from)
     use_cache = model.config.use_cache
     model.config.use_cache = False
     try:
-        trainer.train(resume_from_checkpoint=resume_from)
+        if final_state is not None:  # the run had finished (the stage record was lost): load, do not step again
+            trainer._load_from_checkpoint(resume_from)
+            trainer.state = final_state
+        else:
+            trainer.train(resume_from_checkpoint=resume_from)
     finally:
         model.config.use_cache = use_cache
     model.eval()
@@ -1625,10 +1740,14 @@ def load_staged_model(base, stage_dirs: Sequence[str | os.PathLike], dtype: str 
         d = Path(d)
         if not (d / "stage.json").exists():
             raise FileNotFoundError(f"{d} holds no finished stage (stage.json missing)")
-        info = gio.read_json(d / "stage.json")
+        info = gio.read_json(d / "stage.json")  # names the file when it is damaged
         if info.get("kind") != "lora":
             raise ValueError(f"{d} is a full fine-tune stage; pass it as `base`")
         name, path = info["stage"], str(d / info["adapter_dir"])
+        problem = _weights_problem(Path(path))
+        if problem:
+            raise gio.ReadError(f"stage {name!r} cannot be loaded: {problem}. Rerun the notebook that trains it "
+                                "(the stage notices and trains again)")
         if name in names:
             raise ValueError(f"two stages named {name!r}")
         if isinstance(model, PeftModel):
@@ -1713,6 +1832,162 @@ def generate(
     finally:
         model.train(was_training)
     return [o.strip() for o in outputs]
+
+
+def answer_slot_text(country: str) -> str:
+    """The opening of an answer up to its country slot: ``{'country': 'France'`` (GeoReasoner's style)."""
+    text = format_answer(country=country)
+    return text[:-1]  # without the closing brace: the answer may go on with a city or reasons
+
+
+def closed_set_scores(
+    model,
+    processor,
+    images_or_features,
+    candidates: Sequence[str],
+    prompt: str = PROMPTS["location"],
+    batch_size: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
+    """Closed-set scoring: the log-likelihood the model gives each candidate country in the answer slot.
+
+    For every image and candidate name it scores the assistant text :func:`answer_slot_text`
+    (``{'country': '<name>'``) after the prompt, summing the log-probabilities of its tokens. The
+    highest-scoring name is what the model "believes" whether or not its free generation gets the
+    answer syntax right, so comparing closed-set accuracy with the generated answers' accuracy
+    separates *cannot read the image* (both low) from *cannot write the answer* (closed set high,
+    generation low).
+
+    Args:
+        model, processor: as for :func:`generate`.
+        images_or_features: cached features (N, tokens, dim) or image paths / PIL images.
+        candidates: the candidate country names (e.g. every country of the training split).
+        prompt: the question asked (the stage's own, as for generation).
+        batch_size: sequences per forward pass (each image costs ``len(candidates)`` sequences).
+        progress: show a tqdm bar.
+
+    Returns:
+        (N, len(candidates)) summed log-probabilities, float64.
+    """
+    items = _as_image_list(images_or_features)
+    names = [str(c) for c in candidates]
+    if not names:
+        raise ValueError("closed_set_scores needs at least one candidate")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    head = processor.apply_chat_template([user_message(prompt)], tokenize=False, add_generation_prompt=True)
+    slots = [answer_slot_text(n) for n in names]
+    scores = np.zeros((len(items), len(names)), dtype=np.float64)
+    was_training = model.training
+    model.eval()
+    cached = not _is_hf_processor(processor)  # the demo model: one prompt length, a plain causal LM under it
+    per_batch = max(1, batch_size // (1 if cached else len(names)))
+    starts = range(0, len(items), per_batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="closed-set scores", unit="batch")
+    try:
+        with torch.no_grad():
+            for s in starts:
+                chunk = items[s: s + per_batch]
+                score = _slot_scores_cached if cached else _slot_scores_full
+                scores[s: s + len(chunk)] = score(model, processor, head, slots, chunk)
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def _on_device(model, batch: dict) -> dict:
+    device = next(model.parameters()).device
+    batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    if "pixel_values" in batch and torch.is_floating_point(batch["pixel_values"]):
+        batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+    return batch
+
+
+def _slot_ids(processor, head: str, slots: Sequence[str], item) -> tuple[torch.Tensor, list[list[int]]]:
+    """The prompt's ids and each slot's ids after it (checked: the prompt's ids are a prefix of every text)."""
+    prompt = encode_texts(processor, [head], [item])["input_ids"][0]
+    full = encode_texts(processor, [head + slot for slot in slots], [item] * len(slots), padding_side="right")
+    out = []
+    for ids, mask, slot in zip(full["input_ids"], full["attention_mask"], slots):
+        ids = ids[: int(mask.sum())]
+        if not torch.equal(ids[: len(prompt)], prompt):
+            raise ValueError(f"the tokenizer merges the end of the prompt with the answer {slot!r}; "
+                             "closed-set scoring needs the prompt's tokens as a prefix")
+        out.append(ids[len(prompt):].tolist())
+    return prompt, out
+
+
+def _slot_scores_full(model, processor, head: str, slots: Sequence[str], chunk: list) -> np.ndarray:
+    """Every (image, candidate) sequence run in full: any model, ``len(slots)`` sequences per image."""
+    prompt_len = encode_texts(processor, [head] * len(chunk), chunk)["attention_mask"].sum(1)
+    batch = _on_device(model, encode_texts(processor, [head + slot for _ in chunk for slot in slots],
+                                           [item for item in chunk for _ in slots], padding_side="right"))
+    logp = torch.log_softmax(model(**batch).logits[:, :-1].float(), dim=-1)
+    targets = batch["input_ids"][:, 1:]
+    token_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    first = prompt_len.to(targets.device).repeat_interleave(len(slots)) - 1  # position predicting the slot's first token
+    positions = torch.arange(targets.shape[1], device=targets.device).unsqueeze(0)
+    mask = (positions >= first.unsqueeze(1)) & batch["attention_mask"][:, 1:].bool()
+    return (token_lp * mask).sum(1).view(len(chunk), len(slots)).double().cpu().numpy()
+
+
+def _slot_scores_cached(model, processor, head: str, slots: Sequence[str], chunk: list) -> np.ndarray:
+    """The prompt and image run once per image; the candidates continue from its key-value cache."""
+    prompt, slot_ids = _slot_ids(processor, head, slots, chunk[0])
+    batch = _on_device(model, encode_texts(processor, [head] * len(chunk), chunk))
+    if batch["input_ids"].shape[1] != len(prompt):
+        raise ValueError("images of one batch give prompts of different lengths; use the full scoring path")
+    out = model(**batch, use_cache=True)
+    n, c = len(chunk), len(slots)
+    first_lp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (n, V): each slot's first token
+    width = max(len(x) for x in slot_ids)
+    device = batch["input_ids"].device
+    pad = _tokenizer(processor).convert_tokens_to_ids(PAD_TOKEN)
+    cont = torch.full((c, width), pad, dtype=torch.long, device=device)
+    cont_mask = torch.zeros((c, width), dtype=torch.long, device=device)
+    for j, ids in enumerate(slot_ids):
+        cont[j, : len(ids)] = torch.tensor(ids, device=device)
+        cont_mask[j, : len(ids)] = 1
+    total = first_lp[:, cont[:, 0]]  # (n, c)
+    if width > 1:
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache.batch_repeat_interleave(c)
+        ids = cont.repeat(n, 1)  # (n·c, width), image-major
+        mask = torch.cat([batch["attention_mask"].repeat_interleave(c, dim=0), cont_mask.repeat(n, 1)], dim=1)
+        logits = model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_lp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) * cont_mask.repeat(n, 1)[:, 1:]
+        total = total + token_lp.sum(1).view(n, c)
+    return total.double().cpu().numpy()
+
+
+def closed_set_accuracy(scores: np.ndarray, candidates: Sequence[str], truth: Sequence[str], k: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracy of :func:`closed_set_scores`: the share of images whose true name is among the k best.
+
+    Args:
+        scores: (N, C) scores; candidates: the C names in column order; truth: the N true names.
+        k: the k values (each clipped to C).
+
+    Returns:
+        ``{"top1": …, "top5": …}`` (keys ``top<k>``).
+    """
+    scores = np.asarray(scores, dtype=float)
+    names = [str(c) for c in candidates]
+    truth = [str(t) for t in truth]
+    if scores.ndim != 2 or scores.shape != (len(truth), len(names)):
+        raise ValueError(f"scores must be (N={len(truth)}, C={len(names)}), got {scores.shape}")
+    column = {n: j for j, n in enumerate(names)}
+    true_col = np.array([column.get(t, -1) for t in truth])
+    order = np.argsort(-scores, axis=1, kind="stable")
+    out = {}
+    for kk in k:
+        kk = min(int(kk), len(names))
+        hit = (order[:, :kk] == true_col[:, None]).any(axis=1) & (true_col >= 0)
+        out[f"top{kk}"] = float(hit.mean()) if len(truth) else float("nan")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1954,7 +2229,7 @@ __all__ = [
     "build_model", "build_demo_model", "load_model", "make_conversations", "base_training_conversations",
     "describe_scene", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
     "ConversationCollator", "lora_config", "lora_config_from", "training_arguments", "train_stage", "StageResult",
-    "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "trainable_parameter_report",
+    "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "closed_set_scores", "closed_set_accuracy", "answer_slot_text", "trainable_parameter_report",
     "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
     "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
     "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage", "knowledge_conversations", "KNOWLEDGE_PROMPTS", "KNOWLEDGE_QUESTIONS",

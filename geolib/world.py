@@ -2976,9 +2976,9 @@ def build_world(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     out = Path(out_dir)
+    places = sample_places(n_countries, cities_per_country, seed)  # validates before anything is removed
     _check_world_stamp(out, seed=seed, n_countries=n_countries, cities_per_country=cities_per_country,
                        image_size=image_size)
-    places = sample_places(n_countries, cities_per_country, seed)
     indices = list(range(int(n_images)))
     chunk = max(1, min(32, len(indices) // (workers * 4) or 1))
     chunks = [indices[i : i + chunk] for i in range(0, len(indices), chunk)]

@@ -45,13 +45,15 @@ data_root: str = ""  # real data set folder (or CSV) under $GEOLIB_DATA, for the
 data_split: str = "test"  # OSV-5M split to read
 check_images: bool = False  # open every real image once to find corrupt files
 n_examples: int = 12  # example images in the figure
+split_shares: list[float] = [0.6, 0.1, 0.3]  # target image shares of train, val, test (split by city)
+split_seed: int = 0  # seed of the split by city
 
 # %%
 # Setup (not the method): imports, where things go.
 import pandas as pd
 from IPython.display import display
 
-from geolib import datasets, geo, io, paths, plots
+from geolib import curation, datasets, geo, io, paths, plots
 
 results = paths.results_dir(profile)
 print(f"profile {profile!r}: pool → {datasets.manifest_path(profile)}")
@@ -115,6 +117,20 @@ if "building_fraction" in pool:
     plots.save_figure(fig, profile, "00_building_proportion")
 
 # %% [markdown]
+# ## Split by city
+#
+# No city has images in two splits; every country keeps at least one training city. The split is
+# made here, before any choice of the study is fitted: the clue corpus behind the class weights
+# (notebook 01), the curation threshold (03) and every model see the training cities only.
+
+# %%
+split = curation.split_by_city(pool, split_shares, seed=split_seed)
+curation.check_disjoint_cities(split, pool)
+io.write_parquet(paths.data_dir(profile) / "splits.parquet", pd.DataFrame({"image_id": pool["image_id"], "split": split}))
+pool.assign(split=split).groupby("split").agg(images=("image_id", "size"), cities=("city", "nunique"),
+                                              countries=("country", "nunique"))
+
+# %% [markdown]
 # ## How locatable is the demo world?
 #
 # A street view is locatable in a geo-game because several conventions show at once: the shape
@@ -132,8 +148,8 @@ if "building_fraction" in pool:
 # one keeps the confusions a geo-gamer meets, and the study reports accuracy on those
 # *confusable clusters* beside country accuracy.
 #
-# Two measurements on the **held-out cities** (the validation and test cities of notebook 02's
-# split by city, so neither reader has seen the place):
+# Two measurements on the **held-out cities** (the validation and test cities of the
+# split above, so neither reader has seen the place):
 #
 # * a **Bayes oracle** that reads only the image's list of visible clues and the facts file
 #   (uniform prior; P(clue | country) uniform over the values the facts allow): the ceiling for
@@ -143,9 +159,8 @@ if "building_fraction" in pool:
 
 # %%
 if source == "demo_world":
-    from geolib import clue_oracle, curation, features, world
+    from geolib import clue_oracle, features, world
 
-    split = curation.split_by_city(pool, [0.6, 0.1, 0.3], seed=0)  # notebook 02's default split
     held_out = (split != "train").to_numpy()
     countries = sorted(pool["country"].unique())
     scores = clue_oracle.oracle_scores(pool.loc[held_out, "clues"].tolist(), pool.loc[held_out, "country"].tolist(), countries)

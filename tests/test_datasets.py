@@ -96,7 +96,7 @@ def test_study_pool_adds_rows_and_the_split_and_refuses_a_stale_split(runs_tmp):
     df = _manifest(runs_tmp)
     D.write_manifest(D.manifest_path("ci"), df)
     split_path = D.manifest_path("ci").parent / "splits.parquet"
-    with pytest.raises(FileNotFoundError, match="run notebook 02"):
+    with pytest.raises(FileNotFoundError, match="run notebook 00"):
         D.study_pool("ci")
     pd.DataFrame({"image_id": df["image_id"], "split": ["train", "val", "test"]}).to_parquet(split_path)
     pool = D.study_pool("ci")
@@ -311,10 +311,10 @@ def test_header_only_csv_gives_an_empty_manifest(tmp_path):
     assert report.n_read == 0 and str(report).endswith("(nothing left out)")
 
 
-def test_osv5m_image_check_is_optional(tmp_path):
+def test_osv5m_images_are_checked_by_header_without_check_images(tmp_path):
     df, report = D.load_osv5m(_osv5m(tmp_path), "test", check_images=False)
-    assert "osv5m_1000000000000009" in set(df["image_id"])  # corrupt bytes pass unverified
-    assert "unreadable_image" not in report.problems
+    assert "osv5m_1000000000000009" not in set(df["image_id"])  # not an image: its header says so
+    assert report.problems["unreadable_image"] == 1
 
 
 def test_osv5m_limit_and_bad_arguments(tmp_path):

@@ -206,8 +206,7 @@ def plot_atlas(rows: Sequence[tuple[str, list]], columns: Sequence[str]):
             ax.set_yticks([])
             for s in ax.spines.values():
                 s.set_visible(False)
-            if tiles[j] is not None:
-                ax.imshow(tiles[j])
+            ax.imshow(tiles[j] if tiles[j] is not None else np.full((8, 8, 3), 255, np.uint8))  # blank: no sourced fact
             if j == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
             if i == 0:

@@ -51,6 +51,7 @@ split_seed: int = 0  # seed of the split by city
 # %%
 # Setup (not the method): imports, where things go.
 import pandas as pd
+from IPython.display import display
 
 from geolib import curation, datasets, geo, io, paths, plots
 
@@ -176,8 +177,24 @@ if source == "demo_world":
     print(f"linear probe on frozen features: {probe_acc:.1%} (cluster {probe_cluster_acc:.1%})")
     fig = clue_oracle.plot_locatability(by_count, probe_acc, 1 / len(countries), probe_by_count)
     plots.save_figure(fig, profile, "00_locatability_ceiling")
-    display_table = by_count.round(3)
-    display_table
+    display(by_count.round(3))
+
+# %% [markdown]
+# The same by confusable cluster (held-out images of the clusters' countries): `oracle` is country
+# accuracy, `oracle_cluster` names the cluster right, `probe` is the probe's country accuracy.
+
+# %%
+if source == "demo_world":
+    per_image = pd.DataFrame({
+        "cluster": [clue_oracle.cluster_of(c) for c in pool.loc[held_out, "country"]],
+        "oracle": scores["country_acc"].to_numpy(),
+        "oracle_cluster": scores["cluster_acc"].to_numpy(),
+        "probe": probe_hit.to_numpy(float),
+    })
+    per_cluster = per_image[per_image["cluster"].str.contains("/")].groupby("cluster").agg(
+        images=("oracle", "size"), oracle=("oracle", "mean"), oracle_cluster=("oracle_cluster", "mean"),
+        probe=("probe", "mean"))
+    display(per_cluster.round(3))
 
 # %% [markdown]
 # Where the oracle fails with several clues in view, the countries share every visible

@@ -792,7 +792,8 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
                 for c in entry["countries"]:
                     if c not in named:
                         named.add(c)
-                        langs = ", ".join(sorted(entry["languages"]))[:40]
+                        langs = sorted(entry["languages"])
+                        langs = ", ".join(langs[:4]) + (f" and {len(langs) - 4} more languages" if len(langs) > 4 else "")
                         _add(scores, reasons, c, w["country_name"] / len(entry["countries"]),
                              f"{quoted} is the name of {country_name(c)} ({langs})", allowed)
             elif entry:  # a day or month name: its language speaks, not a place
@@ -839,7 +840,7 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
     total = sum(scores.values())
     if total <= 0:
         return []
-    ranked = sorted(scores, key=lambda c: (-scores[c], c))[:top]
+    ranked = [c for c in sorted(scores, key=lambda c: (-scores[c], c))[:top] if scores[c] / total >= 0.0005]
     out = []
     for c in ranked:
         city = max(city_votes[c], key=city_votes[c].get) if city_votes.get(c) else None

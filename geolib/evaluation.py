@@ -341,7 +341,7 @@ def cited_clues(reasons: Sequence[Any], visible: Sequence[Any]) -> pd.DataFrame:
     Returns:
         Columns ``cited`` (sorted clue ids), ``n_cited``, ``n_visible``, ``n_cited_visible``.
     """
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     reasons, visible = list(reasons), list(visible)
     if len(reasons) != len(visible):

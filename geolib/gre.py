@@ -88,7 +88,9 @@ CHAIN_STEPS = (
     ("scene", "Scene and architecture", ()),
     ("text", "Text and language", ("script", "language")),
     ("vegetation", "Vegetation and terrain", ("vegetation",)),
-    ("transport", "Transport and road markings", ("driving_side", "centre_line", "edge_line", "plate", "direction_sign")),
+    ("transport", "Transport and road markings", (
+        "driving_side", "centre_line", "edge_line", "plate", "direction_sign", "warning_sign", "speed_sign", "bollard",
+    )),
 )
 
 #: What a step says when nothing of its kind is visible.
@@ -137,7 +139,7 @@ def format_coordinates(lat: float, lon: float) -> str:
 
 
 def _clue_words(clue: str) -> str:
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     try:
         return world.clue_phrase(clue)
@@ -151,7 +153,7 @@ def _sentences(text: str) -> list[str]:
 
 def _scene_text(row: Mapping[str, Any], visible: set[str]) -> str:
     """Step 1: the scene type, and the scene's main clause from the row's reasoning when it has one."""
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     scene = _value(row, "scene")
     parts = [f"{_SCENE_WORDS.get(str(scene), str(scene))} scene"] if scene else []
@@ -168,7 +170,7 @@ def _scene_text(row: Mapping[str, Any], visible: set[str]) -> str:
 
 def _place_phrase(row: Mapping[str, Any], visible: set[str]) -> str | None:
     """``"Country, near City"`` for the conclusion; parts that would mention an invisible clue are dropped."""
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     country = _value(row, "country")
     city = _value(row, "city")
@@ -1133,7 +1135,7 @@ def chain_quality(completions: Sequence[Any], truth_clues: Sequence[Any], n_boot
         With ``n_boot > 0`` also ``<score>_low``/``<score>_high`` for ``recall``, ``precision``,
         ``f1`` and ``hallucination_rate``.
     """
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     texts = [chain_text(c) for c in completions] if not isinstance(completions, str) else None
     if texts is None:

@@ -778,7 +778,7 @@ def _scrub_sentences(text: str, pattern: re.Pattern | None) -> str:
 def _sign_vocabulary(country: str) -> frozenset[str]:
     """Sign words of the demo world that name no place: the weekday and month names of the
     country's sign languages (CLDR, as :func:`geolib.world.local_words` draws them)."""
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     try:
         languages = world.country_facts(country)["languages"]
@@ -809,7 +809,7 @@ def _readable_sign_words(sign_text: str, country: str) -> list[str]:
 
 
 def _clue_words(clue: str) -> str:
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     try:
         return world.clue_phrase(clue)
@@ -935,7 +935,7 @@ def knowledge_conversations(pool, country_column: str = "country", city_column: 
         ``repeats`` × (3 + the number of its cities) conversations per country
         (``{"image": None, "messages": [...]}``).
     """
-    from geolib import world
+    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     conversations = []
     cities = pool.groupby(country_column)[city_column].agg(lambda c: sorted(set(map(str, c))))
@@ -1834,6 +1834,162 @@ def generate(
     return [o.strip() for o in outputs]
 
 
+def answer_slot_text(country: str) -> str:
+    """The opening of an answer up to its country slot: ``{'country': 'France'`` (GeoReasoner's style)."""
+    text = format_answer(country=country)
+    return text[:-1]  # without the closing brace: the answer may go on with a city or reasons
+
+
+def closed_set_scores(
+    model,
+    processor,
+    images_or_features,
+    candidates: Sequence[str],
+    prompt: str = PROMPTS["location"],
+    batch_size: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
+    """Closed-set scoring: the log-likelihood the model gives each candidate country in the answer slot.
+
+    For every image and candidate name it scores the assistant text :func:`answer_slot_text`
+    (``{'country': '<name>'``) after the prompt, summing the log-probabilities of its tokens. The
+    highest-scoring name is what the model "believes" whether or not its free generation gets the
+    answer syntax right, so comparing closed-set accuracy with the generated answers' accuracy
+    separates *cannot read the image* (both low) from *cannot write the answer* (closed set high,
+    generation low).
+
+    Args:
+        model, processor: as for :func:`generate`.
+        images_or_features: cached features (N, tokens, dim) or image paths / PIL images.
+        candidates: the candidate country names (e.g. every country of the training split).
+        prompt: the question asked (the stage's own, as for generation).
+        batch_size: sequences per forward pass (each image costs ``len(candidates)`` sequences).
+        progress: show a tqdm bar.
+
+    Returns:
+        (N, len(candidates)) summed log-probabilities, float64.
+    """
+    items = _as_image_list(images_or_features)
+    names = [str(c) for c in candidates]
+    if not names:
+        raise ValueError("closed_set_scores needs at least one candidate")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    head = processor.apply_chat_template([user_message(prompt)], tokenize=False, add_generation_prompt=True)
+    slots = [answer_slot_text(n) for n in names]
+    scores = np.zeros((len(items), len(names)), dtype=np.float64)
+    was_training = model.training
+    model.eval()
+    cached = not _is_hf_processor(processor)  # the demo model: one prompt length, a plain causal LM under it
+    per_batch = max(1, batch_size // (1 if cached else len(names)))
+    starts = range(0, len(items), per_batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="closed-set scores", unit="batch")
+    try:
+        with torch.no_grad():
+            for s in starts:
+                chunk = items[s: s + per_batch]
+                score = _slot_scores_cached if cached else _slot_scores_full
+                scores[s: s + len(chunk)] = score(model, processor, head, slots, chunk)
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def _on_device(model, batch: dict) -> dict:
+    device = next(model.parameters()).device
+    batch = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    if "pixel_values" in batch and torch.is_floating_point(batch["pixel_values"]):
+        batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+    return batch
+
+
+def _slot_ids(processor, head: str, slots: Sequence[str], item) -> tuple[torch.Tensor, list[list[int]]]:
+    """The prompt's ids and each slot's ids after it (checked: the prompt's ids are a prefix of every text)."""
+    prompt = encode_texts(processor, [head], [item])["input_ids"][0]
+    full = encode_texts(processor, [head + slot for slot in slots], [item] * len(slots), padding_side="right")
+    out = []
+    for ids, mask, slot in zip(full["input_ids"], full["attention_mask"], slots):
+        ids = ids[: int(mask.sum())]
+        if not torch.equal(ids[: len(prompt)], prompt):
+            raise ValueError(f"the tokenizer merges the end of the prompt with the answer {slot!r}; "
+                             "closed-set scoring needs the prompt's tokens as a prefix")
+        out.append(ids[len(prompt):].tolist())
+    return prompt, out
+
+
+def _slot_scores_full(model, processor, head: str, slots: Sequence[str], chunk: list) -> np.ndarray:
+    """Every (image, candidate) sequence run in full: any model, ``len(slots)`` sequences per image."""
+    prompt_len = encode_texts(processor, [head] * len(chunk), chunk)["attention_mask"].sum(1)
+    batch = _on_device(model, encode_texts(processor, [head + slot for _ in chunk for slot in slots],
+                                           [item for item in chunk for _ in slots], padding_side="right"))
+    logp = torch.log_softmax(model(**batch).logits[:, :-1].float(), dim=-1)
+    targets = batch["input_ids"][:, 1:]
+    token_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    first = prompt_len.to(targets.device).repeat_interleave(len(slots)) - 1  # position predicting the slot's first token
+    positions = torch.arange(targets.shape[1], device=targets.device).unsqueeze(0)
+    mask = (positions >= first.unsqueeze(1)) & batch["attention_mask"][:, 1:].bool()
+    return (token_lp * mask).sum(1).view(len(chunk), len(slots)).double().cpu().numpy()
+
+
+def _slot_scores_cached(model, processor, head: str, slots: Sequence[str], chunk: list) -> np.ndarray:
+    """The prompt and image run once per image; the candidates continue from its key-value cache."""
+    prompt, slot_ids = _slot_ids(processor, head, slots, chunk[0])
+    batch = _on_device(model, encode_texts(processor, [head] * len(chunk), chunk))
+    if batch["input_ids"].shape[1] != len(prompt):
+        raise ValueError("images of one batch give prompts of different lengths; use the full scoring path")
+    out = model(**batch, use_cache=True)
+    n, c = len(chunk), len(slots)
+    first_lp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # (n, V): each slot's first token
+    width = max(len(x) for x in slot_ids)
+    device = batch["input_ids"].device
+    pad = _tokenizer(processor).convert_tokens_to_ids(PAD_TOKEN)
+    cont = torch.full((c, width), pad, dtype=torch.long, device=device)
+    cont_mask = torch.zeros((c, width), dtype=torch.long, device=device)
+    for j, ids in enumerate(slot_ids):
+        cont[j, : len(ids)] = torch.tensor(ids, device=device)
+        cont_mask[j, : len(ids)] = 1
+    total = first_lp[:, cont[:, 0]]  # (n, c)
+    if width > 1:
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache.batch_repeat_interleave(c)
+        ids = cont.repeat(n, 1)  # (n·c, width), image-major
+        mask = torch.cat([batch["attention_mask"].repeat_interleave(c, dim=0), cont_mask.repeat(n, 1)], dim=1)
+        logits = model(input_ids=ids, attention_mask=mask, cache=cache, use_cache=True).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_lp = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1) * cont_mask.repeat(n, 1)[:, 1:]
+        total = total + token_lp.sum(1).view(n, c)
+    return total.double().cpu().numpy()
+
+
+def closed_set_accuracy(scores: np.ndarray, candidates: Sequence[str], truth: Sequence[str], k: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracy of :func:`closed_set_scores`: the share of images whose true name is among the k best.
+
+    Args:
+        scores: (N, C) scores; candidates: the C names in column order; truth: the N true names.
+        k: the k values (each clipped to C).
+
+    Returns:
+        ``{"top1": …, "top5": …}`` (keys ``top<k>``).
+    """
+    scores = np.asarray(scores, dtype=float)
+    names = [str(c) for c in candidates]
+    truth = [str(t) for t in truth]
+    if scores.ndim != 2 or scores.shape != (len(truth), len(names)):
+        raise ValueError(f"scores must be (N={len(truth)}, C={len(names)}), got {scores.shape}")
+    column = {n: j for j, n in enumerate(names)}
+    true_col = np.array([column.get(t, -1) for t in truth])
+    order = np.argsort(-scores, axis=1, kind="stable")
+    out = {}
+    for kk in k:
+        kk = min(int(kk), len(names))
+        hit = (order[:, :kk] == true_col[:, None]).any(axis=1) & (true_col >= 0)
+        out[f"top{kk}"] = float(hit.mean()) if len(truth) else float("nan")
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Reports
 
@@ -2073,7 +2229,7 @@ __all__ = [
     "build_model", "build_demo_model", "load_model", "make_conversations", "base_training_conversations",
     "describe_scene", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
     "ConversationCollator", "lora_config", "lora_config_from", "training_arguments", "train_stage", "StageResult",
-    "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "trainable_parameter_report",
+    "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "closed_set_scores", "closed_set_accuracy", "answer_slot_text", "trainable_parameter_report",
     "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
     "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
     "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage", "knowledge_conversations", "KNOWLEDGE_PROMPTS", "KNOWLEDGE_QUESTIONS",

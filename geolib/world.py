@@ -40,8 +40,6 @@ import csv
 import functools
 import math
 import os
-import re
-import unicodedata
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -52,6 +50,49 @@ from PIL import Image, ImageDraw, ImageFont
 
 from geolib import io as gio
 from geolib import paths
+from geolib.facts import (  # noqa: F401  (re-exported: geolib.world keeps its API)
+    _BOLLARDS,
+    _char_script,
+    _clue_patterns,
+    _COLOUR,
+    _EXTRA_LANGUAGE_NAMES,
+    _language_script,
+    _LINE_COLOURS,
+    _NOT_SCRIPT,
+    _OTHER_PATTERNS,
+    _PLATE_BANDS,
+    _PLATE_COLOURS,
+    _SCRIPT_FAMILY,
+    _SCRIPT_PATTERNS,
+    _SCRIPT_PHRASES,
+    _SIGN_COLOURS,
+    _SPEED_SIGNS,
+    _UNICODE_SCRIPT,
+    _validate_facts,
+    _validate_value,
+    _VEGETATION,
+    _WARNING_SIGNS,
+    city_koppen,
+    CITY_KOPPEN_FILE,
+    city_koppen_table,
+    clue_ids,
+    clue_language,
+    clue_phrase,
+    CLUE_TYPES,
+    clues_mentioned,
+    country_facts,
+    FACT_NAMES,
+    FACTS_FILE,
+    in_script,
+    koppen_vegetation,
+    language_name,
+    load_country_facts,
+    local_distance,
+    local_words,
+    MARKER_PHRASES,
+    REQUIRED_FACTS,
+    SCRIPT_NAMES,
+)
 
 #: Resolution at which legibility is judged (px); sizes scale with the image, so the clue list of a
 #: scene does not depend on ``image_size``. EfficientNet-Lite0 sees the demo images at 224 px.
@@ -60,42 +101,19 @@ REFERENCE_SIZE = 224
 #: Focal length as a fraction of the image width (a horizontal field of view of about 64 degrees).
 FOCAL = 0.8
 
-#: The per-country facts file.
-FACTS_FILE = paths.PACKAGE_DATA / "country_facts.yaml"
-
 #: Scene types (GREval-style): the ``scene`` column of the manifest.
 SCENES = ("urban", "suburban", "rural", "natural", "landmark")
 
 #: Value of ``source`` in the manifest.
 SOURCE = "demo_world"
 
-#: Clue types: the part of a clue id before the colon, with what it says in words.
-CLUE_TYPES: dict[str, str] = {
-    "script": "the writing system of legible signs (ISO 15924 code, e.g. script:Cyrl)",
-    "language": "the language of legible sign words (ISO 639 code, e.g. language:ru)",
-    "driving_side": "the side of the road the cars keep to (driving_side:left / driving_side:right)",
-    "centre_line": "the colour of the line between opposing lanes (centre_line:yellow / centre_line:white)",
-    "edge_line": "the colour of the lines along the carriageway edge (edge_line:yellow / edge_line:white)",
-    "plate": "the colour or band of licence plates (plate:yellow, plate:blue, plate:black, plate:blue_band, plate:mercosur)",
-    "direction_sign": "the background colour of direction signs (direction_sign:green, :blue, :white, :yellow)",
-    "vegetation": "vegetation that tells the climate (vegetation:tropical, :arid, :temperate, :boreal)",
-}
-
-#: Facts every country in the facts file must have; the others are optional.
-REQUIRED_FACTS = ("languages", "driving_side", "koppen")
-#: All facts a country may have.
-FACT_NAMES = REQUIRED_FACTS + ("centre_line", "edge_line", "plates", "direction_signs")
-
-_LINE_COLOURS = ("white", "yellow")
-_PLATE_COLOURS = ("white", "yellow", "blue", "black")
-_PLATE_BANDS = ("eu", "mercosur")
-_SIGN_COLOURS = ("green", "blue", "white", "yellow")
-_VEGETATION = ("tropical", "arid", "temperate", "boreal")
 
 # Legibility thresholds, in px at REFERENCE_SIZE.
 _SCRIPT_MIN_EM = 9.0  # text em size at which the look of a script is recognisable
 _LANGUAGE_MIN_EM = 13.0  # ... at which the words can be read
 _SIGN_COLOUR_MIN_PX = 12.0  # sign height at which its colour counts as a direction-sign colour
+_MARKER_MIN_PX = 12.0  # warning / speed sign panel size at which its shape and colours are clear
+_BOLLARD_MIN_PX = 16.0  # bollard height at which its paint pattern is clear
 _CAR_MIN_PX = 10.0  # car width at which its direction of travel is visible
 _PLATE_MIN_PX = 8.0  # plate width at which its colour is visible
 _PLATE_BAND_MIN_PX = 18.0  # plate width at which a band on it is visible
@@ -157,129 +175,9 @@ def _cls() -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Facts
-# ---------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _read_facts(path: str) -> dict:
-    import yaml
-
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    _validate_facts(data, path)
-    return data
-
-
-def load_country_facts(path: str | os.PathLike | None = None) -> dict:
-    """The per-country facts file, validated (cached; treat the result as read-only).
-
-    Returns:
-        ``{"cldr_version": str, "sources": {key: citation}, "countries": {alpha2: {"name": str,
-        fact: {"value": ..., "source": key}}}}``.
-
-    Raises:
-        ValueError: a fact without a known source, an unknown fact, a value outside the allowed set.
-    """
-    return _read_facts(str(Path(path) if path else FACTS_FILE))
-
-
-def country_facts(country: str) -> dict[str, Any]:
-    """The fact values of one country (``{"driving_side": "left", ...}``, sources dropped).
-
-    Raises:
-        KeyError: the country is not in the facts file (the error lists those that are).
-    """
-    countries = load_country_facts()["countries"]
-    if country not in countries:
-        raise KeyError(f"no facts for country {country!r}; documented: {', '.join(sorted(countries))}")
-    entry = countries[country]
-    return {k: v["value"] for k, v in entry.items() if k in FACT_NAMES}
-
-
-def _validate_facts(data: Mapping, where: str) -> None:
-    if not isinstance(data, Mapping) or "countries" not in data or "sources" not in data:
-        raise ValueError(f"{where}: expected top-level keys 'sources' and 'countries'")
-    sources = data["sources"]
-    for cc, entry in data["countries"].items():
-        if not (isinstance(cc, str) and len(cc) == 2 and cc.isupper()):
-            raise ValueError(f"{where}: country key {cc!r} is not an ISO alpha-2 code")
-        for fact in REQUIRED_FACTS:
-            if fact not in entry:
-                raise ValueError(f"{where}: {cc} lacks the required fact {fact!r}")
-        for fact, spec in entry.items():
-            if fact == "name":
-                continue
-            if fact not in FACT_NAMES:
-                raise ValueError(f"{where}: {cc} has unknown fact {fact!r}; allowed: {FACT_NAMES}")
-            if not isinstance(spec, Mapping) or "value" not in spec or "source" not in spec:
-                raise ValueError(f"{where}: {cc}.{fact} must be {{value: ..., source: ...}}, got {spec!r}")
-            if spec["source"] not in sources:
-                raise ValueError(f"{where}: {cc}.{fact} cites unknown source {spec['source']!r}")
-            _validate_value(cc, fact, spec["value"], where)
-
-
-def _validate_value(cc: str, fact: str, value: Any, where: str) -> None:
-    def bad(allowed):
-        raise ValueError(f"{where}: {cc}.{fact} = {value!r} is not allowed; allowed: {allowed}")
-
-    if fact == "driving_side" and value not in ("left", "right"):
-        bad("left, right")
-    elif fact in ("centre_line", "edge_line") and not (value and set(value) <= set(_LINE_COLOURS)):
-        bad(_LINE_COLOURS)
-    elif fact == "direction_signs" and not (value and set(value) <= set(_SIGN_COLOURS)):
-        bad(_SIGN_COLOURS)
-    elif fact == "koppen" and not (
-        value and all(re.fullmatch(r"(A[fmsw]|B[WS][hk]|C[swf][abc]|D[swf][abcd]|E[TF])", k) for k in value)
-    ):
-        bad("Köppen codes such as Cfb, BWh, Dfc")
-    elif fact == "plates":
-        for style in value:
-            if not (style.get("front") in _PLATE_COLOURS and style.get("rear") in _PLATE_COLOURS):
-                bad(f"styles with front/rear in {_PLATE_COLOURS}")
-            if style.get("band") not in (None,) + _PLATE_BANDS:
-                bad(f"band in {_PLATE_BANDS}")
-    elif fact == "languages":
-        if not value:
-            bad("at least one language")
-        for lang, info in value.items():
-            if info.get("script") not in SCRIPT_NAMES:
-                bad(f"scripts in {sorted(SCRIPT_NAMES)}")
-            if not 0 < float(info.get("share", 0)) <= 100:
-                bad("a population share in (0, 100]")
-
-
-def koppen_vegetation(code: str) -> str:
-    """The vegetation the renderer draws for a Köppen climate type.
-
-    A (tropical) → ``tropical`` (palms), B (arid) → ``arid`` (bare earth, shrubs), C and the hot-summer
-    D types (Dfa, Dwa, Dsa) → ``temperate`` (deciduous trees), the other D types (warm or cool
-    summers, the hemiboreal and boreal forests) and E → ``boreal`` (conifers).
-    """
-    if code.startswith("A"):
-        return "tropical"
-    if code.startswith("B"):
-        return "arid"
-    if code.startswith("C"):
-        return "temperate"
-    if code.startswith("D"):
-        return "temperate" if code[2] == "a" else "boreal"
-    return "boreal"
-
-
-# ---------------------------------------------------------------------------------------------
 # Scripts, fonts and localized words
 # ---------------------------------------------------------------------------------------------
 
-#: ISO 15924 script code → English name used in the clue texts.
-# fmt: off
-SCRIPT_NAMES: dict[str, str] = {
-    "Latn": "Latin", "Cyrl": "Cyrillic", "Grek": "Greek", "Arab": "Arabic", "Hebr": "Hebrew",
-    "Deva": "Devanagari", "Beng": "Bengali", "Thai": "Thai", "Geor": "Georgian", "Armn": "Armenian",
-    "Ethi": "Ethiopic", "Sinh": "Sinhala", "Taml": "Tamil", "Tfng": "Tifinagh", "Hans": "simplified Chinese",
-    "Hant": "traditional Chinese", "Jpan": "Japanese", "Kore": "Korean",
-}
-# fmt: on
 
 # Script → (font file, face index in a collection). Debian fonts-noto-core / fonts-noto-cjk.
 # fmt: off
@@ -298,32 +196,6 @@ _FONT_FILES: dict[str, tuple[str, int]] = {
 _FALLBACK_SCRIPT = "Latn"
 _RTL_SCRIPTS = {"Arab", "Hebr"}
 _FONT_DIRS = ("/usr/share/fonts/truetype/noto", "/usr/share/fonts/opentype/noto", "/usr/share/fonts/noto")
-
-# Unicode character-name prefixes → script families, for checking that a word is in its script.
-# fmt: off
-_UNICODE_SCRIPT = {
-    "LATIN": "Latn", "CYRILLIC": "Cyrl", "GREEK": "Grek", "ARABIC": "Arab", "HEBREW": "Hebr",
-    "DEVANAGARI": "Deva", "BENGALI": "Beng", "THAI": "Thai", "GEORGIAN": "Geor", "ARMENIAN": "Armn",
-    "ETHIOPIC": "Ethi", "SINHALA": "Sinh", "TAMIL": "Taml", "TIFINAGH": "Tfng", "HANGUL": "Hang",
-    "HIRAGANA": "Hira", "KATAKANA": "Kana", "CJK": "Hani",
-}
-# fmt: on
-_SCRIPT_FAMILY = {"Jpan": {"Hani", "Hira", "Kana"}, "Kore": {"Hang", "Hani"}, "Hans": {"Hani"}, "Hant": {"Hani"}}
-
-
-def _char_script(ch: str) -> str | None:
-    name = unicodedata.name(ch, "")
-    return _UNICODE_SCRIPT.get(name.split(" ", 1)[0]) if name else None
-
-
-def in_script(text: str, script: str, share: float = 0.7) -> bool:
-    """Whether at least ``share`` of the letters of ``text`` belong to ``script`` (ISO 15924)."""
-    accept = _SCRIPT_FAMILY.get(script, {script})
-    letters = [c for c in text if unicodedata.category(c)[0] in "LM"]
-    if not letters:
-        return False
-    return sum(_char_script(c) in accept for c in letters) >= share * len(letters)
-
 
 @functools.cache
 def font_file(script: str) -> tuple[str, int]:
@@ -396,80 +268,6 @@ def text_aspect(text: str, script: str) -> float:
     """Width of ``text`` set in its script's font, in units of the em size."""
     size = 64
     return sum(_font(s, size).getlength(t) for t, s in _text_runs(text, script)) / size
-
-
-def _language_script(lang: str) -> str:
-    from babel import Locale
-    from babel.core import get_global
-
-    loc = Locale.parse(lang)
-    if loc.script:
-        return loc.script
-    likely = get_global("likely_subtags").get(lang, "")
-    parts = likely.split("_")
-    return parts[1] if len(parts) > 1 else "Latn"
-
-
-def clue_language(lang: str) -> str:
-    """The language code a clue uses: the base language (``zh_Hant`` → ``zh``, ``nb`` → ``no``)."""
-    base = lang.split("_")[0]
-    return {"nb": "no", "nn": "no"}.get(base, base)
-
-
-@functools.cache
-def language_name(lang: str) -> str:
-    """English name of a clue language (``ru`` → ``Russian``), from CLDR."""
-    from babel import Locale
-
-    return Locale("en").languages.get(lang, lang)
-
-
-@functools.cache
-def local_words(lang: str, country: str) -> dict[str, tuple[str, ...]]:
-    """Words for signs in language ``lang``, from CLDR through babel, checked to be in its script.
-
-    Returns:
-        ``{"country": (the country's name,), "days": 7 weekday names, "days_short": abbreviated
-        weekdays, "months": 12 month names}``; words not in the language's script are dropped.
-
-    Babel keeps parsed locale data in a process-wide cache, and resolving one locale's aliases
-    can write into data that other locales share: after Wolof's stand-alone months were read,
-    Spanish ones came back as Wolof's (babel 2.x). The words would then depend on which
-    languages a process had read before, so a pool built by several workers would differ from
-    run to run. Each language is therefore read from a cleared cache.
-    """
-    from babel import Locale, localedata
-
-    getattr(localedata, "_cache", {}).clear()
-    loc = Locale.parse(lang)
-    script = _language_script(lang)
-
-    def ok(words):
-        return tuple(w for w in words if w and in_script(w, script))
-
-    def month_names():
-        for ctx in ("stand-alone", "format"):
-            names = ok(loc.months[ctx]["wide"].get(m) for m in range(1, 13))
-            if len(names) == 12:
-                return names
-        return ok(loc.months["format"]["wide"].get(m) for m in range(1, 13))
-
-    return {
-        "country": ok([loc.territories.get(country)]),
-        "days": ok(loc.days["format"]["wide"].get(d) for d in range(7)),
-        "days_short": ok(loc.days["format"]["abbreviated"].get(d) for d in range(7)),
-        "months": month_names(),
-    }
-
-
-def local_distance(km: int, lang: str) -> str:
-    """``km`` as a short distance in the language (``12 км``), CLDR unit patterns."""
-    from babel import units
-
-    try:
-        return units.format_unit(km, "length-kilometer", length="short", locale=lang)
-    except Exception:
-        return f"{km} km"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -614,7 +412,7 @@ def sample_places(
     Returns:
         DataFrame, one row per city, sorted by country then population (descending): ``country``,
         ``country_name``, ``city``, ``geonameid``, ``lat``, ``lon``, ``population``, ``continent``,
-        ``koppen`` (the country's main climate type; the facts have no per-city climate),
+        ``koppen`` (the city's Köppen type, :func:`city_koppen`),
         ``local_names``
         (``{language: the city's name on that language's signs}``, see :func:`_local_city_name`).
 
@@ -670,7 +468,6 @@ def sample_places(
         if len(picked) < cities_per_country:
             raise ValueError(f"{cc}: only {len(picked)} usable cities, {cities_per_country} requested")
         entry = facts[cc]
-        koppen = entry["koppen"]["value"]
         langs = entry["languages"]["value"]
         for c in picked:
             local = {l: n for l in sorted(langs) if (n := _local_city_name(c, l, langs[l]["script"]))}
@@ -684,7 +481,7 @@ def sample_places(
                     "lon": float(c["longitude"]),
                     "population": int(c["population"]),
                     "continent": countries[cc]["continentcode"],
-                    "koppen": str(koppen[0]),
+                    "koppen": city_koppen(cc, c["name"]),
                     "local_names": local,
                 }
             )
@@ -850,6 +647,26 @@ class Car:
 
 
 @dataclass(frozen=True)
+class Marker:
+    """A roadside object that carries a convention without text: a warning sign, a speed-limit
+    sign (panel of ``size`` m whose bottom is at ``y`` on a post) or a bollard (``size`` m tall)."""
+
+    kind: str  # warning | speed | bollard
+    style: str  # the fact value (yellow_diamond, red_ring, white_black_band, ...)
+    x: float
+    z: float
+    size: float
+    y: float = 0.0
+
+    def box_m(self) -> tuple[float, float, float, float]:
+        """(x0, x1, y0, y1) of the part that shows the convention, in metres."""
+        if self.kind == "bollard":
+            w = 0.1 if self.style == "white_black_base" else 0.09
+            return self.x - w, self.x + w, 0.0, self.size
+        return self.x - self.size / 2, self.x + self.size / 2, self.y, self.y + self.size
+
+
+@dataclass(frozen=True)
 class Mountains:
     height: float  # fraction of image height above the horizon
     colour: RGB
@@ -891,6 +708,7 @@ class SceneSpec:
     fog_colour: RGB = (200, 202, 205)
     brightness: float = 1.0
     text_seed: int = 0  # seeds the wording of the reasoning text
+    markers: tuple[Marker, ...] = ()  # warning and speed signs, bollards
 
 
 def _jit(rng: np.random.Generator, base: Sequence[int], amount: int = 12) -> RGB:
@@ -1006,6 +824,7 @@ def scene_spec(place_row: Mapping, rng: np.random.Generator, image_id: str = "")
         fog_colour=_jit(rng, (205, 207, 210), 8),
         brightness=float(rng.uniform(0.85, 1.08)),
         text_seed=int(rng.integers(2**31)),
+        markers=tuple(b.markers),
     )
 
 
@@ -1022,6 +841,7 @@ class _SceneBuilder:
         self.signs: list[Sign] = []
         self.cars: list[Car] = []
         self.mountains: list[Mountains] = []
+        self.markers: list[Marker] = []
         self.treeline = 0.0
         self.treeline_colour = _jit(rng, (55, 85, 50) if vegetation != "arid" else (120, 120, 80), 10)
         self.road: Road | None = None
@@ -1086,7 +906,7 @@ class _SceneBuilder:
 
     def em_px(self, far: bool = False) -> float:
         """Target text size in px at the reference resolution: mostly legible, some too small."""
-        return float(self.rng.uniform(3, 8) if far else self.rng.uniform(7, 18))
+        return float(self.rng.uniform(3, 8) if far else self.rng.uniform(9, 22))
 
     def new_sign(
         self,
@@ -1487,12 +1307,60 @@ class _SceneBuilder:
             )
         self._roadside_signs(hw + 0.8, urban=False)
 
+    def _outer_z(self, x_outer: float) -> float:
+        """The nearest depth at which something reaching ``x_outer`` (m, signed) is in the frame."""
+        cam = self.camera
+        return max(abs(x_outer - cam.x) * cam.focal / self._margin(), 3.0)
+
+    def _markers(self, x_edge: float) -> None:
+        """Warning and speed-limit signs on the driving side, bollards along the edge (where sourced).
+
+        Sized as the real objects (warning-sign panels 1.0-1.25 m as on main roads, speed signs
+        0.8-1 m, bollards about 1 m) and mostly placed near enough that a 224-px image shows them at
+        20-45 px, the nearest that stays in the frame; some stand far away on purpose.
+        """
+        rng, facts, scene = self.rng, self.facts, self.scene
+        sgn = int(self.sgn)  # signs stand on the side the traffic keeps to
+        if self.road is not None:  # at the kerb or just off the carriageway
+            x_edge = min(x_edge, self.road.half_width + 0.3)
+        p_warn = {"rural": 0.85, "suburban": 0.75}.get(scene, 0.5)
+        z_next = 0.0
+        if facts.get("warning_sign") and rng.random() < p_warn:
+            size = float(rng.uniform(1.0, 1.25))
+            x = sgn * (x_edge + 0.2 + size / 2)
+            z = self._outer_z(x + sgn * size / 2) * float(rng.uniform(1.0, 1.2))
+            if rng.random() < 0.12:
+                z = float(rng.uniform(30, 60))
+            self.markers.append(Marker("warning", facts["warning_sign"], round(x, 3), round(z, 3), round(size, 3),
+                                       round(float(rng.uniform(1.3, 1.8)), 3)))
+            z_next = z + float(rng.uniform(2.5, 5))
+        if facts.get("speed_sign") and rng.random() < {"urban": 0.4}.get(scene, 0.55):
+            size = float(rng.uniform(0.8, 1.0))
+            x = sgn * (x_edge + 0.2 + size / 2)
+            z = max(self._outer_z(x + sgn * size / 2) * float(rng.uniform(1.0, 1.4)), z_next)
+            y = float(rng.uniform(1.4, 1.9))
+            if facts["speed_sign"] == "rectangle":  # tall panel: size is its height
+                size = size * 1.25
+            self.markers.append(Marker("speed", facts["speed_sign"], round(x, 3), round(z, 3), round(size, 3),
+                                       round(y, 3)))
+        if facts.get("bollard") and scene != "urban" and rng.random() < (0.85 if scene == "rural" else 0.5):
+            style = facts["bollard"]
+            h = 0.75 if style == "white_black_base" else float(rng.uniform(0.95, 1.1))
+            for side in (sgn, -sgn) if rng.random() < 0.5 else (sgn,):
+                x = side * (x_edge + 0.1)
+                z = max(self._outer_z(x), 4.5) * float(rng.uniform(1.0, 1.3))
+                step = float(rng.uniform(12, 25))
+                for _ in range(5):
+                    self.markers.append(Marker("bollard", style, round(x, 3), round(z, 3), h))
+                    z += step
+
     def _roadside_signs(self, x_edge: float, urban: bool) -> None:
         """Direction signs (where their colour is documented), billboards and small street signs."""
         rng, facts = self.rng, self.facts
+        self._markers(x_edge)
         far = rng.random() < 0.25  # some signs deliberately too far away to read
         road = self.road
-        if facts.get("direction_signs") and rng.random() < 0.6:
+        if facts.get("direction_signs") and rng.random() < 0.75:
             colour = _pick(rng, facts["direction_signs"])
             if road is not None and road.paved and rng.random() < 0.35:
                 s = self.gantry_sign(colour, road.half_width, far)
@@ -1510,7 +1378,7 @@ class _SceneBuilder:
                 )
             if s is not None:
                 self.signs.append(s)
-        if rng.random() < 0.5:
+        if rng.random() < 0.75:
             kind = "shop" if urban else "billboard"
             s = self.roadside_sign(
                 kind,
@@ -1563,11 +1431,11 @@ class _SceneBuilder:
 
     def _traffic(self, lane: float, hw: float) -> None:
         rng, sgn = self.rng, self.sgn
-        n = int(rng.choice([0, 1, 1, 2, 2, 3, 4])) if self.scene == "urban" else int(rng.choice([0, 0, 1, 1, 2]))
+        n = int(rng.choice([0, 1, 1, 2, 2, 3, 4])) if self.scene == "urban" else int(rng.choice([0, 1, 1, 1, 2, 2]))
         if self.scene == "urban" and rng.random() < 0.2:  # queueing right behind a car
             self.cars.append(self.car(sgn * lane / 2, float(rng.uniform(3.8, 6.0)), "away"))
         for k in range(n):
-            near = rng.random() < (0.6 if k == 0 else 0.3)
+            near = rng.random() < (0.75 if k == 0 else 0.3)
             if rng.random() < 0.5:  # same direction, ahead of us
                 self.cars.append(
                     self.car(sgn * lane / 2, float(rng.uniform(5, 11) if near else rng.uniform(11, 60)), "away")
@@ -1904,6 +1772,9 @@ def _occluders(spec: SceneSpec, view: _View) -> list[tuple[float, tuple]]:
     for b in spec.buildings:
         if b.side == 0:
             occ.append((b.z0, view.front_box(b.x0, b.x1, 0.0, b.height, b.z0)))
+    for m in spec.markers:
+        if m.kind != "bollard":
+            occ.append((m.z, view.front_box(*m.box_m(), m.z)))
     return occ
 
 
@@ -1980,6 +1851,16 @@ def describe_scene(spec: SceneSpec) -> dict[str, Any]:
                 clues.add(f"plate:{colour}")
             if band and pw >= _PLATE_BAND_MIN_PX:
                 clues.add("plate:blue_band" if band == "eu" else "plate:mercosur")
+    for m in spec.markers:
+        if _fog_factor(spec, m.z) < _FOG_MIN:
+            continue
+        box = view.front_box(*m.box_m(), m.z)
+        need = _BOLLARD_MIN_PX if m.kind == "bollard" else _MARKER_MIN_PX
+        if view.px(m.size, m.z) < need or _in_frame(box, S) < _IN_FRAME_MIN:
+            continue
+        if _visible_share(box, m.z, occ) < _VISIBLE_MIN:
+            continue
+        clues.add(f"{m.kind if m.kind == 'bollard' else m.kind + '_sign'}:{m.style}")
     road = spec.road
     if road is not None and spec.layout == "street" and _fog_factor(spec, 6.0) >= _FOG_MIN:  # the near road
         if road.centre_line:
@@ -2031,119 +1912,6 @@ def _visible_vegetation(spec: SceneSpec, view: _View) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # Reasoning texts and clue mentions
 # ---------------------------------------------------------------------------------------------
-
-_SCRIPT_PHRASES = {
-    "Hans": "simplified Chinese characters",
-    "Hant": "traditional Chinese characters",
-    "Jpan": "Japanese kanji and kana",
-    "Kore": "Korean Hangul",
-    "Ethi": "the Ethiopic (Ge'ez) script",
-}
-_SCRIPT_PATTERNS = {
-    "Latn": r"\bLatin (script|alphabet|letters)\b",
-    "Cyrl": r"\bCyrillic\b",
-    "Grek": r"\bGreek (script|alphabet|letters)\b",
-    "Arab": r"\bArabic (script|alphabet|letters)\b",
-    "Hebr": r"\bHebrew (script|alphabet|letters)\b",
-    "Deva": r"\bDevanagari\b",
-    "Beng": r"\b(Bengali|Bangla) (script|alphabet|letters)\b",
-    "Thai": r"\bThai (script|alphabet|letters)\b",
-    "Geor": r"\bGeorgian (script|alphabet|letters)\b|\bMkhedruli\b",
-    "Armn": r"\bArmenian (script|alphabet|letters)\b",
-    "Ethi": r"\bEthiopic\b|\bGe'?ez\b",
-    "Sinh": r"\bSinhala (script|alphabet|letters)\b",
-    "Taml": r"\bTamil (script|alphabet|letters)\b",
-    "Tfng": r"\bTifinagh\b",
-    "Hans": r"\bsimplified (Chinese|Han)\b",
-    "Hant": r"\btraditional (Chinese|Han)\b",
-    "Jpan": r"\b(kana|hiragana|katakana|kanji)\b",
-    "Kore": r"\bHangul\b|\bKorean (script|alphabet|letters)\b",
-}
-_NOT_SCRIPT = r"(?!\s+(script|alphabet|letters|characters|kanji|kana|Hangul|Han)\b)"
-_EXTRA_LANGUAGE_NAMES = {"bn": ["Bengali"], "no": ["Norwegian"], "fil": ["Tagalog"], "tzm": ["Tamazight", "Berber"]}
-_COLOUR = r"(green|blue|white|yellow)"
-_OTHER_PATTERNS = {
-    "plate:yellow": r"\byellow\s+(licen[cs]e\s+|number\s+|registration\s+)?plates?\b",
-    "plate:blue": r"\bblue\s+(licen[cs]e\s+|number\s+|registration\s+)?plates?\b",
-    "plate:black": r"\bblack\s+(licen[cs]e\s+|number\s+|registration\s+)?plates?\b",
-    "plate:blue_band": r"\b(blue|EU) (band|strip)\b(?! (along|across|at) the top)",
-    "plate:mercosur": r"\bMercosur\b",
-    "vegetation:tropical": r"\bpalms?\b|\btropical\b",
-    "vegetation:boreal": r"\bconifer(s|ous)?\b|\bspruces?\b|\bpines?\b|\bboreal\b",
-    "vegetation:temperate": r"\bdeciduous\b|\bbroad-?leaved?\b|\btemperate\b",
-    "vegetation:arid": r"\b(semi-)?arid\b|\bdesert\b|\bdry (land|ground|climate|scrub|earth)\b",
-}
-for _side in ("left", "right"):
-    _OTHER_PATTERNS[f"driving_side:{_side}"] = (
-        rf"\b(drive|drives|driving|keep|keeps|keeping)\s+((on|to)\s+)?(the\s+)?{_side}\b"
-        rf"|\b{_side}-hand (traffic|driving)\b|\bon the {_side}(-hand)? side of the road\b"
-    )
-for _c in _LINE_COLOURS:
-    _OTHER_PATTERNS[f"centre_line:{_c}"] = (
-        rf"\b{_c}\s+(centre|center|middle|dividing)\s+lines?\b|\b{_c} lines? (down|along|in) the (middle|centre|center)\b"
-    )
-    _OTHER_PATTERNS[f"edge_line:{_c}"] = (
-        rf"\b{_c}\s+(edge|side|outer|shoulder)\s+lines?\b|\b{_c} lines? along the (edges?|sides?|shoulders?)\b"
-    )
-for _c in _SIGN_COLOURS:
-    _OTHER_PATTERNS[f"direction_sign:{_c}"] = rf"\b{_c}\s+(direction|guide|road|destination)\s+signs?\b"
-
-
-@functools.cache
-def _clue_patterns() -> dict[str, re.Pattern]:
-    pats = {f"script:{k}": v for k, v in _SCRIPT_PATTERNS.items()}
-    pats.update(_OTHER_PATTERNS)
-    langs = {clue_language(l) for e in load_country_facts()["countries"].values() for l in e["languages"]["value"]}
-    for lang in sorted(langs):
-        names = [language_name(lang)] + _EXTRA_LANGUAGE_NAMES.get(lang, [])
-        alts = "|".join(re.escape(n) for n in names)
-        pats[f"language:{lang}"] = rf"\b({alts})\b{_NOT_SCRIPT}"
-    return {k: re.compile(v, re.IGNORECASE) for k, v in pats.items()}
-
-
-def clue_ids() -> list[str]:
-    """Every clue id the world can list (the vocabulary, for evaluation tables)."""
-    return sorted(_clue_patterns())
-
-
-def clues_mentioned(text: str) -> set[str]:
-    """Clue ids that a free text mentions (e.g. a model's reasons), by keyword patterns.
-
-    ``"The signs are in Cyrillic and the words look Russian; cars keep right."`` →
-    ``{"script:Cyrl", "language:ru", "driving_side:right"}``. A language name followed by
-    "script"/"alphabet"/"letters"/"characters" counts as the script, not the language.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a string, got {type(text).__name__}")
-    return {k for k, p in _clue_patterns().items() if p.search(text)}
-
-
-def clue_phrase(clue: str) -> str:
-    """A clue id in words (``script:Cyrl`` → ``signs in Cyrillic script``)."""
-    kind, _, value = clue.partition(":")
-    if kind not in CLUE_TYPES:
-        raise ValueError(f"unknown clue type {kind!r} in {clue!r}; types: {sorted(CLUE_TYPES)}")
-    if kind == "script":
-        return "signs in " + _SCRIPT_PHRASES.get(value, f"{SCRIPT_NAMES.get(value, value)} script")
-    if kind == "language":
-        return f"sign words in {language_name(value)}"
-    if kind == "driving_side":
-        return f"cars driving on the {value}"
-    if kind in ("centre_line", "edge_line"):
-        return f"{value} {'centre' if kind == 'centre_line' else 'edge'} lines"
-    if kind == "plate":
-        return {"blue_band": "licence plates with a blue band", "mercosur": "white Mercosur licence plates"}.get(
-            value, f"{value} licence plates"
-        )
-    if kind == "direction_sign":
-        return f"{value} direction signs"
-    return {
-        "tropical": "palm trees (tropical)",
-        "arid": "arid, bare ground",
-        "temperate": "deciduous trees (temperate)",
-        "boreal": "conifers (boreal)",
-    }[value]
-
 
 def _script_words(script: str) -> str:
     return _SCRIPT_PHRASES.get(script, f"{SCRIPT_NAMES.get(script, script)} script")
@@ -2311,6 +2079,12 @@ def reasoning_text(spec: SceneSpec, clues: Sequence[str]) -> str:
                 ],
             )
         )
+    for kind in ("warning_sign", "speed_sign", "bollard"):
+        for value in by.get(kind, []):
+            phrase = MARKER_PHRASES[f"{kind}:{value}"]
+            parts.append(
+                _pick(rng, [f"There are {phrase} by the road.", f"Note the {phrase}.", f"I can see {phrase}."])
+            )
     for veg in by.get("vegetation", []):
         parts.append(
             {
@@ -2453,7 +2227,7 @@ def render_scene(spec: SceneSpec, image_size: int = 224) -> tuple[Image.Image, n
     _draw_ground(cv)
     # Painter's order. Side facades come first (everything else stands between them and the road),
     # together with buildings across the view that lie behind every object; then the rest far to near.
-    depths = [o.z for o in (*spec.trees, *spec.poles, *spec.cars, *spec.signs)]
+    depths = [o.z for o in (*spec.trees, *spec.poles, *spec.cars, *spec.signs, *spec.markers)]
     far = max(depths, default=0.0)
     first = [b for b in spec.buildings if b.side != 0 or b.z0 > far]
     for b in sorted(first, key=lambda b: -b.z0):
@@ -2462,6 +2236,8 @@ def render_scene(spec: SceneSpec, image_size: int = 224) -> tuple[Image.Image, n
     for i, o in enumerate(spec.trees):
         objects.append((o.z, 0, o))
     for o in spec.poles:
+        objects.append((o.z, 1, o))
+    for o in spec.markers:
         objects.append((o.z, 1, o))
     for o in spec.cars:
         objects.append((o.z, 2, o))
@@ -2477,6 +2253,8 @@ def render_scene(spec: SceneSpec, image_size: int = 224) -> tuple[Image.Image, n
             _draw_pole(cv, o)
         elif isinstance(o, Car):
             _draw_car(cv, o)
+        elif isinstance(o, Marker):
+            _draw_marker(cv, o)
         else:
             _draw_sign(cv, o)
     img = _finish(cv)
@@ -2792,6 +2570,72 @@ def _draw_pole(cv: _Canvas, o: Pole) -> None:
         return
     cv.front_rect(o.x - 0.13, o.x + 0.13, 0, o.height, z, o.colour, "pole")
     cv.front_rect(o.x - 0.9, o.x + 0.9, o.height - 0.7, o.height - 0.55, z, o.colour, "pole")
+
+
+_WARNING_RGB = {  # (border, field)
+    "yellow_diamond": ((20, 20, 20), (250, 200, 20)),
+    "red_triangle": ((200, 20, 30), (248, 248, 244)),
+    "red_triangle_yellow": ((200, 20, 30), (250, 205, 25)),
+    "black_triangle_yellow": ((20, 20, 20), (250, 205, 25)),
+}
+# (body, band) and where the band is (fractions of the height)
+_BOLLARD_PAINT = {
+    "white_black_band": ((240, 240, 236), (20, 20, 22), (0.62, 0.85)),
+    "white_black_top": ((240, 240, 236), (20, 20, 22), (0.8, 1.0)),
+    "white_red_band": ((240, 240, 236), (205, 25, 30), (0.68, 0.86)),
+    "black_white": ((25, 25, 28), (240, 240, 236), (0.68, 0.86)),
+    "white_black_base": ((240, 240, 236), (20, 20, 22), (0.0, 0.3)),
+}
+
+
+def _draw_marker(cv: _Canvas, m: Marker) -> None:
+    p, z, x, s = cv.v.p, m.z, m.x, m.size
+    ink = (20, 20, 20)
+    if m.kind == "bollard":
+        x0, x1, y0, y1 = m.box_m()
+        body, band, (b0, b1) = _BOLLARD_PAINT[m.style]
+        cv.front_rect(x0, x1, y0, y1, z, body, "pole")
+        cv.front_rect(x0, x1, y0 + b0 * (y1 - y0), y0 + b1 * (y1 - y0), z, band, "pole", depth=False)
+        if m.style != "white_black_base":  # reflector
+            r = (200, 30, 30) if m.style == "white_red_band" else (245, 245, 245) if m.style != "black_white" else (250, 200, 20)
+            cv.front_rect(x0 + 0.03, x1 - 0.03, y0 + 0.7 * (y1 - y0), y0 + 0.8 * (y1 - y0), z, r, None, depth=False)
+        return
+    cv.front_rect(x - 0.05, x + 0.05, 0.0, m.y + s / 2, z, (120, 122, 125), "pole")  # post
+    y0, cy = m.y, m.y + s / 2
+    if m.kind == "warning":
+        border, field = _WARNING_RGB[m.style]
+        if m.style == "yellow_diamond":
+            outer = [p(x, y0 + s, z), p(x + s / 2, cy, z), p(x, y0, z), p(x - s / 2, cy, z)]
+            k = 0.82
+            inner = [p(x, cy + k * s / 2, z), p(x + k * s / 2, cy, z), p(x, cy - k * s / 2, z), p(x - k * s / 2, cy, z)]
+        else:
+            h = s * 0.87
+            outer = [p(x, y0 + h, z), p(x + s / 2, y0, z), p(x - s / 2, y0, z)]
+            k, gy = 0.62, y0 + h / 3
+            inner = [p(x, gy + k * 2 * h / 3, z), p(x + k * s / 2, gy - k * h / 3, z), p(x - k * s / 2, gy - k * h / 3, z)]
+            cy = gy
+        cv.poly(outer, border, "signboard", z)
+        cv.poly(inner, field, None)
+        g = s * 0.09  # a pictogram: a bend arrow, drawn as two bars
+        cv.front_rect(x - g / 2, x + g / 2, cy - 2.2 * g, cy + 1.2 * g, z, ink, None, depth=False)
+        cv.front_rect(x - g / 2, x + 1.8 * g, cy + 0.6 * g, cy + 1.5 * g, z, ink, None, depth=False)
+        return
+    if m.style == "red_ring":
+        a, b = p(x - s / 2, y0 + s, z)
+        c, d = p(x + s / 2, y0, z)
+        cv.ellipse((a, b, c, d), (205, 25, 30), "signboard", z)
+        e = 0.16 * (c - a)
+        cv.ellipse((a + e, b + e, c - e, d - e), (248, 248, 244), None)
+    else:  # white rectangle, black border
+        w = s * 0.78
+        cv.front_rect(x - w / 2, x + w / 2, y0, y0 + s, z, ink, "signboard")
+        cv.front_rect(x - w / 2 + 0.04, x + w / 2 - 0.04, y0 + 0.04, y0 + s - 0.04, z, (248, 248, 244), None, depth=False)
+        for k in (0.78, 0.62):  # SPEED / LIMIT
+            cv.front_rect(x - w * 0.32, x + w * 0.32, y0 + k * s, y0 + (k + 0.07) * s, z, ink, None, depth=False)
+    # the number
+    g = s * 0.1
+    for dx in (-1.1 * g, 1.1 * g):
+        cv.front_rect(x + dx - 0.6 * g, x + dx + 0.6 * g, y0 + s * 0.3, y0 + s * 0.3 + 2.6 * g, z, ink, None, depth=False)
 
 
 def _draw_car(cv: _Canvas, c: Car) -> None:
@@ -3171,3 +3015,87 @@ def build_world(
     df = df[list(MANIFEST_COLUMNS)]
     df.attrs["rendered"] = rendered
     return df
+
+
+# ---------------------------------------------------------------------------------------------
+# Clue atlas: each country's conventions drawn as the world draws them
+# ---------------------------------------------------------------------------------------------
+
+#: Columns of :func:`clue_atlas_tiles`.
+ATLAS_COLUMNS = ("road", "warning sign", "speed sign", "bollard", "plate", "direction sign", "sign text", "vegetation")
+
+
+def _tile_spec(country: str, camera: Camera, **objects) -> SceneSpec:
+    f = country_facts(country)
+    veg = objects.pop("vegetation", "temperate")
+    g, col = _GROUND[veg]
+    return SceneSpec(
+        image_id="atlas", country=country, country_name=country, city="", lat=0.0, lon=0.0, continent="",
+        scene="rural", layout="street", camera=camera, sky_top=(110, 160, 215), sky_bottom=(190, 215, 240),
+        clouds=(), ground=g, ground_colour=col, road=objects.pop("road", None), driving_side=f["driving_side"],
+        vegetation=veg, **objects,
+    )
+
+
+def clue_atlas_tiles(country: str, city: str | None = None, size: int = 96) -> list[Image.Image | None]:
+    """One small picture per :data:`ATLAS_COLUMNS` entry, drawn by the world's own renderer.
+
+    ``road``: the carriageway with the country's centre and edge lines and a car in the lane it keeps
+    to; then its warning sign, speed-limit sign, bollard, rear plate (first style), direction-sign
+    colour with a local place name, a sign word in its main language, and the trees of ``city``'s
+    climate (the largest documented city's when None). ``None`` where the facts say nothing.
+    """
+    f = country_facts(country)
+    tiles: list[Image.Image | None] = []
+    sgn = 1.0 if f["driving_side"] == "right" else -1.0
+    cam = Camera(horizon=0.45, vp_x=0.5, height=1.6, x=sgn * 1.6)
+    road = Road(3.3, (85, 87, 90), True, (f.get("centre_line") or [None])[0], "dashed", (f.get("edge_line") or [None])[0])
+    car = Car(sgn * 1.6, 9.0, "away", (200, 200, 205), None)
+    tiles.append(render_scene(_tile_spec(country, cam, road=road, cars=(car,)), size)[0])
+    close = Camera(horizon=0.55, vp_x=0.5, height=1.6, x=0.0)
+    for kind, fact in (("warning", "warning_sign"), ("speed", "speed_sign")):
+        if f.get(fact):
+            m = Marker(kind, f[fact], 0.0, 3.2, 1.1 if kind == "warning" else 0.95, 1.05)
+            tiles.append(render_scene(_tile_spec(country, close, markers=(m,)), size)[0])
+        else:
+            tiles.append(None)
+    if f.get("bollard"):
+        m = Marker("bollard", f["bollard"], 0.0, 2.2, 1.0)
+        tiles.append(render_scene(_tile_spec(country, Camera(0.3, 0.5, 0.9, 0.0), markers=(m,)), size)[0])
+    else:
+        tiles.append(None)
+    plates = [st for st in (f.get("plates") or [])]
+    if plates:
+        st = plates[0]
+        c = Car(0.0, 2.6, "away", (90, 95, 100), (st["rear"], st.get("band")))
+        tiles.append(render_scene(_tile_spec(country, Camera(0.25, 0.5, 0.8, 0.0), cars=(c,)), size)[0])
+    else:
+        tiles.append(None)
+    lang = max(f["languages"], key=lambda l: float(f["languages"][l]["share"]))
+    script = f["languages"][lang]["script"]
+    words = local_words(lang, country)
+    word = (words["country"] or words["days"] or ("?",))[0]
+    line = SignLine(word, lang, script, round(text_aspect(word, script), 4))
+    if f.get("direction_signs"):
+        colour = f["direction_signs"][0]
+        em = min(0.5, 3.0 / max(line.aspect, 1.0))
+        w, h = _sign_dims((line,), em)
+        s = Sign("direction", "front", 0.0, 4.0, 1.2, w, h, em, _SIGN_RGB[colour], _ink(_SIGN_RGB[colour]), (line,),
+                 posts=2, border=True, colour_name=colour)
+        tiles.append(render_scene(_tile_spec(country, close, signs=(s,)), size)[0])
+    else:
+        tiles.append(None)
+    em = min(0.5, 3.0 / max(line.aspect, 1.0))
+    w, h = _sign_dims((line,), em)
+    s = Sign("shop", "front", 0.0, 4.0, 1.2, w, h, em, (250, 250, 245), _ink((250, 250, 245)), (line,), posts=1)
+    tiles.append(render_scene(_tile_spec(country, close, signs=(s,)), size)[0])
+    if city is None:
+        table = city_koppen_table().get(country, {})
+        veg = koppen_vegetation(next(iter(table.values()), f["koppen"][0]))
+    else:
+        veg = koppen_vegetation(city_koppen(country, city))
+    rng = np.random.default_rng(0)
+    b = _SceneBuilder({"country": country}, f, rng, veg, f["driving_side"], "open", "natural")
+    trees = tuple(b.tree(x, z) for x, z in ((-5.0, 14.0), (4.0, 18.0), (0.5, 26.0)))
+    tiles.append(render_scene(_tile_spec(country, Camera(0.6, 0.5, 1.7, 0.0), trees=trees, vegetation=veg), size)[0])
+    return tiles

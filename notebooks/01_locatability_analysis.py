@@ -48,7 +48,7 @@ import pandas as pd
 
 from geolib import datasets, io, locatability, paths, plots, segmentation
 
-pool = datasets.read_manifest(datasets.manifest_path(profile))
+pool = datasets.study_pool(profile)  # the manifest with its split by city (notebook 00)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
 print(f"{len(pool)} images from {pool['source'].iloc[0]}")
 
@@ -80,11 +80,12 @@ print(fractions.shape, "top classes:",
 # *before* looking at the paper's weights, from that description: the offline all-MiniLM-L6-v2
 # model, one clue per sentence, the class names themselves, and `mention_rate` — the share of
 # clue sentences whose closest class is c — min-max normalised. The demo's clue corpus is the
-# pool's reasoning texts, written only from visible clues, in the style of the GeoGuessr/Tuxun
+# reasoning texts of the training cities (notebook 00's split), written only from visible clues, in the style of the GeoGuessr/Tuxun
 # write-ups the paper used.
 
 # %%
-clues = locatability.clue_sentences(pool["reasoning"]) if "reasoning" in pool else []
+train_rows = (pool["split"] == "train").to_numpy()  # the clue corpus comes from the training cities only
+clues = locatability.clue_sentences(pool.loc[train_rows, "reasoning"]) if "reasoning" in pool else []
 if weights_source == "clues":
     similarity = locatability.clue_class_similarity(clues, class_template=class_text_template)  # (clues, 150)
     raw = locatability.reduce_similarity(similarity, reduction=weight_reduction, k=weight_topk)   # (150,)

@@ -47,35 +47,22 @@ locnet_prompts: list[str] = [
 locnet_embed_dim: int = 128  # size of the shared image-text space
 locnet_lr: float = 0.001  # Adam learning rate of the projections
 locnet_max_epochs: int = 300  # upper bound on epochs (early stopping on the validation cities)
-split_shares: list[float] = [0.6, 0.1, 0.3]  # target image shares of train, val, test (split by city)
-split_seed: int = 0  # seed of the split by city
+seed: int = 0  # seed of the pairing head's initialisation and batches
 feature_batch_size: int = 32  # images per image-tower forward pass
 
 # %%
-# Setup (not the method): imports and inputs from notebooks 00 and 01.
+# Setup (not the method): imports and inputs from notebooks 00 and 01 (the split by city is notebook 00's).
 import numpy as np
 import pandas as pd
 
-from geolib import curation, datasets, features, io, locnet, paths, plots
+from geolib import datasets, features, io, locnet, paths, plots
 
-pool = datasets.read_manifest(datasets.manifest_path(profile))
+pool = datasets.study_pool(profile)  # the manifest with its split by city (notebook 00)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
+split = pool["split"]
 targets = pd.read_parquet(data / "locatability.parquet")
 assert (targets["image_id"].to_numpy() == pool["image_id"].to_numpy()).all()
 scores = targets["locatability"].to_numpy()
-
-# %% [markdown]
-# ## Split by city
-#
-# No city has images in two splits; every country keeps at least one training city. The split
-# is written once here and used by every later notebook.
-
-# %%
-split = curation.split_by_city(pool, split_shares, seed=split_seed)
-curation.check_disjoint_cities(split, pool)
-io.write_parquet(data / "splits.parquet", pd.DataFrame({"image_id": pool["image_id"], "split": split}))
-pool.assign(split=split).groupby("split").agg(images=("image_id", "size"), cities=("city", "nunique"),
-                                              countries=("country", "nunique"))
 
 # %% [markdown]
 # ## Image features, computed once
@@ -103,7 +90,7 @@ feats.shape, tuple(prompts_emb.shape)
 # validation cities; the checkpoint is reused when data and settings are unchanged.
 
 # %%
-config = locnet.LocNetConfig(embed_dim=locnet_embed_dim, lr=locnet_lr, max_epochs=locnet_max_epochs, seed=split_seed)
+config = locnet.LocNetConfig(embed_dim=locnet_embed_dim, lr=locnet_lr, max_epochs=locnet_max_epochs, seed=seed)
 tr, va, te = (split == "train").to_numpy(), (split == "val").to_numpy(), (split == "test").to_numpy()
 model, history = locnet.train_locnet(feats[tr], scores[tr], feats[va], scores[va], prompts_emb, config,
                                      checkpoint_path=paths.checkpoints_dir(profile) / "locnet.pt")

@@ -30,7 +30,7 @@ profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 image_tower: str = "efficientnet_lite0"  # the image tower the network was trained on (notebook 02)
 curation_threshold: float = 0.4  # keep images with locatability at or above this (the paper's value)
 match_paper_share: bool = True  # translate the threshold to this study's score scale by keeping the share it keeps with the paper's weights
-split_seed: int = 0  # seed of the uncurated sample
+uncurated_seed: int = 0  # seed of the uncurated sample
 
 # %%
 # Setup (not the method): imports and inputs from notebooks 00-02.
@@ -39,9 +39,9 @@ import pandas as pd
 
 from geolib import curation, datasets, features, geo, io, locatability, locnet, paths, plots
 
-pool = datasets.read_manifest(datasets.manifest_path(profile))
+pool = datasets.study_pool(profile)  # the manifest with its split by city (notebook 00)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
-split = pd.read_parquet(data / "splits.parquet")["split"].to_numpy()
+split = pool["split"].to_numpy()
 seg_scores = pd.read_parquet(data / "locatability.parquet")["locatability"].to_numpy()
 
 # %% [markdown]
@@ -61,13 +61,15 @@ pd.Series(predicted).describe()
 # The paper's 0.4 is on the scale of its published class weights. This study's weights
 # (notebook 01) spread the same images differently, so the same number would keep a different
 # share; with `match_paper_share`, the threshold is the one that keeps the share of images that
-# 0.4 keeps with the paper's weights on this pool.
+# 0.4 keeps with the paper's weights, both shares read on the **training cities only** (a choice
+# fitted on test images would leak them into the study).
 
 # %%
 if match_paper_share:
     fractions = np.load(data / "class_fractions.npy")
     paper_scores = locatability.locatability_score(fractions, locatability.paper_weights())
-    threshold = curation.matched_threshold(predicted, paper_scores, curation_threshold)
+    train_rows = split == "train"
+    threshold = curation.matched_threshold(predicted[train_rows], paper_scores[train_rows], curation_threshold)
 else:
     threshold = curation_threshold
 keep = curation.curate_by_locatability(predicted, threshold)
@@ -94,7 +96,7 @@ plots.save_figure(fig, profile, "03_curation_map")
 annotated = pool.assign(split=split, locatability=seg_scores, predicted_locatability=predicted, curated=keep)
 train = annotated[annotated["split"] == "train"]
 train_curated = train[train["curated"]]
-train_uncurated = curation.uncurated_sample(train, len(train_curated), seed=split_seed)
+train_uncurated = curation.uncurated_sample(train, len(train_curated), seed=uncurated_seed)
 tables = {"train_curated": train_curated, "train_uncurated": train_uncurated,
           "val": annotated[annotated["split"] == "val"], "test": annotated[annotated["split"] == "test"]}
 for name, frame in tables.items():

@@ -71,6 +71,7 @@ streetclip: str = ""  # paper: StreetCLIP on the hub for the zero-shot baseline;
 streetclip_revision: str = ""  # hub commit of streetclip
 locatability_bins: int = 10  # quantile bins of locatability (10: deciles)
 n_answers_shown: int = 6  # test images whose answers and reasons are shown
+closed_set: bool = True  # also score every training country in the answer slot (closed-set top-1/top-5, a diagnostic)
 
 # %%
 # Setup (not the method): imports, the pool, the splits by city of notebook 03, the model's inputs.
@@ -142,13 +143,18 @@ missing = {name: s for name, s in arms.items() if any(not (vlm.checkpoint_dir(pr
 arms = {name: s for name, s in arms.items() if name not in missing}
 print("not trained on this profile (skipped):", list(missing) or "none")
 with_reasons = ("without location tuning (stage 1 only)", "GeoReasoner (both stages)")
-answers, reasons_answers = {}, {}
+answers, reasons_answers, closed = {}, {}, {}
+candidates = sorted({vlm.country_name(c) for c in pool.loc[pool["split"] == "train", "country"]})  # the closed set
 for name, stages in arms.items():
     start = time.perf_counter()
     model_, processor = vlm.study_model(profile, spec, stages)
     answers[name] = inference.answer_images(
         model_, processor, test_images, test["image_id"], prompt=vlm.PROMPTS[eval_prompt],
         max_new_tokens=max_new_tokens, batch_size=generation_batch_size, progress=False)
+    if closed_set:
+        slot_scores = vlm.closed_set_scores(model_, processor, test_images, candidates, prompt=vlm.PROMPTS[eval_prompt],
+                                            batch_size=generation_batch_size)
+        closed[name] = vlm.closed_set_accuracy(slot_scores, candidates, [vlm.country_name(c) for c in test["country"]])
     if name in with_reasons:
         reasons_answers[name] = (answers[name] if reasons_prompt == eval_prompt else inference.answer_images(
             model_, processor, test_images, test["image_id"], prompt=vlm.PROMPTS[reasons_prompt],
@@ -156,6 +162,25 @@ for name, stages in arms.items():
     timings[name] = time.perf_counter() - start
     del model_
     print(f"{name}: {timings[name]:.0f} s, {answers[name]['answered'].mean():.0%} of answers parsed")
+
+# %% [markdown]
+# **Cannot read the image, or cannot write the answer?** Free generation fails in two ways: the
+# model does not know the country, or it knows but does not write a parseable answer. Closed-set
+# scoring separates them: for each test image it scores every training country's name in the
+# answer slot (`{'country': '<name>'`, the summed log-likelihood of its tokens after the same
+# question) and takes the best. Closed-set accuracy near the generated answers' accuracy: the
+# answers say what the model knows. Closed set far above: the knowledge is there but the writing
+# fails. Both near chance: the model cannot read the country from the image.
+
+# %%
+if closed:
+    generated = {name: evaluation.correct_and_answered(evaluation.aligned(answers[name], test)["pred_country"],
+                                                       test["country"].tolist(), "country") for name in closed}
+    diagnosis = pd.DataFrame({name: {
+        "generated: country accuracy": float(generated[name][0].mean()), "generated: answered": float(generated[name][1].mean()),
+        "closed set: top-1": acc["top1"], "closed set: top-5": acc["top5"]} for name, acc in closed.items()}).T
+    diagnosis["chance (top-1)"] = 1 / len(candidates)
+    display(diagnosis.round(3))  # noqa: F821
 
 # %% [markdown]
 # What the models wrote (raw) and what was read from it, for the first test images:
@@ -499,6 +524,9 @@ for records in (evaluation.table_records(main), evaluation.table_records(ablatio
             f1 = metrics_of["country_f1"]
             summary_keys |= {f"06.{key}.country_f1": f1["value"], f"06.{key}.country_f1.ci_low": f1["ci_low"],
                          f"06.{key}.country_f1.ci_high": f1["ci_high"], f"06.{key}.answered": metrics_of["country_recall"]["value"]}
+for model_name, acc in closed.items():
+    if model_name in arm_keys:
+        summary_keys |= {f"06.{arm_keys[model_name]}.closed_set_top1": acc["top1"], f"06.{arm_keys[model_name]}.closed_set_top5": acc["top5"]}
 io.merge_summary(profile, summary_keys)
 raw = pd.concat([a.assign(model=n, prompt=eval_prompt) for n, a in answers.items()]
                 + [a.assign(model=n, prompt=reasons_prompt) for n, a in reasons_answers.items() if reasons_prompt != eval_prompt]

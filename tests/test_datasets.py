@@ -96,7 +96,7 @@ def test_study_pool_adds_rows_and_the_split_and_refuses_a_stale_split(runs_tmp):
     df = _manifest(runs_tmp)
     D.write_manifest(D.manifest_path("ci"), df)
     split_path = D.manifest_path("ci").parent / "splits.parquet"
-    with pytest.raises(FileNotFoundError, match="run notebook 02"):
+    with pytest.raises(FileNotFoundError, match="run notebook 00"):
         D.study_pool("ci")
     pd.DataFrame({"image_id": df["image_id"], "split": ["train", "val", "test"]}).to_parquet(split_path)
     pool = D.study_pool("ci")

@@ -1040,7 +1040,7 @@ def image_path_to_a_system_file_is_left_out(ctx):
 @case("correct_result")
 def image_path_leading_up_and_out_is_left_out(ctx):
     _png(ctx.tmp / "secret.png")
-    df, report = D.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("../secret.png", 48.85, 2.35, "FR")]))
+    df, report = D.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("../secret.png", 48.85, 2.35, "FR")]))  # outside-repo: a path that escapes on purpose
     assert len(df) == 1 and report.problems == {"outside_data_folder": 1}
 
 

@@ -533,3 +533,49 @@ def test_a_blank_image_key_gives_zero_features_and_trains(tok, feats, pool):
     assert torch.isfinite(model(**batch).loss)
     with pytest.raises(TypeError, match="must be an int row"):
         vlm.ConversationCollator(tok, list(range(3)), 128)([{**convs[0], "image": "x"}])
+
+
+# --------------------------------------------------------------------------------------------- closed-set scoring
+
+
+def _slot_log_likelihood_by_hand(model, tok, feature, name, prompt=vlm.PROMPTS["location"]):
+    head = tok.apply_chat_template([vlm.user_message(prompt)], tokenize=False, add_generation_prompt=True)
+    full = vlm.encode_texts(tok, [head + vlm.answer_slot_text(name)], [feature])
+    n_prompt = vlm.encode_texts(tok, [head], [feature])["input_ids"].shape[1]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(**full).logits[0, :-1].float(), dim=-1)
+    return float(logp[n_prompt - 1:].gather(-1, full["input_ids"][0, n_prompt:].unsqueeze(-1)).sum())
+
+
+def test_closed_set_scores_are_the_slot_log_likelihood_cached_and_in_full(tok, feats):
+    model = _tiny_model(tok).eval()
+    names = ["France", "Japan", "Brazil", "Germany", "Côte d'Ivoire"]
+    cached = vlm.closed_set_scores(model, tok, feats[:5], names, batch_size=3)
+    assert cached.shape == (5, 5) and np.isfinite(cached).all() and (cached < 0).all()
+    head = tok.apply_chat_template([vlm.user_message(vlm.PROMPTS["location"])], tokenize=False, add_generation_prompt=True)
+    with torch.no_grad():
+        full = vlm._slot_scores_full(model, tok, head, [vlm.answer_slot_text(n) for n in names], list(feats[:5]))
+    np.testing.assert_allclose(cached, full, atol=1e-4)
+    for i, j in [(0, 0), (2, 4), (4, 1)]:
+        assert cached[i, j] == pytest.approx(_slot_log_likelihood_by_hand(model, tok, feats[i], names[j]), abs=1e-4)
+    assert vlm.answer_slot_text("Côte d'Ivoire") == "{'country': \"Côte d'Ivoire\""
+
+
+def test_closed_set_scores_on_the_paper_model_class(qwen, street_images):
+    config, processor = qwen
+    model, _ = vlm.build_model(dict(vlm.PAPER_MODEL, revision="0" * 40, dtype="float32", gradient_checkpointing=False),
+                               processor=processor, config=config)
+    scores = vlm.closed_set_scores(model, processor, street_images[:2], ["France", "Japan", "Peru"], batch_size=4)
+    assert scores.shape == (2, 3) and np.isfinite(scores).all()
+
+
+def test_closed_set_accuracy_top_k():
+    scores = np.array([[0.0, -1.0, -2.0], [-3.0, -1.0, -2.0], [-1.0, -2.0, 0.0]])
+    names = ["France", "Japan", "Peru"]
+    acc = vlm.closed_set_accuracy(scores, names, ["France", "Peru", "Japan"], k=(1, 2, 5))
+    assert acc == {"top1": pytest.approx(1 / 3), "top2": pytest.approx(2 / 3), "top3": 1.0}
+    assert vlm.closed_set_accuracy(scores, names, ["Chile", "Chile", "Chile"])["top1"] == 0.0  # not a candidate: a miss
+    with pytest.raises(ValueError, match="scores must be"):
+        vlm.closed_set_accuracy(scores[:2], names, ["France", "Peru", "Japan"])
+    with pytest.raises(ValueError, match="at least one candidate"):
+        vlm.closed_set_scores(None, None, np.zeros((1, 49, 1280)), [])

@@ -1005,15 +1005,9 @@ def load_geoclip(clip_model: str = "openai/clip-vit-large-patch14", revision: st
 
 
 def _load_pil(image: Any):
-    from PIL import Image, ImageOps
+    from geolib import features
 
-    if isinstance(image, Image.Image):
-        return ImageOps.exif_transpose(image).convert("RGB")
-    if not isinstance(image, (str, os.PathLike)):
-        raise TypeError(f"expected an image path or a PIL image, got {type(image).__name__}")
-    with Image.open(image) as img:
-        img.load()
-        return ImageOps.exif_transpose(img).convert("RGB")
+    return features.load_rgb(image)  # the study's one loader: upright (EXIF), RGB
 
 
 def _device_of(model: nn.Module) -> torch.device:

@@ -195,23 +195,30 @@ def _to_rgb(img):
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def decode_image(image, size: int = 224) -> np.ndarray:
-    """One image (path or PIL image) → (size, size, 3) uint8 RGB, resized without cropping.
+def load_rgb(image, draft_size: int | None = None):
+    """One image (path or PIL image) → an upright RGB PIL image: the study's one image loader.
 
-    The whole view is squeezed to a square (street views are often wide; a centre crop would drop
-    the signs at their sides). Alpha is composited on white, grey and 16-bit images become RGB,
-    EXIF orientation is applied. Raises :class:`ImageDecodeError` naming the file.
+    EXIF orientation is applied (a phone photo stored sideways is shown as taken), alpha is
+    composited on white, grey and 16-bit images become 8-bit RGB. Every model of the study reads
+    images through it (the image tower's :func:`decode_image`, the vision-language model's
+    processor, the CLIP baselines), so they all see the same upright picture.
+
+    Args:
+        image: a file path or a PIL image.
+        draft_size: for JPEG files, let the decoder downscale in the DCT domain to at least this
+            side (much faster for large photos that are resized afterwards); None: full size.
+
+    Raises:
+        ImageDecodeError: the file is missing, not an image, or damaged (names the file).
+        TypeError: ``image`` is neither a path nor a PIL image.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if isinstance(image, Image.Image):
         source = getattr(image, "filename", "") or f"<PIL image {image.mode} {image.size}>"
         try:
-            img = image
-            img.load()
-            img = _to_rgb(ImageOps.exif_transpose(img))
-            img = img.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
-            return np.asarray(img, dtype=np.uint8)
+            image.load()
+            return _to_rgb(ImageOps.exif_transpose(image))
         except Exception as exc:  # noqa: BLE001 - re-raised with the source named
             raise ImageDecodeError(source, f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(image, (str, os.PathLike)):
@@ -219,18 +226,29 @@ def decode_image(image, size: int = 224) -> np.ndarray:
     source = os.fspath(image)
     try:
         with Image.open(source) as img:
-            if img.format == "JPEG":
-                img.draft("RGB", (size, size))  # DCT-domain downscale: much faster for large JPEGs
+            if draft_size and img.format == "JPEG":
+                img.draft("RGB", (draft_size, draft_size))
             img.load()
-            img = _to_rgb(ImageOps.exif_transpose(img))
-            img = img.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
-            return np.asarray(img, dtype=np.uint8)
+            return _to_rgb(ImageOps.exif_transpose(img))
     except FileNotFoundError as exc:
         raise ImageDecodeError(source, "no such file") from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(source, "not a recognised image (corrupt or wrong format)") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # truncated data, broken chunks, ...
         raise ImageDecodeError(source, f"{type(exc).__name__}: {exc}") from exc
+
+
+def decode_image(image, size: int = 224) -> np.ndarray:
+    """One image (path or PIL image) → (size, size, 3) uint8 RGB, resized without cropping.
+
+    The whole view is squeezed to a square (street views are often wide; a centre crop would drop
+    the signs at their sides). Read with :func:`load_rgb` (EXIF orientation, alpha on white,
+    16-bit to 8-bit). Raises :class:`ImageDecodeError` naming the file.
+    """
+    from PIL import Image
+
+    img = load_rgb(image, draft_size=size)
+    return np.asarray(img.resize((size, size), Image.BILINEAR, reducing_gap=3.0), dtype=np.uint8)
 
 
 def _normalise(batch: np.ndarray, mean, std) -> torch.Tensor:

@@ -113,6 +113,8 @@ def plot_world_map(pool, countries, title: str | None = None):
 
 def plot_examples(pool, n: int = 12, seed: int = 0, columns: int = 3):
     """A grid of example images, each with its segmentation overlaid beside it and its clues (00_examples)."""
+    from geolib.features import load_rgb
+
     import textwrap
 
     import numpy as np
@@ -135,7 +137,7 @@ def plot_examples(pool, n: int = 12, seed: int = 0, columns: int = 3):
     for k, idx in enumerate(picks):
         r = pool.loc[idx]
         ax_img, ax_mask = axes[k // columns, 2 * (k % columns)], axes[k // columns, 2 * (k % columns) + 1]
-        image = Image.open(r["image_path"]).convert("RGB")
+        image = load_rgb(r["image_path"])  # upright, as the models see it
         ax_img.imshow(image)
         clues = list(r["clues"]) if "clues" in r and r["clues"] is not None else []
         clue_text = textwrap.shorten(", ".join(clues), 60, placeholder=" …") if clues else "no legible clue"

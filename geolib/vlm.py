@@ -1009,12 +1009,9 @@ def _stack_image_inputs(items: Sequence) -> torch.Tensor | list:
 
 
 def _load_pil(image):
-    from PIL import Image
+    from geolib import features
 
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    with Image.open(os.fspath(image)) as img:
-        return img.convert("RGB")
+    return features.load_rgb(image)  # upright (EXIF), RGB: what the baselines and the image tower see
 
 
 def encode_texts(processor, texts: Sequence[str], images: Sequence, padding_side: str = "right",

@@ -305,3 +305,24 @@ def test_tiny_clip_image_tower_returns_pooled_embeddings(tiny_clip_name, tmp_pat
 def test_tiny_clip_text_encoder(tiny_clip_name):
     encode = features.clip_text_encoder(tiny_clip_name, pretrained=None)
     assert encode(["a street", "a road sign"]).shape == (2, 24)
+
+
+def test_one_loader_every_model_sees_the_photo_upright(tmp_path):
+    """A phone photo stored sideways (EXIF orientation 6) reads upright for the tower, the VLM and the baselines."""
+    from geolib import baselines, vlm
+
+    upright = np.zeros((40, 60, 3), dtype=np.uint8)
+    upright[:10] = 255  # a white band at the top of the scene
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # what the camera wrote (40 x 60 -> 60 x 40)
+    exif = stored.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, exif=exif, quality=95)
+    for loaded in (features.load_rgb(path), vlm._load_pil(path), baselines._load_pil(path)):
+        a = np.asarray(loaded)
+        assert a.shape == (40, 60, 3), a.shape
+        assert a[:10].mean() > 200 and a[20:].mean() < 50  # the band is on top again
+    assert features.decode_image(path, size=32)[:6].mean() > 200
+    with pytest.raises(ImageDecodeError, match="sideways.txt"):
+        (tmp_path / "sideways.txt").write_text("not an image")
+        features.load_rgb(tmp_path / "sideways.txt")

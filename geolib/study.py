@@ -290,7 +290,9 @@ def environment_record(profile: str, parameters: dict) -> dict:
             versions[name] = None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip())
+        # the code's state: the study's own outputs (figures/, results/) do not make it dirty
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures", ":!results"],
+                                    cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     device = {"cpu": platform.processor() or platform.machine(), "cpu_count": _cpu_count()}
@@ -372,6 +374,7 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
     out_dir = paths.run_dir(profile) / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = []
+    first_record: dict = {}
     t_run = time.perf_counter()
     bar = tqdm(chosen, desc=f"study [{profile}]", unit="notebook", disable=quiet)
     handlers = {}
@@ -384,6 +387,7 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
             injected = P.parameters_for(nb, values)
             output = out_dir / nb.name
             record = environment_record(profile, injected)
+            first_record = first_record or record  # the code the whole run started from
             env_path = out_dir / f"{nb.stem}.env.json"
             io.write_json(env_path, record | {"status": "running"})
             t0 = time.perf_counter()
@@ -412,8 +416,8 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
             signal.signal(sig, handler)
     if len(executed) == len(notebooks):
         key = "study.demo_wall_s" if profile == paths.DEMO_PROFILE else "study.wall_s"
-        io.merge_summary(profile, {key: round(time.perf_counter() - t_run, 1), "study.git_commit": record["git_commit"],
-                                   "study.git_dirty": record["git_dirty"]})
+        io.merge_summary(profile, {key: round(time.perf_counter() - t_run, 1), "study.git_commit": first_record["git_commit"],
+                                   "study.git_dirty": first_record["git_dirty"]})
     return executed
 
 

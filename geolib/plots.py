@@ -716,6 +716,22 @@ def plot_answer_examples(examples, columns: int = 3):
 # ------------------------------------------------------------------------------------------
 
 
+#: Fonts tried in order for text read off signs (matplotlib falls back glyph by glyph): DejaVu for
+#: Latin, Greek and Cyrillic, then Debian's Noto fonts for the other scripts the reader knows.
+SCRIPT_FONTS = ("DejaVu Sans", "Noto Sans CJK JP", "Noto Sans Arabic", "Noto Sans Hebrew", "Noto Sans Devanagari",
+                "Noto Sans Bengali", "Noto Sans Thai", "Noto Sans Georgian", "Noto Sans Armenian", "Noto Sans Ethiopic",
+                "Noto Sans Sinhala", "Noto Sans Tamil")
+
+
+def script_fonts() -> list[str]:
+    """The installed fonts of :data:`SCRIPT_FONTS`, for ``fontfamily=`` of text in any script."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return [name for name in SCRIPT_FONTS if name in installed] or ["DejaVu Sans"]
+
+
+
 def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
     """Each photo with the text boxes read on it, the candidate countries with their scores, the
     reasons, and a small map of the candidates (08_read_signs).
@@ -738,8 +754,11 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
 
     style()
     n = max(1, len(readings))
+    fonts = script_fonts()
     fig = plt.figure(figsize=(14, 3.9 * n))
-    grid = fig.add_gridspec(n, 3, width_ratios=[1.25, 1.0, 1.25], hspace=0.85, wspace=0.28)
+    height = 3.9 * n  # inches: the first row starts 0.8 in below the top, under the title
+    grid = fig.add_gridspec(n, 3, width_ratios=[1.25, 1.0, 1.25], hspace=0.85, wspace=0.28,
+                            top=1 - 0.8 / height, bottom=1.0 / height)
     for i, (r, img) in enumerate(zip(readings, images)):
         ax_img, ax_bar, ax_map = (fig.add_subplot(grid[i, j]) for j in range(3))
         name = str(r.source).replace("\\", "/").rsplit("/", 1)[-1]
@@ -748,8 +767,8 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
             for b in r.boxes:
                 quad = np.asarray(b.box)
                 ax_img.add_patch(Polygon(quad, closed=True, fill=False, edgecolor=COLORS["paper"], linewidth=1.6))
-                ax_img.text(quad[0, 0], quad[0, 1] - 2, b.text if b.text.isascii() else f"[{b.script}] {b.score:.2f}",
-                            fontsize=7, color="black", va="bottom", bbox={"facecolor": "white", "alpha": 0.75, "pad": 1, "linewidth": 0})
+                ax_img.text(quad[0, 0], quad[0, 1] - 2, b.text, fontsize=7, color="black", va="bottom", fontfamily=fonts,
+                            bbox={"facecolor": "white", "alpha": 0.75, "pad": 1, "linewidth": 0})
         ax_img.axis("off")
         truth = f" · truth: {truths[i]}" if truths is not None and truths[i] else ""
         ax_img.set_title("\n".join(textwrap.wrap(textwrap.shorten(f"{name}{truth}", 80, placeholder=" …"), 42)), fontsize=8.5, loc="left")
@@ -769,10 +788,10 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
         ax_bar.set_xlabel("share of the evidence")
         answer = json.loads(r.answer) if r.answer else {}
         read = "; ".join(b.text for b in r.boxes[:5]) or "(nothing)"
-        ax_bar.set_title(textwrap.shorten(f"read: {read}", 70, placeholder=" …"), fontsize=8.5, loc="left")
+        ax_bar.set_title(textwrap.shorten(f"read: {read}", 70, placeholder=" …"), fontsize=8.5, loc="left", fontfamily=fonts)
         reasons = "\n".join(textwrap.wrap(textwrap.shorten(str(answer.get("reasons", "")), 330, placeholder=" …"), 95))
         ax_bar.text(-0.35, -0.3, f"answer: {answer.get('country', '')}, {answer.get('city', '')}\n{reasons}",
-                    transform=ax_bar.transAxes, fontsize=7.2, va="top", ha="left")
+                    transform=ax_bar.transAxes, fontsize=7.2, va="top", ha="left", fontfamily=fonts)
         countries.plot(ax=ax_map, color="#eeeeee", edgecolor="#bbbbbb", linewidth=0.3)
         if cands:
             scored = countries.merge(
@@ -792,5 +811,5 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
         ax_map.set_ylabel("latitude (°)", fontsize=8)
         ax_map.tick_params(labelsize=7)
         ax_map.set_title("candidates (darker: more evidence)", fontsize=8.5, loc="left")
-    fig.suptitle("Reading the signs: text boxes, candidate countries, reasons", fontsize=12, y=0.995 - 0.02 / n)
+    fig.suptitle("Reading the signs: text boxes, candidate countries, reasons", fontsize=12, y=1 - 0.25 / height)
     return fig

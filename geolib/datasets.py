@@ -319,7 +319,7 @@ def _as_lists(df: pd.DataFrame) -> pd.DataFrame:
 def study_pool(profile: str) -> pd.DataFrame:
     """The profile's pool with its row number (``row``) and its split by city (``split``: train/val/test).
 
-    The split is notebook 00's ``splits.parquet``; notebooks 01-07 and :mod:`geolib.train` start here.
+    The split is notebook 00's ``splits.parquet``; notebooks 01-08 and :mod:`geolib.train` start here.
 
     Raises:
         FileNotFoundError: the pool or the split has not been made yet (run notebook 00).

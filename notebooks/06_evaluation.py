@@ -178,7 +178,7 @@ if closed:
     generated = {name: evaluation.correct_and_answered(evaluation.aligned(answers[name], test)["pred_country"],
                                                        test["country"].tolist(), "country") for name in closed}
     diagnosis = pd.DataFrame({name: {
-        "generated: country accuracy": float(generated[name][0].mean()), "generated: answered": float(generated[name][1].mean()),
+        "generated: right (share of all images)": float(generated[name][0].mean()), "generated: answered": float(generated[name][1].mean()),
         "closed set: top-1": acc["top1"], "closed set: top-5": acc["top5"]} for name, acc in closed.items()}).T
     diagnosis["chance (top-1)"] = 1 / len(candidates)
     display(diagnosis.round(3))  # noqa: F821

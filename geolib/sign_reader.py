@@ -182,7 +182,7 @@ def load_photo(source: Any, max_pixels: int = MAX_PIXELS):
     Raises:
         PhotoError: not a file, not an image, truncated, too large; the message is one line.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     notes: list[str] = []
     if isinstance(source, np.ndarray):
@@ -214,8 +214,7 @@ def load_photo(source: Any, max_pixels: int = MAX_PIXELS):
             raise PhotoError(f"{name}: {reason} image file") from None
         orientation = exif.get(0x0112, 1) if exif else 1
         if orientation not in (1, None):
-            img.getexif()[0x0112] = orientation
-            img = ImageOps.exif_transpose(img)
+            img.getexif()[0x0112] = orientation  # the copy keeps the orientation for load_rgb to apply
             notes.append(f"EXIF orientation {orientation} applied")
     w, h = img.size
     if w * h > max_pixels:
@@ -224,24 +223,17 @@ def load_photo(source: Any, max_pixels: int = MAX_PIXELS):
         raise PhotoError(f"{name}: {w}×{h} pixels is too small to hold text")
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
-        notes.append(f"{mode} ({'16' if top > 255 else '32'}-bit) scaled to 8-bit")
+        bits = "16" if mode.startswith("I;16") or np.asarray(img).max() > 255 else "32"
+        notes.append(f"{mode} ({bits}-bit) scaled to 8-bit")
     elif mode == "CMYK":
-        img = img.convert("RGB")
         notes.append("CMYK converted to RGB")
-    elif mode in ("RGBA", "LA", "PA", "P"):
-        rgba = img.convert("RGBA")
-        img = Image.new("RGB", rgba.size, "white")
-        img.paste(rgba, mask=rgba.getchannel("A"))
-        if mode != "P":
-            notes.append("transparency flattened on white")
-    elif mode != "RGB":
-        img = img.convert("RGB")
-        if mode not in ("L", "1"):
-            notes.append(f"{mode} converted to RGB")
-    return img, notes
+    elif mode in ("RGBA", "LA", "PA"):
+        notes.append("transparency flattened on white")
+    elif mode not in ("RGB", "L", "1", "P"):
+        notes.append(f"{mode} converted to RGB")
+    from geolib import features
+
+    return features.load_rgb(img), notes  # the study's one conversion: what every model sees
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,6 +114,9 @@ if demo:
     for conv in (base_convs[0], base_convs[-1]):
         print(f"  {conv['messages'][0]['content'][-1]['text']} -> {conv['messages'][1]['content'][0]['text']}")
     base_model, _ = vlm.build_model(spec, processor=processor)
+    # the tower's tokens, standardised per channel with the training images' statistics (what
+    # tells street views apart; without it the small model learns to ignore the image)
+    vlm.standardize_image_features(base_model, images[train_pool["row"].to_numpy()])
     base = vlm.train_stage(base_model, processor, base_convs, "base", base_settings, None,
                            vlm.checkpoint_dir(profile, "base"), images=images)
     fig = plots.plot_training_curve(pd.DataFrame(base.log_history).dropna(subset=["loss"]), "step", ["loss"],

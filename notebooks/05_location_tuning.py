@@ -128,6 +128,24 @@ table = pd.DataFrame({"truth": [f"{vlm.country_name(c)}, {city}" for c, city in 
 with pd.option_context("display.max_colwidth", 200):
     display(table)  # noqa: F821 (IPython)
 
+# %% [markdown]
+# ## Can it fit its own training images?
+#
+# A recipe that cannot name the country of the images it was tuned on cannot generalise to new
+# cities. Closed-set scoring (notebook 06 explains it) on up to 100 of each arm's own training
+# images: the share whose true country gets the highest log-likelihood in the answer slot.
+
+# %%
+fit = {}
+candidates = sorted({vlm.country_name(c) for c in splits["train_curated"]["country"]})
+for name, arm in arms.items():
+    frame = arm_inputs[name].frame.sample(min(100, len(arm_inputs[name].frame)), random_state=0)
+    seen = np.stack([images[i] for i in frame["row"]]) if demo else frame["image_path"].tolist()
+    scores = vlm.closed_set_scores(arm.model, processor, seen, candidates)
+    fit[name] = vlm.closed_set_accuracy(scores, candidates, [vlm.country_name(c) for c in frame["country"]])["top1"]
+pd.Series(fit, name="closed-set top-1 on its own training images").map("{:.1%}".format)
+
+
 # %%
 def loss_change(arm):
     losses = pd.DataFrame(arm.log_history).dropna(subset=["loss"])["loss"]
@@ -142,8 +160,11 @@ summary = {
                         checkpoint=str(arm.output_dir.relative_to(paths.run_dir(profile))))
              for name, arm in arms.items()},
     "answers_parsed_after": float(np.mean([p.answered for p in parsed])),
+    "train_fit_top1": fit,
 }
 io.write_json(results / "05_location_tuning.json", summary)
+arm_keys = dict(zip(arm_stages, ("full", "no_reasoning", "uncurated")))
+io.merge_summary(profile, {f"05.{arm_keys[name]}.train_closed_set_top1": value for name, value in fit.items()})
 pd.DataFrame(summary["arms"]).T
 
 # %% [markdown]

@@ -579,3 +579,37 @@ def test_closed_set_accuracy_top_k():
         vlm.closed_set_accuracy(scores[:2], names, ["France", "Peru", "Japan"])
     with pytest.raises(ValueError, match="at least one candidate"):
         vlm.closed_set_scores(None, None, np.zeros((1, 49, 1280)), [])
+
+
+def test_standardised_tower_tokens(tok, feats, tmp_path):
+    model = _tiny_model(tok)
+    tower = vlm.vision_tower(model)
+    x = torch.from_numpy(feats[:3].astype(np.float32))
+    assert torch.equal(tower(x).last_hidden_state, x)  # the identity until set
+    vlm.standardize_image_features(model, feats)
+    flat = feats.astype(np.float64).reshape(-1, feats.shape[-1])
+    np.testing.assert_allclose(tower.feature_mean.numpy(), flat.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(tower.feature_scale.numpy(), np.maximum(flat.std(0), 1e-2), rtol=1e-3, atol=1e-4)
+    out = tower(torch.from_numpy(feats.astype(np.float32))).last_hidden_state.reshape(-1, feats.shape[-1])
+    assert out.mean(0).abs().max() < 1e-3 and (out.std(0) - 1).abs().max() < 1e-2  # each channel: mean 0, std 1
+    model.save_pretrained(tmp_path / "m")  # saved with the model, back on reload
+    tok.save_pretrained(tmp_path / "m")
+    reloaded, _ = vlm.load_model(tmp_path / "m")
+    assert torch.equal(vlm.vision_tower(reloaded).feature_scale, tower.feature_scale)
+    with pytest.raises(ValueError, match="features must be"):
+        vlm.standardize_image_features(model, feats[:1])
+
+
+def test_a_model_saved_before_the_standardisation_loads_as_the_identity(tok, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = _tiny_model(tok)
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    file = next((tmp_path / "m").glob("*.safetensors"))
+    tensors = {k: v for k, v in load_file(str(file)).items() if ".feature_" not in k}
+    save_file(tensors, str(file), metadata={"format": "pt"})
+    reloaded, _ = vlm.load_model(tmp_path / "m")
+    tower = vlm.vision_tower(reloaded)
+    assert torch.equal(tower.feature_mean, torch.zeros_like(tower.feature_mean))
+    assert torch.equal(tower.feature_scale, torch.ones_like(tower.feature_scale))

@@ -36,6 +36,8 @@ RESULTS = [
     ("answered share, both stages", "06.full.answered", "pct"),
     ("closed-set top-1, both stages (best-scoring training country in the answer slot)", "06.full.closed_set_top1", "pct"),
     ("closed-set top-1, untuned base", "06.base.closed_set_top1", "pct"),
+    ("closed-set top-1, both stages, on 100 of its own training images (notebook 05's fit check)",
+     "05.full.train_closed_set_top1", "pct"),
     ("country F1, without reasoning tuning", "06.no_reasoning.country_f1", "ci"),
     ("country F1, without location tuning", "06.no_location.country_f1", "ci"),
     ("country F1, linear probe on the same features", "06.probe.country_f1", "ci"),

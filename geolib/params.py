@@ -221,6 +221,7 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "n_countries": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "cities_per_country": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "image_size": _rule(lambda x: _int(x) and x >= 16, "an integer >= 16"),
+    "image_grid": _rule(lambda x: _int(x) and 1 <= x <= 7, "an integer from 1 to 7 (the demo tower's token grid side)"),
 }
 #: Entries that must be positive integers wherever they appear.
 for _name in ("per_device_train_batch_size", "effective_batch_size", "gradient_accumulation_steps", "logging_steps",

@@ -193,6 +193,9 @@ class FeatureTowerConfig(PreTrainedConfig):
         hidden_size: feature dimension of one token (1280 for EfficientNet-Lite0).
         image_size: input side in pixels (224).
         patch_size: pixels per token side (224 / 7 = 32).
+        tokens_per_side: side of the token grid the language model sees: the tower's own 7 × 7
+            map, or that map average-pooled to a coarser grid (:func:`pool_tokens`; cached
+            features only).
     """
 
     model_type = "geolib_feature_tower"
@@ -201,6 +204,7 @@ class FeatureTowerConfig(PreTrainedConfig):
     hidden_size: int = 1280
     image_size: int = 224
     patch_size: int = 32
+    tokens_per_side: int = 7
 
 
 class FeatureTowerModel(PreTrainedModel):
@@ -263,6 +267,12 @@ class FeatureTowerModel(PreTrainedModel):
         if x.ndim == 4:
             if x.shape[1] != 3:
                 raise ValueError(f"pixels must be (B, 3, H, W), got {tuple(x.shape)}")
+            native = self.config.image_size // self.config.patch_size
+            if self.config.tokens_per_side != native:
+                raise ValueError(
+                    f"this model sees a {self.config.tokens_per_side}×{self.config.tokens_per_side} token grid: pass "
+                    f"cached features pooled by geolib.vlm.pool_tokens (study_images does), not pixels"
+                )
             with torch.no_grad():
                 maps = self.tower(x.to(dtype))  # (B, C, H, W)
             tokens = maps.flatten(2).transpose(1, 2)  # (B, H·W, C)
@@ -270,6 +280,11 @@ class FeatureTowerModel(PreTrainedModel):
             if x.shape[-1] != self.config.hidden_size:
                 raise ValueError(
                     f"features must be (B, tokens, {self.config.hidden_size}), got {tuple(x.shape)}"
+                )
+            if x.shape[1] != self.config.tokens_per_side**2:
+                raise ValueError(
+                    f"this model sees {self.config.tokens_per_side**2} tokens per image, got {x.shape[1]}: "
+                    f"pool the cached features with geolib.vlm.pool_tokens(features, {self.config.tokens_per_side})"
                 )
             tokens = x.to(dtype)
         else:
@@ -378,6 +393,8 @@ class ModelSpec:
         hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size, max_positions: the
             demo language model (a Qwen2 decoder).
         image_tower: the demo's tower name (:func:`geolib.features.load_image_tower`).
+        image_grid: side of the demo's image token grid: 7 (the tower's 7 × 7 map, 49 tokens) or
+            a coarser average-pooled grid (2: 4 tokens; :func:`pool_tokens`).
     """
 
     model_id: str = "demo"
@@ -395,6 +412,7 @@ class ModelSpec:
     intermediate_size: int = 512
     max_positions: int = 1024
     image_tower: str = "efficientnet_lite0"
+    image_grid: int = 7
 
     @classmethod
     def coerce(cls, spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
@@ -474,8 +492,8 @@ def build_demo_model(tokenizer, spec: ModelSpec | Mapping[str, Any] | None = Non
         eos_token_id=ids[IM_END],
         pad_token_id=ids[PAD_TOKEN],
     )
-    tower = FeatureTowerConfig(tower=spec.image_tower)
-    tokens_per_side = tower.image_size // tower.patch_size
+    tower = FeatureTowerConfig(tower=spec.image_tower, tokens_per_side=spec.image_grid)
+    tokens_per_side = tower.tokens_per_side
     config = LlavaConfig(
         vision_config=tower,
         text_config=text_config,
@@ -2160,7 +2178,8 @@ def study_images(pool, spec: ModelSpec | Mapping[str, Any], profile: str, batch_
     """What the model sees of the pool's images, indexable by pool row.
 
     Demo: the frozen tower's token maps (N, 49, 1280), computed once and cached in the same file
-    notebook 02 uses (``cache/features_<tower>.npy``); hub models: the image paths.
+    notebook 02 uses (``cache/features_<tower>.npy``), pooled to the model's ``image_grid``
+    (:func:`pool_tokens`; in memory); hub models: the image paths.
     """
     spec = ModelSpec.coerce(spec)
     if spec.model_id != "demo":
@@ -2168,7 +2187,32 @@ def study_images(pool, spec: ModelSpec | Mapping[str, Any], profile: str, batch_
     from geolib import features, paths
 
     cache = paths.cache_dir(profile) / f"features_{spec.image_tower}.npy"
-    return features.image_features(pool["image_path"].tolist(), cache, batch_size=batch_size, tower=spec.image_tower)
+    tokens = features.image_features(pool["image_path"].tolist(), cache, batch_size=batch_size, tower=spec.image_tower)
+    return pool_tokens(tokens, spec.image_grid)
+
+
+def pool_tokens(features, grid: int, chunk: int = 256) -> np.ndarray:
+    """Average-pool square token maps (N, S·S, C) to a ``grid`` × ``grid`` map (N, grid², C).
+
+    Cells are the adaptive-pooling cells of ``torch.nn.functional.adaptive_avg_pool2d`` (for a
+    7 × 7 map and grid 2: rows and columns 0-3 and 3-6). ``grid`` = S returns the features as
+    they are; the dtype is kept.
+    """
+    shape = tuple(np.shape(features))
+    side = int(round(np.sqrt(shape[1]))) if len(shape) == 3 else 0
+    if len(shape) != 3 or side * side != shape[1]:
+        raise ValueError(f"features must be square token maps (N, S·S, C), got shape {shape}")
+    if not 1 <= int(grid) <= side:
+        raise ValueError(f"grid must be between 1 and {side}, got {grid}")
+    if grid == side:
+        return features
+    out = []
+    for start in range(0, shape[0], chunk):
+        x = torch.from_numpy(np.asarray(features[start:start + chunk], dtype=np.float32))
+        maps = x.reshape(len(x), side, side, shape[2]).permute(0, 3, 1, 2)
+        pooled = torch.nn.functional.adaptive_avg_pool2d(maps, int(grid)).flatten(2).transpose(1, 2)
+        out.append(pooled.numpy().astype(np.asarray(features[:1]).dtype))
+    return np.concatenate(out)
 
 
 def pool_rows(pool, frame) -> np.ndarray:
@@ -2284,7 +2328,7 @@ def study_model(profile: str, spec: ModelSpec | Mapping[str, Any], stages: Seque
 __all__ = [
     "PROMPTS", "PAPER_STAGE1", "PAPER_STAGE2", "DEMO_BASE", "DEMO_STAGE1", "DEMO_STAGE2", "PAPER_MODEL", "DEMO_MODEL",
     "LORA_TARGET_MODULES", "ModelSpec", "FeatureTowerConfig", "FeatureTowerModel", "train_tokenizer", "load_processor",
-    "build_model", "build_demo_model", "standardize_image_features", "load_model", "make_conversations", "base_training_conversations",
+    "build_model", "build_demo_model", "standardize_image_features", "pool_tokens", "load_model", "make_conversations", "base_training_conversations",
     "describe_scene", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
     "ConversationCollator", "lora_config", "lora_config_from", "training_arguments", "train_stage", "StageResult",
     "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "closed_set_scores", "closed_set_accuracy", "answer_slot_text", "trainable_parameter_report",

@@ -613,3 +613,31 @@ def test_a_model_saved_before_the_standardisation_loads_as_the_identity(tok, tmp
     tower = vlm.vision_tower(reloaded)
     assert torch.equal(tower.feature_mean, torch.zeros_like(tower.feature_mean))
     assert torch.equal(tower.feature_scale, torch.ones_like(tower.feature_scale))
+
+
+def test_pool_tokens_averages_the_map_cells(feats):
+    pooled = vlm.pool_tokens(feats, 2)
+    assert pooled.shape == (len(feats), 4, feats.shape[-1]) and pooled.dtype == feats.dtype
+    grid = feats.astype(np.float32).reshape(len(feats), 7, 7, -1)
+    np.testing.assert_allclose(pooled[:, 0].astype(np.float32), grid[:, :4, :4].mean((1, 2)), rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(pooled[:, 3].astype(np.float32), grid[:, 3:, 3:].mean((1, 2)), rtol=2e-3, atol=2e-3)
+    assert vlm.pool_tokens(feats, 7) is feats
+    for bad in (0, 8):
+        with pytest.raises(ValueError, match="grid must be"):
+            vlm.pool_tokens(feats, bad)
+    with pytest.raises(ValueError, match="square token maps"):
+        vlm.pool_tokens(feats[:, :48], 2)
+
+
+def test_a_model_on_a_coarser_token_grid_trains_and_answers(tok, feats, tmp_path):
+    model, _ = vlm.build_model(dict(TINY, image_grid=2), processor=tok)
+    pooled = vlm.pool_tokens(feats, 2)
+    convs = vlm.make_conversations(pd.DataFrame({"country": ["FR", "JP"] * 4, "city": ["Paris", "Osaka"] * 4}),
+                                   "location")
+    stage = vlm.train_stage(model, tok, convs, "location", _steps(2), vlm.lora_config(4, 8, 0.0), tmp_path / "s",
+                            images=pooled[:8])
+    assert len(vlm.generate(stage.model, tok, pooled[:2], max_new_tokens=4)) == 2
+    with pytest.raises(ValueError, match="pool the cached features"):
+        vlm.generate(stage.model, tok, feats[:2], max_new_tokens=4)
+    with pytest.raises(ValueError, match="not pixels"):
+        vlm.vision_tower(model)(torch.zeros(1, 3, 224, 224))

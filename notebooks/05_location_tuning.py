@@ -140,7 +140,8 @@ fit = {}
 candidates = sorted({vlm.country_name(c) for c in splits["train_curated"]["country"]})
 for name, arm in arms.items():
     frame = arm_inputs[name].frame.sample(min(100, len(arm_inputs[name].frame)), random_state=0)
-    seen = np.stack([images[i] for i in frame["row"]]) if demo else frame["image_path"].tolist()
+    seen = [images[i] for i in frame["row"]]
+    seen = np.stack(seen) if demo else seen
     scores = vlm.closed_set_scores(arm.model, processor, seen, candidates)
     fit[name] = vlm.closed_set_accuracy(scores, candidates, [vlm.country_name(c) for c in frame["country"]])["top1"]
 pd.Series(fit, name="closed-set top-1 on its own training images").map("{:.1%}".format)

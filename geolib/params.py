@@ -216,6 +216,8 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "model_id": _rule(lambda x: isinstance(x, str) and x.strip() != "", "a non-empty model id"),
     "dtype": _rule(lambda x: x in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
     "gradient_checkpointing": _rule(lambda x: isinstance(x, bool), "true or false"),
+    "lora_projector": _rule(lambda x: isinstance(x, bool), "true or false"),
+    "base_guesses": _rule(lambda x: _int(x) and x >= 0, "an integer >= 0"),
     "n_boot": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "n_images": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "n_countries": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),

@@ -115,9 +115,9 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-#: LoRA goes on the language model's attention and MLP projections only: never the vision tower
-#: (Qwen2.5-VL's vision blocks also have gate/up/down projections, hence the regex) nor the
-#: projector.
+#: LoRA goes on the language model's attention and MLP projections: never the vision tower
+#: (Qwen2.5-VL's vision blocks also have gate/up/down projections, hence the regex); on the
+#: projector only where a stage asks for it (``lora_projector``, :func:`lora_config`).
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 #: GeoReasoner's LoRA tuning settings (r, alpha, dropout, learning rate, schedule, warm-up, weight
@@ -128,6 +128,7 @@ PAPER_STAGE1 = {
     "lora_r": 64,
     "lora_alpha": 16,
     "lora_dropout": 0.05,
+    "lora_projector": False,
     "learning_rate": 1e-5,
     "lr_scheduler_type": "cosine",
     "warmup_ratio": 0.01,
@@ -159,12 +160,14 @@ DEMO_BASE = {
 #: The demo's LoRA stages, scaled down from :data:`PAPER_STAGE1`: rank 16 instead of 64 (the
 #: demo language model's hidden size is 128, not 3584), alpha = 2r (the usual default for a
 #: small rank), a learning rate 100× higher (a tiny model, few steps), 3 epochs instead of 5 and an
-#: effective batch of 16 instead of 80 (more optimiser steps from a small data set).
+#: effective batch of 16 instead of 80 (more optimiser steps from a small data set), and LoRA on
+#: the projector too (LLaVA trains its projector when it fine-tunes; the paper's LoRA does not).
 #: Scheduler, warm-up, weight decay, β2 and dropout are the paper's.
 DEMO_STAGE1 = {
     "lora_r": 16,
     "lora_alpha": 32,
     "lora_dropout": 0.05,
+    "lora_projector": True,
     "learning_rate": 1e-3,
     "lr_scheduler_type": "cosine",
     "warmup_ratio": 0.01,
@@ -179,7 +182,8 @@ DEMO_STAGE1 = {
 DEMO_STAGE2 = dict(DEMO_STAGE1)
 
 #: Keys of the hyperparameter dicts that are not ``TrainingArguments`` fields.
-_NON_TRAINER_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "effective_batch_size", "max_length", "warmup_ratio")
+_NON_TRAINER_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "lora_projector", "effective_batch_size", "max_length",
+                     "warmup_ratio")
 
 # ---------------------------------------------------------------------------------------------
 # The demo's vision module: pixels or cached features → (B, 49, 1280) tokens
@@ -194,8 +198,8 @@ class FeatureTowerConfig(PreTrainedConfig):
         image_size: input side in pixels (224).
         patch_size: pixels per token side (224 / 7 = 32).
         tokens_per_side: side of the token grid the language model sees: the tower's own 7 × 7
-            map, or that map average-pooled to a coarser grid (:func:`pool_tokens`; cached
-            features only).
+            map, or that map average-pooled to a coarser grid (:func:`pool_tokens` for cached
+            features; the forward pass pools pixels' maps the same way).
     """
 
     model_type = "geolib_feature_tower"
@@ -267,14 +271,11 @@ class FeatureTowerModel(PreTrainedModel):
         if x.ndim == 4:
             if x.shape[1] != 3:
                 raise ValueError(f"pixels must be (B, 3, H, W), got {tuple(x.shape)}")
-            native = self.config.image_size // self.config.patch_size
-            if self.config.tokens_per_side != native:
-                raise ValueError(
-                    f"this model sees a {self.config.tokens_per_side}×{self.config.tokens_per_side} token grid: pass "
-                    f"cached features pooled by geolib.vlm.pool_tokens (study_images does), not pixels"
-                )
             with torch.no_grad():
                 maps = self.tower(x.to(dtype))  # (B, C, H, W)
+                side = self.config.tokens_per_side
+                if maps.shape[-2:] != (side, side):  # the coarser grid of pool_tokens, same cells
+                    maps = torch.nn.functional.adaptive_avg_pool2d(maps, side)
             tokens = maps.flatten(2).transpose(1, 2)  # (B, H·W, C)
         elif x.ndim == 3:
             if x.shape[-1] != self.config.hidden_size:
@@ -393,8 +394,11 @@ class ModelSpec:
         hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size, max_positions: the
             demo language model (a Qwen2 decoder).
         image_tower: the demo's tower name (:func:`geolib.features.load_image_tower`).
-        image_grid: side of the demo's image token grid: 7 (the tower's 7 × 7 map, 49 tokens) or
-            a coarser average-pooled grid (2: 4 tokens; :func:`pool_tokens`).
+        image_grid: side of the demo's image token grid: 2 (the tower's 7 × 7 map average-pooled
+            to 2 × 2 cells, 4 tokens; :func:`pool_tokens`) up to 7 (the map as it is, 49 tokens).
+            Default 2: the demo's small language model fits its training images from 4 tokens
+            far more easily than from 49, and every sequence is 45 tokens shorter
+            (docs/known-traps.md).
     """
 
     model_id: str = "demo"
@@ -412,7 +416,7 @@ class ModelSpec:
     intermediate_size: int = 512
     max_positions: int = 1024
     image_tower: str = "efficientnet_lite0"
-    image_grid: int = 7
+    image_grid: int = 2
 
     @classmethod
     def coerce(cls, spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
@@ -430,8 +434,8 @@ class ModelSpec:
 
 #: The paper profile's model (pin ``revision`` in params/paper.yaml).
 PAPER_MODEL = {"model_id": "Qwen/Qwen2.5-VL-7B-Instruct", "dtype": "bfloat16", "gradient_checkpointing": True}
-#: The demo profile's model: a 4-layer, 128-wide Qwen2 decoder behind EfficientNet-Lite0 (sized so
-#: that the demo's whole tuning fits in about a quarter of an hour on 2 CPU cores).
+#: The demo profile's model: a 4-layer, 128-wide Qwen2 decoder behind EfficientNet-Lite0, whose 7 × 7
+#: map is pooled to 2 × 2 tokens (sized so that the demo's whole tuning takes minutes on 2 CPU cores).
 DEMO_MODEL = {"model_id": "demo"}
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
@@ -1043,6 +1047,37 @@ def knowledge_conversations(pool, country_column: str = "country", city_column: 
     return conversations
 
 
+def guess_conversations(pool, n: int, country_column: str = "country", city_column: str = "city",
+                        seed: int = 0) -> list[dict]:
+    """Text-only conversations that teach the demo's base model to *answer* the location question.
+
+    A pretrained instruct model asked "Which country and city is the image located?" answers in
+    the asked format with a guess from its prior, whether or not it can read the image (the
+    paper's untuned Qwen-VL answers 95% of the time). The demo's language model starts from
+    nothing, so its base training shows it the question with a **blank image** (key ``None``)
+    answered by a place drawn uniformly from the ``(country, city)`` pairs of ``pool``:
+    the answer format and a prior over places, and no link from any image to its place (that is
+    still the stages' job).
+
+    Args:
+        pool: the image pool (its distinct country and city pairs are the guesses).
+        n: number of conversations.
+        seed: seed of the draws.
+
+    Returns:
+        ``[{"image": None, "messages": [user, assistant]}, ...]`` with ``n`` items.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    places = sorted(set(zip(pool[country_column].astype(str), pool[city_column].astype(str))))
+    if n and not places:
+        raise ValueError("the pool has no (country, city) pairs to guess from")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(len(places), size=n) if n else []
+    return [{"image": None, "messages": [user_message(PROMPTS["location"]), assistant_message(
+        format_answer(country=country_name(places[i][0]), city=places[i][1]))]} for i in picks]
+
+
 def conversation_texts(conversations: Sequence[dict]) -> list[str]:
     """All message texts of ``conversations`` (a tokenizer corpus for :func:`train_tokenizer`)."""
     out = []
@@ -1237,12 +1272,26 @@ class ConversationCollator:
 # Training
 
 
-def lora_config(r: int = 64, alpha: int = 16, dropout: float = 0.05, target_modules: Sequence[str] = LORA_TARGET_MODULES):
-    """A peft ``LoraConfig`` on the language model's projections ``target_modules`` only.
+#: The projector's linear layers (LLaVA's ``multi_modal_projector``, Qwen2.5-VL's patch merger):
+#: what ``projector=True`` of :func:`lora_config` adds LoRA to.
+LORA_PROJECTOR_PATTERN = r".*(multi_modal_projector\.linear_[12]|visual\.merger\.mlp\.[02])"
+
+
+def lora_config(r: int = 64, alpha: int = 16, dropout: float = 0.05, target_modules: Sequence[str] = LORA_TARGET_MODULES,
+                projector: bool = False):
+    """A peft ``LoraConfig`` on the language model's projections ``target_modules``, and the projector's
+    linear layers when ``projector`` is true.
+
+    LLaVA's own fine-tuning trains the projector beside the language model; GeoReasoner's LoRA
+    (the paper preset) adapts the language model only. The demo preset adapts the projector too:
+    its language model learned to read the image tokens from scratch in the base training, and a
+    LoRA stage that cannot change how image tokens enter the model fits its own training images
+    far worse (docs/known-traps.md gives the measurement).
 
     Args:
         r: LoRA rank. alpha: scaling numerator (update scale alpha / r). dropout: on the LoRA input.
         target_modules: projection names inside the language model (default q, k, v, o, gate, up, down).
+        projector: also put LoRA on the projector (:data:`LORA_PROJECTOR_PATTERN`).
     """
     from peft import LoraConfig
 
@@ -1250,13 +1299,17 @@ def lora_config(r: int = 64, alpha: int = 16, dropout: float = 0.05, target_modu
     if bad:
         raise ValueError(f"target_modules must be plain module names, got {bad}")
     regex = r".*language_model.*\.(" + "|".join(target_modules) + r")"
+    if projector:
+        regex = f"({regex})|({LORA_PROJECTOR_PATTERN})"
     return LoraConfig(r=int(r), lora_alpha=int(alpha), lora_dropout=float(dropout), target_modules=regex,
                       bias="none", task_type="CAUSAL_LM")
 
 
 def lora_config_from(hparams: Mapping[str, Any]):
-    """:func:`lora_config` from a stage dict such as :data:`PAPER_STAGE1` (``lora_r``, ``lora_alpha``, ``lora_dropout``)."""
-    return lora_config(hparams["lora_r"], hparams["lora_alpha"], hparams["lora_dropout"])
+    """:func:`lora_config` from a stage dict such as :data:`PAPER_STAGE1` (``lora_r``, ``lora_alpha``,
+    ``lora_dropout``, and ``lora_projector``: absent means false)."""
+    return lora_config(hparams["lora_r"], hparams["lora_alpha"], hparams["lora_dropout"],
+                       projector=bool(hparams.get("lora_projector", False)))
 
 
 def training_arguments(output_dir: str | os.PathLike, hparams: Mapping[str, Any], **overrides) -> TrainingArguments:
@@ -2335,4 +2388,5 @@ __all__ = [
     "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
     "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
     "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage", "knowledge_conversations", "KNOWLEDGE_PROMPTS", "KNOWLEDGE_QUESTIONS",
+    "guess_conversations", "LORA_PROJECTOR_PATTERN",
 ]

@@ -49,6 +49,7 @@ tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below)
 base_training: dict = {}  # demo only: overrides of the base-training settings (geolib.vlm.DEMO_BASE)
 reasoning_tuning: dict = {}  # overrides of the preset's stage-1 settings, e.g. max_steps
 tokenizer_vocab_size: int = 3000  # demo: vocabulary of the byte-level BPE trained on the study's texts
+base_guesses: int = 2000  # demo: base-training turns that answer the location question, blank image, with a guessed place
 clue_corpus: str = ""  # paper: GeoReasoner's reasoning data (its SFT JSON) under the data folder; empty: the demo world's reasoning texts
 n_answers_shown: int = 4  # held-out images whose answers are shown before and after tuning
 max_new_tokens: int = 96  # generation limit of the answers shown
@@ -97,13 +98,18 @@ for message in stage1[0]["messages"]:
 #   country fits these clues: …?"). A real language model knows these words and facts; without
 #   them the country names and the answer syntax would be tokens the demo model never produced
 #   where a question does not give them away, and a LoRA adapter (which cannot change the
-#   embeddings) could hardly learn to say them. No image is ever paired with a place here: that
-#   is what the two stages teach.
+#   embeddings) could hardly learn to say them;
+# * the location question asked with a blank image, answered in GeoReasoner's format with a place
+#   drawn at random from the world's cities: a pretrained instruct model answers in the asked
+#   format and guesses when it cannot tell (the paper's untuned model answers 95% of the time);
+#   the demo's base learns the format and a flat prior.
+#
+# No image is ever paired with a place here: that is what the two stages teach.
 
 # %%
 if demo:
     base_convs = (vlm.base_training_conversations(train_pool, image_column="row")
-                  + vlm.knowledge_conversations(pool))
+                  + vlm.knowledge_conversations(pool) + vlm.guess_conversations(pool, base_guesses))
     corpus_texts = vlm.conversation_texts(
         base_convs + stage1 + vlm.make_conversations(train_pool, "location", image_column="row")
         + gre.chain_conversations(train_pool, image_column="row")

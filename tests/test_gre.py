@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 from geolib import vlm  # noqa: E402
 
 TINY = {"model_id": "demo", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 2,
-        "intermediate_size": 128, "max_positions": 512}
+        "intermediate_size": 128, "max_positions": 512, "image_grid": 7}
 N_IMAGES = 8
 
 

@@ -25,7 +25,7 @@ def test_answer_images_with_a_tiny_demo_model(tmp_path):
 
     tok = vlm.train_tokenizer(["{'country': 'France', 'city': 'Paris'}", *vlm.PROMPTS.values()], 300, tmp_path / "tok")
     model, _ = vlm.build_model({"model_id": "demo", "hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
-                                "intermediate_size": 64, "max_positions": 256}, processor=tok)
+                                "intermediate_size": 64, "max_positions": 256, "image_grid": 7}, processor=tok)
     feats = np.random.default_rng(0).random((3, 49, 1280)).astype(np.float16)
     table = inference.answer_images(model, tok, feats, ["x", "y", "z"], max_new_tokens=6, batch_size=2, progress=False)
     assert len(table) == 3 and isinstance(table["raw"].iloc[0], str)

@@ -13,7 +13,7 @@ from geolib import vlm
 torch = pytest.importorskip("torch")
 
 TINY = {"model_id": "demo", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 2,
-        "intermediate_size": 128, "max_positions": 256}
+        "intermediate_size": 128, "max_positions": 256, "image_grid": 7}
 N_IMAGES = 12
 
 
@@ -639,5 +639,55 @@ def test_a_model_on_a_coarser_token_grid_trains_and_answers(tok, feats, tmp_path
     assert len(vlm.generate(stage.model, tok, pooled[:2], max_new_tokens=4)) == 2
     with pytest.raises(ValueError, match="pool the cached features"):
         vlm.generate(stage.model, tok, feats[:2], max_new_tokens=4)
-    with pytest.raises(ValueError, match="not pixels"):
-        vlm.vision_tower(model)(torch.zeros(1, 3, 224, 224))
+    from geolib import features
+
+    pixels = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():  # pixels are pooled to the same cells as cached features
+        tokens = vlm.vision_tower(model)(pixels).last_hidden_state
+        maps = features.load_image_tower()(pixels).flatten(2).transpose(1, 2).numpy()
+    assert tokens.shape == (2, 4, 1280)
+    np.testing.assert_allclose(tokens.numpy(), vlm.pool_tokens(maps, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_the_demo_model_sees_four_tokens_by_default(tok):
+    model, _ = vlm.build_model({"model_id": "demo", "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                "num_kv_heads": 2, "intermediate_size": 64}, processor=tok)
+    assert vlm.ModelSpec().image_grid == 2 and model.config.image_seq_length == 4
+
+
+def test_lora_on_the_projector_where_the_stage_asks(tok, qwen):
+    model = vlm.add_stage_adapter(_tiny_model(tok), "reasoning", vlm.lora_config_from(vlm.DEMO_STAGE1))
+    lora_modules = {n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters() if ".lora_" in n}
+    projector = {n for n in lora_modules if "multi_modal_projector" in n}
+    assert {n.rsplit(".", 1)[-1] for n in projector} == {"linear_1", "linear_2"}
+    assert len(lora_modules - projector) == 7 * TINY["num_layers"]  # and the language model's as before
+    assert not any("vision_tower" in n for n in lora_modules)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_" in n and ".reasoning" in n for n in trainable)
+    assert vlm.trainable_parameter_report(model)["trainable"] == vlm.trainable_parameter_report(model)["lora"]
+    # the paper's preset adapts the language model only; asked, the Qwen2.5-VL merger gets LoRA too
+    assert vlm.PAPER_STAGE1["lora_projector"] is False
+    assert not vlm.lora_config_from(vlm.PAPER_STAGE1).target_modules.count("merger")
+    import re as re_
+
+    config, processor = qwen
+    model_, _ = vlm.build_model(dict(vlm.PAPER_MODEL, revision="0" * 40, dtype="float32"), processor=processor,
+                                config=config)
+    pattern = vlm.lora_config(4, 8, projector=True).target_modules
+    names = [n for n, m in model_.named_modules() if isinstance(m, torch.nn.Linear)]
+    hit = [n for n in names if re_.fullmatch(pattern, n)]
+    assert any(".merger.mlp." in n for n in hit)
+    assert not any(".blocks." in n for n in hit)  # never the vision blocks
+
+
+def test_guess_conversations_answer_the_location_question_with_a_blank_image(pool):
+    convs = vlm.guess_conversations(pool, 40, seed=1)
+    assert len(convs) == 40 and all(c["image"] is None for c in convs)
+    assert {c["messages"][0]["content"][-1]["text"] for c in convs} == {vlm.PROMPTS["location"]}
+    answers_ = [ast.literal_eval(c["messages"][1]["content"][0]["text"]) for c in convs]
+    places = {(vlm.country_name(a), b) for a, b in zip(pool["country"], pool["city"])}
+    assert {(a["country"], a["city"]) for a in answers_} <= places
+    assert len({a["country"] for a in answers_}) == len({c for c, _ in places})  # every place is guessed
+    assert vlm.guess_conversations(pool, 40, seed=1) == convs and vlm.guess_conversations(pool, 0) == []
+    with pytest.raises(ValueError, match="n must be"):
+        vlm.guess_conversations(pool, -1)

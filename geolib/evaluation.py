@@ -282,6 +282,35 @@ def f1_difference(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray
             "relative": (v1 - v2) / v2 if v2 > 0 else float("nan")}
 
 
+def quality_curve(hits: Mapping[int, tuple[np.ndarray, np.ndarray]], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """GeoReasoner's data-quality curve: country accuracy per share of highly locatable training images.
+
+    Args:
+        hits: ``{share in %: (correct, answered)}`` of the data-quality arms on the same test
+            images (:func:`correct_and_answered`).
+        n_boot, seed: bootstrap replicates and seed.
+
+    Returns:
+        One row per share (ascending): ``share``, ``country_accuracy`` (correct among answered)
+        with its percentile-bootstrap ``ci_low`` / ``ci_high``, ``answered``, and the paired
+        difference from the lowest share (``minus_lowest``, ``minus_lowest_ci_low``,
+        ``minus_lowest_ci_high``; 0 for the lowest itself).
+    """
+    if not hits:
+        raise ValueError("quality_curve needs at least one arm")
+    shares = sorted(hits)
+    lowest = hits[shares[0]]
+    rows = []
+    for share in shares:
+        c, a = (np.asarray(x, bool) for x in hits[share])
+        lo, hi = metrics.bootstrap_ci(_acc, c, a, n_boot=n_boot, seed=seed, vectorized=True)
+        diff = f1_difference(hits[share], lowest, "accuracy", n_boot=n_boot, seed=seed)
+        rows.append({"share": share, "country_accuracy": float(_acc(c, a)), "ci_low": lo, "ci_high": hi,
+                     "answered": float(a.mean()), "minus_lowest": diff["difference"],
+                     "minus_lowest_ci_low": diff["ci_low"], "minus_lowest_ci_high": diff["ci_high"]})
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------------------------------------
 # Accuracy by locatability
 
@@ -442,6 +471,6 @@ def errors_by_country(pred: pd.DataFrame, test_df: pd.DataFrame) -> pd.DataFrame
 __all__ = [
     "PAPER_TABLE1", "PAPER_ABLATION_F1", "PAPER_DATA_QUALITY", "EVAL_METRICS", "SHARE_METRICS", "paper_table",
     "correct_and_answered", "answered_rows", "reasons_or_raw", "aligned", "error_km", "evaluation_table", "interval_table", "values",
-    "table_records", "f1_difference", "accuracy_by_bins", "cited_clues", "faithfulness", "within_km_curve",
+    "table_records", "f1_difference", "quality_curve", "accuracy_by_bins", "cited_clues", "faithfulness", "within_km_curve",
     "errors_by_country",
 ]

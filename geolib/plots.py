@@ -813,3 +813,36 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
         ax_map.set_title("candidates (darker: more evidence)", fontsize=8.5, loc="left")
     fig.suptitle("Reading the signs: text boxes, candidate countries, reasons", fontsize=12, y=1 - 0.25 / height)
     return fig
+
+
+def plot_data_quality(curve, chance: float, paper: dict | None = None, n_train: int | None = None):
+    """GeoReasoner's data-quality experiment (06_data_quality): country accuracy on test cities
+    against the share of highly locatable training images, 95% intervals as bars.
+
+    Args:
+        curve: :func:`geolib.evaluation.quality_curve` (``share``, ``country_accuracy``, ``ci_low``, ``ci_high``).
+        chance: accuracy of a uniform guess (a dotted line).
+        paper: the paper's two ends ``{"uncurated": 0.63, "curated": 0.72}`` (real street views), drawn hollow.
+        n_train: training images per arm (in the title).
+    """
+    import numpy as np
+
+    style()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    x = curve["share"].to_numpy(float)
+    y = curve["country_accuracy"].to_numpy(float)
+    err = np.vstack([y - curve["ci_low"].to_numpy(float), curve["ci_high"].to_numpy(float) - y])
+    ax.errorbar(x, y, yerr=err, marker="o", capsize=4, color=COLORS["ours"], label="this run (test cities)")
+    if paper:
+        ax.plot([0, 100], [paper["uncurated"], paper["curated"]], ls="none", marker="o", mfc="white", ms=8,
+                color=COLORS["paper"], label="GeoReasoner paper (real street views)")
+    ax.axhline(chance, ls=":", color=COLORS["dropped"], label=f"chance ({chance:.1%})")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{int(v)}%" for v in x])
+    ax.set_xlabel("share of highly locatable images in the training set")
+    ax.set_ylabel("country accuracy (answered images)")
+    ax.set_ylim(0, max(1.0 if paper else 0.0, float(np.nanmax(curve["ci_high"])) * 1.15, chance * 2))
+    size = f", {n_train} training images each" if n_train else ""
+    ax.set_title(f"Data quality: stage 2 at one size{size}")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig

@@ -10,7 +10,8 @@ and loads it instead of training again::
     python -m geolib.study run --profile paper --from 04
 
 Stages (:data:`geolib.vlm.LORA_STAGES`): ``reasoning`` (stage 1), ``location`` (stage 2 on top
-of stage 1), and the ablation arms ``location_only`` and ``location_uncurated``. The settings
+of stage 1), and the ablation arms ``location_only``, ``location_uncurated`` and the data-quality
+sets ``location_quality_000`` … ``location_quality_100``. The settings
 come from the params file exactly as the notebooks read them (``model``, ``tuning_preset``,
 ``reasoning_tuning`` / ``location_tuning``, ``clue_corpus``), and the effective batch stays the
 params file's on any number of GPUs (gradient accumulation adapts). The demo's base training
@@ -28,7 +29,8 @@ from geolib import paths, runtime
 
 #: The notebook whose parameters (and defaults) a stage reads.
 STAGE_NOTEBOOK = {"reasoning": "04_reasoning_tuning", "location": "05_location_tuning",
-                  "location_only": "05_location_tuning", "location_uncurated": "05_location_tuning"}
+                  "location_only": "05_location_tuning", "location_uncurated": "05_location_tuning",
+                  **{f"location_quality_{pct:03d}": "05_location_tuning" for pct in (0, 25, 50, 75, 100)}}
 
 
 def stage_parameters(profile: str, stage: str, params_path: str | None = None) -> dict:

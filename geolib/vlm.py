@@ -2161,8 +2161,13 @@ STUDY_STAGES = {
     "reasoning": ("reasoning",),  # stage 1 only ("without location tuning")
     "location_only": ("location_only",),  # stage 2 on the base model ("without reasoning tuning")
     "full": ("reasoning", "location"),  # GeoReasoner: stage 2 on top of stage 1
-    "uncurated": ("reasoning", "location_uncurated"),  # stage 2 on the uncurated split (data quality)
+    "uncurated": ("reasoning", "location_uncurated"),  # stage 2 on a random sample of the curated split's size
 }
+
+#: GeoReasoner's data-quality experiment (notebooks 03, 05, 06): stage 2 on top of stage 1 on sets
+#: of one size whose share of highly locatable images is 0, 25, 50, 75 or 100%.
+QUALITY_SHARES = (0, 25, 50, 75, 100)
+STUDY_STAGES.update({f"quality_{pct:03d}": ("reasoning", f"location_quality_{pct:03d}") for pct in QUALITY_SHARES})
 
 
 #: Stage settings by preset (the ``tuning_preset`` parameter of notebooks 04, 05 and 07).
@@ -2305,6 +2310,7 @@ LORA_STAGES = {
     "location": ("location", ("reasoning",), "train_curated"),
     "location_only": ("location", (), "train_curated"),
     "location_uncurated": ("location", ("reasoning",), "train_uncurated"),
+    **{f"location_quality_{pct:03d}": ("location", ("reasoning",), f"train_quality_{pct:03d}") for pct in QUALITY_SHARES},
 }
 
 
@@ -2385,7 +2391,7 @@ __all__ = [
     "describe_scene", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
     "ConversationCollator", "lora_config", "lora_config_from", "training_arguments", "train_stage", "StageResult",
     "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "closed_set_scores", "closed_set_accuracy", "answer_slot_text", "trainable_parameter_report",
-    "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "checkpoint_dir",
+    "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "QUALITY_SHARES", "checkpoint_dir",
     "study_images", "pool_rows", "study_model", "TUNING_PRESETS", "stage_settings", "study_tokenizer",
     "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage", "knowledge_conversations", "KNOWLEDGE_PROMPTS", "KNOWLEDGE_QUESTIONS",
     "guess_conversations", "LORA_PROJECTOR_PATTERN",

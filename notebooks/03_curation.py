@@ -22,15 +22,17 @@
 # locatability ≥ 0.4 for location tuning (§3.1): training on images that *can* be located makes
 # a better model (its data-quality experiment: country accuracy .63 → .72 from 0% to 100% highly
 # locatable training images). This notebook scores the pool with the network of notebook 02,
-# sweeps the threshold, and writes the training, validation and test splits (by city), plus an
-# *uncurated* training split of the same size for the data-quality ablation of notebook 06.
+# sweeps the threshold, and writes the training, validation and test splits (by city), plus the
+# training sets of GeoReasoner's data-quality experiment (one size, a growing share of highly
+# locatable images) and a random sample of the curated split's size, for notebooks 05 and 06.
 
 # %% tags=["parameters"]
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 image_tower: str = "efficientnet_lite0"  # the image tower the network was trained on (notebook 02)
 curation_threshold: float = 0.4  # keep images with locatability at or above this (the paper's value)
 match_paper_share: bool = True  # translate the threshold to this study's score scale by keeping the share it keeps with the paper's weights
-uncurated_seed: int = 0  # seed of the uncurated sample
+uncurated_seed: int = 0  # seed of the random sample and of the data-quality sets
+quality_shares: list[float] = [0.0, 0.25, 0.5, 0.75, 1.0]  # shares of highly locatable images in the data-quality sets ([]: none)
 
 # %%
 # Setup (not the method): imports and inputs from notebooks 00-02.
@@ -88,7 +90,11 @@ plots.save_figure(fig, profile, "03_curation_map")
 # ## Splits
 #
 # * `train_curated`: training cities, kept images — stage 2 (location tuning) trains on it;
-# * `train_uncurated`: training cities, a random sample of the same size regardless of score;
+# * `train_uncurated`: training cities, a random sample of the same size regardless of score (a
+#   random sample, not a low-quality one: most of it passes the threshold too, as the table says);
+# * `train_quality_<share>`: the data-quality experiment as the paper ran it: sets of one size
+#   (the smaller of the kept and the not-kept training images) whose share of highly locatable
+#   images grows from 0% to 100% (`geolib.curation.quality_mixes`);
 # * `val`, `test`: all images of the validation and test cities (evaluation also reports
 #   accuracy by locatability, so unlocatable test images are kept, not hidden).
 
@@ -99,10 +105,14 @@ train_curated = train[train["curated"]]
 train_uncurated = curation.uncurated_sample(train, len(train_curated), seed=uncurated_seed)
 tables = {"train_curated": train_curated, "train_uncurated": train_uncurated,
           "val": annotated[annotated["split"] == "val"], "test": annotated[annotated["split"] == "test"]}
+if quality_shares:
+    mixes = curation.quality_mixes(train, train["curated"].to_numpy(), quality_shares, seed=uncurated_seed)
+    tables.update({f"train_quality_{pct:03d}": frame for pct, frame in mixes.items()})
 for name, frame in tables.items():
     datasets.write_manifest(data / f"split_{name}.parquet", frame)
 pd.DataFrame({name: {"images": len(f), "cities": f["city"].nunique(), "countries": f["country"].nunique(),
-                     "mean locatability": f["locatability"].mean()} for name, f in tables.items()}).T
+                     "mean locatability": f["locatability"].mean(), "highly locatable": f["curated"].mean()}
+              for name, f in tables.items()}).T
 
 # %%
 summary = {
@@ -128,3 +138,8 @@ assert (tables["train_curated"]["predicted_locatability"] >= threshold).all()
 assert len(tables["train_uncurated"]) == len(tables["train_curated"]) > 0
 assert 0 < keep.mean() < 1
 assert tables["train_curated"]["locatability"].mean() >= tables["train_uncurated"]["locatability"].mean()
+quality = {name: f for name, f in tables.items() if name.startswith("train_quality_")}
+assert len({len(f) for f in quality.values()}) <= 1, "the data-quality sets differ in size"
+for name, f in quality.items():
+    assert abs(f["curated"].mean() - int(name[-3:]) / 100) <= 1 / len(f), name
+    assert cities[name].isdisjoint(cities["test"]) and cities[name].isdisjoint(cities["val"])

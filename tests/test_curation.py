@@ -79,3 +79,25 @@ def test_matched_threshold_keeps_the_reference_share():
     assert curation.matched_threshold(ours, ref, 2.0) > ours.max()  # reference keeps nothing
     with pytest.raises(ValueError):
         curation.matched_threshold(ours[:10], ref, 0.4)
+
+
+def test_quality_mixes_one_size_growing_share_nested():
+    train = pd.DataFrame({"image_id": [f"i{k}" for k in range(30)]})
+    keep = np.arange(30) < 12  # 12 highly locatable, 18 others
+    mixes = curation.quality_mixes(train, keep, [0.0, 0.25, 0.5, 0.75, 1.0], seed=0)
+    assert sorted(mixes) == [0, 25, 50, 75, 100]
+    assert {len(f) for f in mixes.values()} == {12}  # the smaller group's size
+    flag = dict(zip(train["image_id"], keep))
+    shares = {pct: np.mean([flag[i] for i in f["image_id"]]) for pct, f in mixes.items()}
+    assert shares == {0: 0.0, 25: 0.25, 50: 0.5, 75: 0.75, 100: 1.0}
+    high = [set(f["image_id"]) & {i for i, k in flag.items() if k} for f in mixes.values()]
+    assert all(a <= b for a, b in zip(high, high[1:]))  # neighbouring shares overlap as much as they can
+    assert curation.quality_mixes(train, keep, [0.5], n=4, seed=0)[50].shape[0] == 4
+    assert curation.quality_mixes(train, keep, [0.5], seed=0)[50].equals(mixes[50])
+    for bad in ([1.5], []):
+        with pytest.raises(ValueError, match="shares"):
+            curation.quality_mixes(train, keep, bad)
+    with pytest.raises(ValueError, match="n must be"):
+        curation.quality_mixes(train, keep, [0.5], n=13)
+    with pytest.raises(ValueError, match="n must be"):
+        curation.quality_mixes(train, np.ones(30, bool), [0.5])

@@ -157,3 +157,36 @@ def test_unrecognised_country_names_are_wrong_answers_not_missing_ones(test_df):
 def test_reasons_or_raw_falls_back_to_the_raw_answer():
     pred = pd.DataFrame({"reasons": ["Cyrillic signs.", None, None], "raw": ["x", "{'country': ' ' 'reasons': 'cars keep left", None]})
     assert evaluation.reasons_or_raw(pred) == ["Cyrillic signs.", "{'country': ' ' 'reasons': 'cars keep left", None]
+
+
+def test_quality_curve_accuracy_intervals_and_paired_difference():
+    rng = np.random.default_rng(0)
+    answered = np.ones(200, bool)
+    hits = {pct: (rng.random(200) < p, answered) for pct, p in ((0, 0.2), (50, 0.4), (100, 0.6))}
+    curve = evaluation.quality_curve(hits, n_boot=300)
+    assert curve["share"].tolist() == [0, 50, 100]
+    assert np.allclose(curve["country_accuracy"], [hits[p][0].mean() for p in (0, 50, 100)])
+    assert (curve["ci_low"] <= curve["country_accuracy"]).all() and (curve["country_accuracy"] <= curve["ci_high"]).all()
+    assert curve.loc[0, "minus_lowest"] == 0
+    assert curve.loc[2, "minus_lowest_ci_low"] > 0  # 0.6 vs 0.2 on 200 images: clearly above
+    half = (hits[0][0], np.arange(200) < 100)  # accuracy is over answered images
+    half = (half[0] & half[1], half[1])
+    assert evaluation.quality_curve({0: half}, n_boot=50).loc[0, "answered"] == 0.5
+    with pytest.raises(ValueError, match="at least one"):
+        evaluation.quality_curve({})
+
+
+def test_data_quality_figure_draws_intervals_paper_and_chance():
+    import matplotlib
+
+    from geolib import plots
+
+    curve = evaluation.quality_curve({0: (np.zeros(10, bool), np.ones(10, bool)),
+                                      100: (np.arange(10) < 3, np.ones(10, bool))}, n_boot=50)
+    fig = plots.plot_data_quality(curve, 0.025, evaluation.PAPER_DATA_QUALITY, 40)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0%", "100%"]
+    assert {"this run (test cities)", "GeoReasoner paper (real street views)", "chance (2.5%)"} <= {
+        t.get_text() for t in ax.get_legend().get_texts()}
+    assert "40 training images" in ax.get_title()
+    matplotlib.pyplot.close(fig)

@@ -188,5 +188,11 @@ def test_data_quality_figure_draws_intervals_paper_and_chance():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0%", "100%"]
     assert {"this run (test cities)", "GeoReasoner paper (real street views)", "chance (2.5%)"} <= {
         t.get_text() for t in ax.get_legend().get_texts()}
-    assert "40 training images" in ax.get_title()
+    assert "40 images" in ax.get_title()
+    matplotlib.pyplot.close(fig)
+    low = evaluation.quality_curve({0: (np.zeros(100, bool), np.ones(100, bool)),
+                                    100: (np.arange(100) < 3, np.ones(100, bool))}, n_boot=50)
+    fig = plots.plot_data_quality(low, 0.025, evaluation.PAPER_DATA_QUALITY)
+    ax = fig.axes[0]  # a curve near chance keeps its own scale; the paper's ends are written out
+    assert ax.get_ylim()[1] < 0.2 and any("0.63 at 0%" in t.get_text() for t in ax.texts)
     matplotlib.pyplot.close(fig)

@@ -10,7 +10,7 @@ match.
 Model: the demo model (``vlm.DEMO_MODEL``: EfficientNet-Lite0 features → projector → 4-layer,
 128-wide Qwen2 decoder) with random weights, and a byte-level BPE trained on the demo world's
 scene texts (``geolib.world`` specs, no image rendered; notebook 04's target of 3000 tokens, about
-2000 reached). Images are random float16 features (N, 49, 1280) in place of the tower's cached
+2000 reached). Images are random float16 features (N, 49, 1280), pooled to the demo's grid, in place of the tower's cached
 features. A randomly initialised model rarely emits a stop token, so in practice every answer runs
 to ``max_new_tokens`` (64) in both runs: a fair same-length comparison of decoding work, which the
 benchmark verifies by counting each answer's generated tokens up to its first stop token
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     tok = vlm.train_tokenizer(vlm.conversation_texts(convs) + list(vlm.PROMPTS.values()), TOKENIZER_VOCAB)
     model, _ = vlm.build_model(vlm.DEMO_MODEL, processor=tok)
     feats = np.random.default_rng(0).random((n, 49, 1280), dtype=np.float32).astype(np.float16)
+    feats = vlm.pool_tokens(feats, vlm.ModelSpec.coerce(vlm.DEMO_MODEL).image_grid)  # as study_images pools them
     cycle = [vlm.PROMPTS[k] for k in ("describe", "reasoning", "location", "evaluation")]
     prompts = [cycle[i % len(cycle)] for i in range(n)]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -33,7 +33,7 @@ way. ``train_stage`` has no hook for an extra callback, so the benchmark swaps
 restores it afterwards; nothing else in the path changes. The progress bar is off.
 
 Inputs: the demo world's scene texts (``geolib.world`` specs and their reasoning, clues and sign
-text: the manifest schema; no image is rendered), random float16 features (N, 49, 1280) in place of
+text: the manifest schema; no image is rendered), random float16 features (N, 49, 1280), pooled as the demo model sees them, in place of
 the image tower's cached features, a byte-level BPE trained on those texts (notebook 04's target
 of 3000 tokens; this smaller corpus gives about 2000, printed), the demo model with random weights.
 No hub. Both loops use the same torch intra-op thread count (``--threads``, default all cores this
@@ -103,9 +103,12 @@ def scene_pool(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def random_features(n: int, seed: int = 0) -> np.ndarray:
-    """Random tower features (n, 49, 1280) float16, as the demo's feature cache holds them."""
-    return np.random.default_rng(seed).random((n, 49, 1280), dtype=np.float32).astype(np.float16)
+def random_features(n: int, seed: int = 0, grid: int | None = None) -> np.ndarray:
+    """Random tower features (n, 49, 1280) float16, as the demo's feature cache holds them, pooled to
+    the demo model's token grid (``grid``; default :class:`geolib.vlm.ModelSpec`'s, 2 × 2) as
+    :func:`geolib.vlm.study_images` pools them."""
+    feats = np.random.default_rng(seed).random((n, 49, 1280), dtype=np.float32).astype(np.float16)
+    return vlm.pool_tokens(feats, vlm.ModelSpec().image_grid if grid is None else grid)
 
 
 def stage_conversations(pool: pd.DataFrame) -> dict[str, list[dict]]:
@@ -351,7 +354,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"torch {torch.__version__}, transformers {__import__('transformers').__version__}, {device}")
     print(f"torch threads {rows[0]['threads']} (trainer and bare loop); load average {load:.2f} before, "
           f"{load_after:.2f} after; optimiser {rows[0]['optimizer']}{', bf16 autocast' if rows[0]['bf16'] else ''}")
-    print(f"demo model: {spec.num_layers} layers x {spec.hidden_size} wide, vocabulary {len(tok)}, 49 image tokens; "
+    print(f"demo model: {spec.num_layers} layers x {spec.hidden_size} wide, vocabulary {len(tok)}, {spec.image_grid ** 2} image tokens; "
           f"{args.warmup} warm-up + {args.steps} timed steps per stage, batches as DEMO_BASE / DEMO_STAGE1 / DEMO_STAGE2")
     print_table("trainer = vlm.train_stage (Trainer); bare = collate + forward + backward + AdamW step, same batches; "
                 "ratio = trainer / bare samples/s (target >= 0.80), also from CPU time", rows)

@@ -25,9 +25,9 @@ What this module holds (the notebook keeps the prompt, the rewards and the setti
 * **The demo model's images** (:class:`FeatureProcessor`): TRL drives a vision-language model
   through its processor (chat template → tokens + ``pixel_values``; ``processor(images=…,
   text=…)`` for the scoring pass). The demo model's tokenizer is not a processor and its images
-  are cached EfficientNet-Lite0 features (49 × 1280), so a small processor wraps the tokenizer
-  and a feature array: dataset rows carry an integer image key, the processor looks the features
-  up and expands ``<|image_pad|>`` to 49 tokens (:func:`geolib.vlm.encode_texts`). The
+  are cached EfficientNet-Lite0 features (4 × 1280 on the 2 × 2 grid), so a small processor wraps
+  the tokenizer and a feature array: dataset rows carry an integer image key, the processor looks
+  the features up and expands ``<|image_pad|>`` to one token per feature (:func:`geolib.vlm.encode_texts`). The
   LLaVA-style model takes the features as ``pixel_values`` unchanged; nothing in TRL is
   overridden. The paper profile's Qwen2.5-VL uses its own processor and PIL images.
 * **Scores** (:func:`evaluate_gre`, :func:`chain_quality`): share within 1/25/200/750/2500 km
@@ -353,7 +353,7 @@ PAPER_SFT = dict(vlm.PAPER_STAGE1, max_length=4096)
 #: Demo cold start: the demo LoRA stage settings (:data:`geolib.vlm.DEMO_STAGE1`) for two epochs at
 #: a 6× higher learning rate (3e-3), so that the cold start takes minutes on 2 CPU cores (about 220
 #: steps of 16 chains; the notebook also trains the embedding rows of the chains' tokens, see
-#: :func:`chain_token_ids`); a chain is 82-120 tokens after the 49 image tokens and the prompt's
+#: :func:`chain_token_ids`); a chain is 82-120 tokens after the image tokens (4; 49 at ``image_grid: 7``) and the prompt's
 #: 83, well inside ``max_length``.
 DEMO_SFT = dict(vlm.DEMO_STAGE1, max_length=320, learning_rate=3e-3, num_train_epochs=2)
 
@@ -532,7 +532,7 @@ class FeatureProcessor(ProcessorMixin):
 
     Args:
         tokenizer: the demo tokenizer (:func:`geolib.vlm.train_tokenizer`).
-        features: the cached features (N, 49, 1280) that int keys index, or None.
+        features: the cached features (N, tokens, 1280) that int keys index, or None.
     """
 
     def __init__(self, tokenizer, features=None):
@@ -883,7 +883,7 @@ def train_grpo(
         args: a ``GRPOConfig`` or a GRPO dict (:data:`DEMO_GRPO`, :data:`PAPER_GRPO`).
         output_dir: the run folder.
         resume: resume from the last checkpoint of an interrupted run.
-        images: the demo's cached features (N, 49, 1280) that int image keys index.
+        images: the demo's cached features (N, tokens, 1280) that int image keys index.
         lora_config: the GRPO LoRA; None: from ``args`` (``lora_r``, ``lora_alpha``,
             ``lora_dropout``) when it is a dict that has them, else :func:`geolib.vlm.lora_config`.
 

@@ -8,9 +8,10 @@ Used by notebooks 04_reasoning_tuning (base training on the demo profile, stage 
   ``AutoModelForImageTextToText`` + ``AutoProcessor`` at a pinned ``revision``, bf16, gradient
   checkpointing, vision tower frozen (:func:`build_model`).
 * ``demo`` / ``ci``: a small LLaVA-style model (:func:`build_demo_model`): the frozen ImageNet
-  EfficientNet-Lite0 of :mod:`geolib.features` (49 tokens of 1280 dimensions at 224 px) feeds
-  LLaVA's two-layer projector into a small randomly initialised Qwen2 decoder. Its vision module
-  takes either pixels (B, 3, 224, 224) or the cached tower features (B, 49, 1280), so features
+  EfficientNet-Lite0 of :mod:`geolib.features` (a 7 × 7 map of 1280 dimensions at 224 px,
+  average-pooled to ``image_grid`` × ``image_grid`` tokens, 2 × 2 by default) feeds LLaVA's
+  two-layer projector into a small randomly initialised Qwen2 decoder. Its vision module takes
+  either pixels (B, 3, 224, 224) or the cached, pooled tower features (B, 4, 1280), so features
   are computed once per image (``features.image_features``) and reused by base training, both
   stages and evaluation. Its tokenizer is a byte-level BPE trained on the demo corpus
   (:func:`train_tokenizer`) with Qwen's special tokens and a ChatML chat template. Because its
@@ -28,7 +29,7 @@ Named adapters rather than merging stage 1 into the weights: merging a small LoR
 bf16 weights rounds much of it away.
 
 A conversation is a dict ``{"image": key, "messages": [...]}`` where ``key`` indexes the
-``images`` passed alongside (a feature array (N, 49, 1280) or a list of paths), or is itself an
+``images`` passed alongside (a feature array (N, tokens, 1280) or a list of paths), or is itself an
 image path when no ``images`` are passed; ``messages`` are chat messages whose user turn holds
 ``{"type": "image"}`` and the prompt.
 """

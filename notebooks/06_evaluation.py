@@ -125,7 +125,7 @@ pd.DataFrame({"images": [len(train_all), len(val), len(test)],
 #
 # | row | adapters | paper |
 # |---|---|---|
-# | untuned base | none (demo: after its base training on captions and text-only world knowledge, notebook 04) | Qwen-VL in Tab. 1 |
+# | untuned base | none (demo: after its base training on captions, text-only world knowledge and guessed answers to the location question, notebook 04) | Qwen-VL in Tab. 1 |
 # | without location tuning | stage 1 (`reasoning`) | Tab. 3 |
 # | without reasoning tuning | stage 2 on the base (`location_only`) | Tab. 3 |
 # | GeoReasoner | stage 1 + stage 2 (`reasoning`, `location`) | Tab. 1 and 3 |

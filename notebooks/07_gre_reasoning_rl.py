@@ -89,7 +89,7 @@ data, results = paths.data_dir(profile), paths.results_dir(profile)
 train_pool, test_pool = pool[pool["split"] == "train"], pool[pool["split"] == "test"]
 spec = vlm.ModelSpec.coerce(model)
 demo = spec.model_id == "demo"
-images = vlm.study_images(pool, spec, profile)  # demo: cached tower features (N, 49, 1280); paper: image paths
+images = vlm.study_images(pool, spec, profile)  # demo: cached tower features pooled to the model's grid (N, 4, 1280); paper: image paths
 has_clues = "clues" in pool.columns and pool["clues"].notna().all()  # the demo world lists each image's visible clues
 print(f"model: {spec.model_id}; {len(train_pool)} training images ({train_pool['city'].nunique()} cities), "
       f"{len(test_pool)} test images ({test_pool['city'].nunique()} other cities)")

@@ -108,6 +108,8 @@ tables = {"train_curated": train_curated, "train_uncurated": train_uncurated,
 if quality_shares:
     mixes = curation.quality_mixes(train, train["curated"].to_numpy(), quality_shares, seed=uncurated_seed)
     tables.update({f"train_quality_{pct:03d}": frame for pct, frame in mixes.items()})
+for stale in set(data.glob("split_train_quality_*.parquet")) - {data / f"split_{n}.parquet" for n in tables}:
+    stale.unlink()  # a set of an earlier run's quality_shares, which notebook 05 would otherwise train
 for name, frame in tables.items():
     datasets.write_manifest(data / f"split_{name}.parquet", frame)
 pd.DataFrame({name: {"images": len(f), "cities": f["city"].nunique(), "countries": f["country"].nunique(),

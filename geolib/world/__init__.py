@@ -38,7 +38,8 @@ The package's modules, in the order a scene is made:
 * :mod:`~geolib.world.places`: GeoNames cities, country lookup, local city names, :func:`sample_places`.
 * :mod:`~geolib.world.scene`: the scene dataclasses (:class:`SceneSpec` and its parts), colours,
   :func:`image_rng` and :func:`image_id`.
-* :mod:`~geolib.world.compose`: :func:`scene_spec` and :func:`world_spec`, the scene's composition.
+* :mod:`~geolib.world.compose`: :func:`scene_spec` and :func:`world_spec`, one function per layout;
+  :mod:`~geolib.world.scenery`: the draft they fill and the signs, trees, cars and markers they place.
 * :mod:`~geolib.world.lettering`: fonts, scripts, text runs and text masks.
 * :mod:`~geolib.world.render`: :func:`render_scene`, the image and its ADE20K mask.
 * :mod:`~geolib.world.clues`: :func:`describe_scene`, what the image shows; :mod:`~geolib.world.captions`:

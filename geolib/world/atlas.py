@@ -9,7 +9,7 @@ from geolib.facts import city_koppen, city_koppen_table, country_facts, koppen_v
 from geolib.world.lettering import text_aspect
 from geolib.world.render import render_scene
 from geolib.world.scene import _GROUND, _SIGN_RGB, Camera, Car, Marker, Road, SceneSpec, Sign, SignLine, _ink, _sign_dims
-from geolib.world.compose import _SceneBuilder
+from geolib.world.scenery import _draft, _tree
 
 
 #: Columns of :func:`clue_atlas_tiles`.
@@ -86,7 +86,7 @@ def clue_atlas_tiles(country: str, city: str | None = None, size: int = 96) -> l
     else:
         veg = koppen_vegetation(city_koppen(country, city))
     rng = np.random.default_rng(0)
-    b = _SceneBuilder({"country": country}, f, rng, veg, f["driving_side"], "open", "natural")
-    trees = tuple(b.tree(x, z) for x, z in ((-5.0, 14.0), (4.0, 18.0), (0.5, 26.0)))
+    draft = _draft({"country": country}, f, rng, veg, f["driving_side"], "open", "natural")
+    trees = tuple(_tree(draft, x, z) for x, z in ((-5.0, 14.0), (4.0, 18.0), (0.5, 26.0)))
     tiles.append(render_scene(_tile_spec(country, Camera(0.6, 0.5, 1.7, 0.0), trees=trees, vegetation=veg), size)[0])
     return tiles

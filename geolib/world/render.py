@@ -78,7 +78,7 @@ def _cls() -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Canvas and scene
+# Drawing: the canvas, the scene in painter's order, each kind of object, fog and light
 # ---------------------------------------------------------------------------------------------
 
 

@@ -1579,7 +1579,7 @@ POOL_SOURCES = ("demo_world", "osv5m", "streetview_folder", "im2gps3k", "yfcc4k"
 
 def build_pool(profile: str, source: str = "demo_world", *, data_root: str | os.PathLike = "", split: str = "test",
                check_images: bool = False, seed: int = 0, n_images: int = 3000, n_countries: int = 40,
-               cities_per_country: int = 3, image_size: int = 224, workers: int | None = None,
+               cities_per_country: int = 6, image_size: int = 224, workers: int | None = None,
                limit: int | None = None) -> tuple[pd.DataFrame, LoadReport]:
     """Build the image pool of a profile from one source and write ``runs/<profile>/data/pool.parquet``.
 

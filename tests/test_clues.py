@@ -84,7 +84,7 @@ def test_clue_rich_street_scenes_show_several_conventions_at_resolvable_sizes():
             if m.kind == "warning" and f"warning_sign:{m.style}" in d["clues"]:
                 sizes.append(view.px(m.size, m.z))
     counts = np.array(counts)
-    assert (counts == 0).mean() > 0.05  # clue-poor images stay in the pool
+    assert (counts == 0).mean() > 0.02 and (counts <= 1).mean() > 0.05  # clue-poor images stay in the pool
     assert (counts >= 4).mean() > 0.25 and counts.max() >= 6
     assert np.median(sizes) >= 24
 

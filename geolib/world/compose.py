@@ -64,23 +64,25 @@ def scene_spec(place_row: Mapping, rng: np.random.Generator, image_id: str = "")
     vegetation = koppen_vegetation(place.get("koppen") or facts["koppen"][0])
     side = facts["driving_side"]
     r = rng.random()
-    if r < 0.30:
+    # Mostly street scenes, as a geo-game drops players on roads (82 %); open country, landmarks,
+    # facades and walls keep clue-poor images in the pool (18 %, and fog on 6 % of all scenes).
+    if r < 0.34:
         layout, scene = "street", "urban"
-    elif r < 0.47:
+    elif r < 0.56:
         layout, scene = "street", "suburban"
-    elif r < 0.67:
+    elif r < 0.82:
         layout, scene = "street", "rural"
-    elif r < 0.77:
+    elif r < 0.89:
         layout, scene = "open", "natural"
-    elif r < 0.84:
+    elif r < 0.93:
         layout, scene = "landmark", "landmark"
-    elif r < 0.94:
+    elif r < 0.98:
         layout, scene = "facade", "urban"
     else:
         layout, scene = "wall", "urban"
     draft = _draft(place, facts, rng, vegetation, side, layout, scene)
     _LAYOUTS[layout, scene](draft)
-    fog = float(rng.uniform(12, 70)) if rng.random() < 0.12 else None
+    fog = float(rng.uniform(12, 70)) if rng.random() < 0.06 else None
     sky_clear = rng.random() < 0.6
     top = _jit(rng, (70, 130, 210) if sky_clear else (150, 160, 175), 15)
     bottom = _jit(rng, (175, 205, 235) if sky_clear else (200, 205, 212), 10)
@@ -153,7 +155,7 @@ def _street_road(draft: _Draft) -> tuple[float, float, float, float]:
     centre = edge = None
     if paved and facts.get("centre_line") and rng.random() < 0.92:
         centre = _pick(rng, facts["centre_line"])
-    if paved and facts.get("edge_line") and scene != "urban" and rng.random() < 0.8:
+    if paved and facts.get("edge_line") and rng.random() < 0.9:
         edge = _pick(rng, facts["edge_line"])
     style = _pick(rng, ["dashed", "dashed", "solid", "double"]) if centre else "dashed"
     sidewalk = {
@@ -216,8 +218,8 @@ def _urban_street(draft: _Draft) -> None:
         if rng.random() < 0.6:  # street lamps along the kerb
             z0 = float(rng.uniform(4, 14))
             _pole_row(draft, "lamp", sgn * (hw + 0.4), z0, 4, 22, (7, 9), (90, 95, 100), 10, arm=-sgn * 1.6)
-        for _ in range(int(rng.choice([0, 1, 1, 2, 2]))):  # shop signs along the ground floors
-            s = _facade_sign(draft, sgn, fx, draft.buildings, far=rng.random() < 0.2)
+        for _ in range(int(rng.choice([1, 1, 2, 2, 3]))):  # shop signs along the ground floors
+            s = _facade_sign(draft, sgn, fx, draft.buildings, far=rng.random() < 0.1)
             if s is not None and not any(
                 o.mount == "facade" and o.x == s.x and abs(o.z - s.z) < 8 for o in draft.signs
             ):
@@ -242,8 +244,8 @@ def _urban_street(draft: _Draft) -> None:
                         _pick(rng, _SHOP_BG),
                     )
                 )
-        if rng.random() < 0.35:
-            for k in range(int(rng.integers(1, 4))):
+        if rng.random() < 0.6:  # street trees
+            for k in range(int(rng.integers(2, 5))):
                 draft.trees.append(_tree(draft, sgn * (hw + 1.0), float(rng.uniform(6, 60)), 0.9))
     if rng.random() < 0.5:  # a building across the end of the street
         zf = float(rng.uniform(120, 200))
@@ -313,7 +315,7 @@ def _rural_street(draft: _Draft) -> None:
     draft.treeline = float(rng.uniform(0.0, 0.05)) if rng.random() < 0.7 else 0.0
     if rng.random() < 0.55:
         _add_mountains(draft)
-    n_trees = int(rng.integers(0, 12)) if draft.vegetation != "arid" else int(rng.integers(0, 6))
+    n_trees = int(rng.integers(3, 14)) if draft.vegetation != "arid" else int(rng.integers(0, 6))
     for _ in range(n_trees):
         sgn = _pick(rng, [-1, 1])
         draft.trees.append(_tree(draft, sgn * (hw + float(rng.uniform(2, 25))), float(rng.uniform(6, 120))))

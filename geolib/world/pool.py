@@ -168,7 +168,7 @@ def build_world(
     out_dir: str | os.PathLike,
     n_images: int = 3000,
     n_countries: int = 40,
-    cities_per_country: int = 3,
+    cities_per_country: int = 6,
     seed: int = 0,
     image_size: int = 224,
     workers: int | None = None,

@@ -141,7 +141,7 @@ def _sign_lines(draft: _Draft, kind: str, lang: str | None = None) -> tuple[Sign
 
 def _em_px(draft: _Draft, far: bool = False) -> float:
     """Target text size in px at the reference resolution: mostly legible, some too small."""
-    return float(draft.rng.uniform(3, 8) if far else draft.rng.uniform(9, 22))
+    return float(draft.rng.uniform(3, 8) if far else draft.rng.uniform(12, 24))
 
 
 def _new_sign(
@@ -379,18 +379,18 @@ def _markers(draft: _Draft, x_edge: float) -> None:
     sgn = int(draft.sgn)  # signs stand on the side the traffic keeps to
     if draft.road is not None:  # at the kerb or just off the carriageway
         x_edge = min(x_edge, draft.road.half_width + 0.3)
-    p_warn = {"rural": 0.85, "suburban": 0.75}.get(scene, 0.5)
+    p_warn = {"rural": 0.95, "suburban": 0.9}.get(scene, 0.75)
     z_next = 0.0
     if facts.get("warning_sign") and rng.random() < p_warn:
         size = float(rng.uniform(1.0, 1.25))
         x = sgn * (x_edge + 0.2 + size / 2)
         z = _outer_z(draft, x + sgn * size / 2) * float(rng.uniform(1.0, 1.2))
-        if rng.random() < 0.12:
+        if rng.random() < 0.06:
             z = float(rng.uniform(30, 60))
         draft.markers.append(Marker("warning", facts["warning_sign"], round(x, 3), round(z, 3), round(size, 3),
                                    round(float(rng.uniform(1.3, 1.8)), 3)))
         z_next = z + float(rng.uniform(2.5, 5))
-    if facts.get("speed_sign") and rng.random() < {"urban": 0.4}.get(scene, 0.55):
+    if facts.get("speed_sign") and rng.random() < {"urban": 0.7}.get(scene, 0.8):
         size = float(rng.uniform(0.8, 1.0))
         x = sgn * (x_edge + 0.2 + size / 2)
         z = max(_outer_z(draft, x + sgn * size / 2) * float(rng.uniform(1.0, 1.4)), z_next)
@@ -399,7 +399,7 @@ def _markers(draft: _Draft, x_edge: float) -> None:
             size = size * 1.25
         draft.markers.append(Marker("speed", facts["speed_sign"], round(x, 3), round(z, 3), round(size, 3),
                                    round(y, 3)))
-    if facts.get("bollard") and scene != "urban" and rng.random() < (0.85 if scene == "rural" else 0.5):
+    if facts.get("bollard") and scene != "urban" and rng.random() < (0.95 if scene == "rural" else 0.8):
         style = facts["bollard"]
         h = 0.75 if style == "white_black_base" else float(rng.uniform(0.95, 1.1))
         for side in (sgn, -sgn) if rng.random() < 0.5 else (sgn,):
@@ -415,9 +415,9 @@ def _roadside_signs(draft: _Draft, x_edge: float, urban: bool) -> None:
     """Direction signs (where their colour is documented), billboards and small street signs."""
     rng, facts = draft.rng, draft.facts
     _markers(draft, x_edge)
-    far = rng.random() < 0.25  # some signs deliberately too far away to read
+    far = rng.random() < 0.12  # some signs deliberately too far away to read
     road = draft.road
-    if facts.get("direction_signs") and rng.random() < 0.75:
+    if facts.get("direction_signs") and rng.random() < 0.9:
         colour = _pick(rng, facts["direction_signs"])
         if road is not None and road.paved and rng.random() < 0.35:
             s = _gantry_sign(draft, colour, road.half_width, far)
@@ -436,7 +436,7 @@ def _roadside_signs(draft: _Draft, x_edge: float, urban: bool) -> None:
             )
         if s is not None:
             draft.signs.append(s)
-    if rng.random() < 0.75:
+    if rng.random() < 0.9:
         kind = "shop" if urban else "billboard"
         s = _roadside_sign(
             draft,
@@ -448,7 +448,7 @@ def _roadside_signs(draft: _Draft, x_edge: float, urban: bool) -> None:
             far,
             posts=2 if kind == "billboard" else 1,
             border=kind == "billboard",
-            max_em=2.0,
+            max_em=3.0,
         )
         if s is not None:
             draft.signs.append(s)
@@ -492,11 +492,11 @@ def _roadside_signs(draft: _Draft, x_edge: float, urban: bool) -> None:
 def _traffic(draft: _Draft, lane: float, hw: float) -> None:
     """Cars ahead in our lane, oncoming and (in towns) parked along the kerb."""
     rng, sgn = draft.rng, draft.sgn
-    n = int(rng.choice([0, 1, 1, 2, 2, 3, 4])) if draft.scene == "urban" else int(rng.choice([0, 1, 1, 1, 2, 2]))
+    n = int(rng.choice([0, 1, 1, 2, 2, 3, 4])) if draft.scene == "urban" else int(rng.choice([1, 1, 1, 2, 2, 3]))
     if draft.scene == "urban" and rng.random() < 0.2:  # queueing right behind a car
         draft.cars.append(_car(draft, sgn * lane / 2, float(rng.uniform(3.8, 6.0)), "away"))
     for k in range(n):
-        near = rng.random() < (0.75 if k == 0 else 0.3)
+        near = rng.random() < (0.9 if k == 0 else 0.4)
         if rng.random() < 0.5:  # same direction, ahead of us
             draft.cars.append(
                 _car(draft, sgn * lane / 2, float(rng.uniform(5, 11) if near else rng.uniform(11, 60)), "away")

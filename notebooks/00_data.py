@@ -122,6 +122,10 @@ if "building_fraction" in pool:
 # No city has images in two splits; every country keeps at least one training city. The split is
 # made here, before any choice of the study is fitted: the clue corpus behind the class weights
 # (notebook 01), the curation threshold (03) and every model see the training cities only.
+# The demo draws six cities per country so that a country is learnt from several training cities
+# (about three or four), not from one city's look: with three cities, 14 of the 40 countries kept a
+# single training city, and the linear probe below named the country of a new city less often
+# (7.7 % against 10.2 % with six, on this world).
 
 # %%
 split = curation.split_by_city(pool, split_shares, seed=split_seed)

@@ -130,7 +130,7 @@ def plot_examples(pool, n: int = 12, seed: int = 0, columns: int = 3):
     rest = [i for i in rng.permutation(pool.index) if i not in picks]
     picks = (picks + rest)[:n]
     rows = int(np.ceil(len(picks) / columns))
-    fig, axes = plt.subplots(rows, columns * 2, figsize=(columns * 5.0, rows * 2.9))
+    fig, axes = plt.subplots(rows, columns * 2, figsize=(columns * 5.0, rows * 3.3))  # room for 3-line titles
     axes = np.atleast_2d(axes)
     for ax in axes.ravel():
         ax.axis("off")
@@ -584,10 +584,11 @@ def plot_country_f1(table, reference: dict | None = None, metric: str = "country
     err = np.vstack([(part["value"] - part["ci_low"]).clip(lower=0).fillna(0),
                      (part["ci_high"] - part["value"]).clip(lower=0).fillna(0)])
     ax.barh(y, part["value"], xerr=err, color=COLORS["ours"], alpha=0.85, capsize=3, label="this study (95% CI)")
-    for yi, value in zip(y, part["value"]):  # the value beside every bar, so a zero reads as zero, not as missing
+    ends = part["ci_high"].where(part["ci_high"].notna(), part["value"]).fillna(0.0)
+    for yi, value, end in zip(y, part["value"], ends):  # the value beside every bar (past its interval), so a zero reads as zero
         text = "no value" if not np.isfinite(value) else f"{value:.3f}"
-        ax.text(max(0.0, float(value) if np.isfinite(value) else 0.0) + 0.01, yi, text, va="center", fontsize=7,
-                color="#333333", zorder=4)
+        ax.text(max(0.0, float(value) if np.isfinite(value) else 0.0, float(end)) + 0.012, yi, text, va="center",
+                fontsize=7, color="#333333", zorder=4)
     for i, (label, value) in enumerate((reference or {}).items()):
         ax.axvline(value, ls=":", color=PALETTE[(i + 1) % len(PALETTE)], label=f"{label}: {value:.3f} (published)")
     ax.set_yticks(y)

@@ -414,7 +414,7 @@ def run(profile: str = "demo", params_path: str | None = None, only: list[str] |
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    if len(executed) == len(notebooks):
+    if len(executed) == len(notebooks):  # the whole study ran: a partial rerun (--only, --from) keeps the last whole time
         key = "study.demo_wall_s" if profile == paths.DEMO_PROFILE else "study.wall_s"
         io.merge_summary(profile, {key: round(time.perf_counter() - t_run, 1), "study.git_commit": first_record["git_commit"],
                                    "study.git_dirty": first_record["git_dirty"]})

@@ -254,7 +254,7 @@ def plot_locatability_examples(pool, scores, n: int = 5):
     import textwrap
 
     import numpy as np
-    from PIL import Image
+    from geolib.features import load_rgb
 
     style()
     order = np.argsort(np.asarray(scores))
@@ -262,7 +262,7 @@ def plot_locatability_examples(pool, scores, n: int = 5):
     fig, axes = plt.subplots(2, n, figsize=(3.0 * n, 7.8), layout="constrained")
     for ax, (label, i) in zip(axes.ravel(), picks):
         r = pool.iloc[int(i)]
-        ax.imshow(Image.open(r["image_path"]).convert("RGB"))
+        ax.imshow(load_rgb(r["image_path"]))  # upright, as the models see it
         ax.axis("off")
         clues = list(r["clues"]) if "clues" in r and r["clues"] is not None else []
         clue_text = "\n".join(textwrap.wrap(", ".join(clues), 32)[:2]) if clues else "no legible clue"
@@ -691,7 +691,7 @@ def plot_answer_examples(examples, columns: int = 3):
     import textwrap
 
     import numpy as np
-    from PIL import Image
+    from geolib.features import load_rgb
 
     style()
     n = len(examples)
@@ -701,7 +701,7 @@ def plot_answer_examples(examples, columns: int = 3):
     for ax in axes:
         ax.axis("off")
     for ax, (_, r) in zip(axes, examples.iterrows()):
-        ax.imshow(Image.open(r["image_path"]).convert("RGB"))
+        ax.imshow(load_rgb(r["image_path"]))  # upright, as the models see it
         color = COLORS["kept"] if r["correct"] else COLORS["error"]
         ax.set_title(f"{'right' if r['correct'] else 'wrong'} · truth: {r['truth']}\nanswer: "
                      f"{textwrap.shorten(str(r['answer']), 44, placeholder=' …')}", fontsize=8, color=color, loc="left")

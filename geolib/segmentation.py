@@ -451,16 +451,20 @@ def build_tiny_segmenter(kind: str = "maskformer", seed: int = 0, image_size: in
 
 
 def _to_rgb(image: Any):
+    """A path, PIL image or uint8 array → RGB PIL image; files and PIL images go through the study's
+    one loader (:func:`geolib.features.load_rgb`: EXIF orientation, alpha on white), so the segmenter
+    sees the same upright picture as every other model."""
     from PIL import Image
+
+    from geolib.features import load_rgb
 
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"image file not found: {path}")
-        with Image.open(path) as img:
-            return img.convert("RGB")
+        return load_rgb(path)
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return load_rgb(image)
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)

@@ -240,3 +240,22 @@ def test_segmenter_rejects_unknown_kinds_and_bad_images():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert S.segment([], tiny) == []
+
+
+def test_segmenter_reads_photos_upright_like_every_other_model(tmp_path):
+    """A phone photo stored sideways (EXIF orientation 6) reaches the segmenter as taken, and a
+    transparent PNG composited on white, exactly as the study's one loader gives them to the others."""
+    from geolib.features import load_rgb
+
+    stored = Image.new("RGB", (40, 20), (200, 30, 30))
+    stored.paste((20, 20, 200), (0, 0, 10, 20))  # a blue band on the stored image's left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, exif=exif, quality=95)
+    seen = S._to_rgb(path)
+    assert seen.size == (20, 40)  # upright: taller than wide
+    assert np.array_equal(np.asarray(seen), np.asarray(load_rgb(path)))
+    assert np.asarray(seen)[:5, :, 2].mean() > 150  # the stored left edge is now the top
+    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert np.asarray(S._to_rgb(clear)).min() == 255  # transparent → white, not black

@@ -46,6 +46,20 @@ from geolib.world.scenery import (
 )
 
 
+#: How often each (layout, scene) is drawn, as cumulative upper bounds of one uniform draw. Mostly
+#: street scenes, as a geo-game drops players on roads (82 %); open country, landmarks, facades and
+#: walls keep clue-poor images in the pool (18 %; fog comes on top, on 6 % of all scenes).
+SCENE_MIX: tuple[tuple[float, str, str], ...] = (
+    (0.34, "street", "urban"),
+    (0.56, "street", "suburban"),
+    (0.82, "street", "rural"),
+    (0.89, "open", "natural"),
+    (0.93, "landmark", "landmark"),
+    (0.98, "facade", "urban"),
+    (1.0, "wall", "urban"),
+)
+
+
 def scene_spec(place_row: Mapping, rng: np.random.Generator, image_id: str = "") -> SceneSpec:
     """Compose a scene at a place: what to draw, from the country's facts and random choices.
 
@@ -64,22 +78,7 @@ def scene_spec(place_row: Mapping, rng: np.random.Generator, image_id: str = "")
     vegetation = koppen_vegetation(place.get("koppen") or facts["koppen"][0])
     side = facts["driving_side"]
     r = rng.random()
-    # Mostly street scenes, as a geo-game drops players on roads (82 %); open country, landmarks,
-    # facades and walls keep clue-poor images in the pool (18 %, and fog on 6 % of all scenes).
-    if r < 0.34:
-        layout, scene = "street", "urban"
-    elif r < 0.56:
-        layout, scene = "street", "suburban"
-    elif r < 0.82:
-        layout, scene = "street", "rural"
-    elif r < 0.89:
-        layout, scene = "open", "natural"
-    elif r < 0.93:
-        layout, scene = "landmark", "landmark"
-    elif r < 0.98:
-        layout, scene = "facade", "urban"
-    else:
-        layout, scene = "wall", "urban"
+    layout, scene = next((layout, scene) for upper, layout, scene in SCENE_MIX if r < upper)
     draft = _draft(place, facts, rng, vegetation, side, layout, scene)
     _LAYOUTS[layout, scene](draft)
     fog = float(rng.uniform(12, 70)) if rng.random() < 0.06 else None

@@ -1101,6 +1101,51 @@ def evaluate_gre(
     return pd.DataFrame(rows)
 
 
+def paired_within_difference(
+    errors_after: Any,
+    errors_before: Any,
+    thresholds: Sequence[float] = THRESHOLDS_KM,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """GRE's ablation as a paired comparison: share within each distance after minus before, over seeds.
+
+    Both arms answered the same test images once per training seed. Per image, each arm's hit
+    rate is its mean over seeds (an unparsable answer, NaN, is a miss); the difference of the two
+    arms' shares and its percentile bootstrap interval resample *images* (the seeds of an image
+    stay together, both arms together), so the interval covers both the test sample and the
+    training seeds that were run.
+
+    Args:
+        errors_after, errors_before: km errors, ``(n_seeds, n_images)`` (or ``(n_images,)`` for one
+            seed), the same images in the same order; NaN where the answer had no coordinates.
+        thresholds: distances in km, ``<=``.
+        n_boot, seed, alpha: bootstrap replicates, seed and 1 − coverage.
+
+    Returns:
+        One row per threshold: ``km``, ``after``, ``before``, ``difference``, ``ci_low``,
+        ``ci_high``, ``n_images``, ``n_seeds``, and ``after_by_seed`` / ``before_by_seed`` (lists).
+    """
+    from geolib.metrics import bootstrap_ci
+
+    after, before = (np.atleast_2d(np.asarray(e, dtype=float)) for e in (errors_after, errors_before))
+    if after.shape != before.shape or after.ndim != 2 or after.shape[1] == 0:
+        raise ValueError(f"both arms need errors of one (seeds, images) shape, got {after.shape} and {before.shape}")
+    rows = []
+    for t in (float(t) for t in thresholds):
+        hit_a = (np.nan_to_num(after, nan=np.inf) <= t).astype(float)
+        hit_b = (np.nan_to_num(before, nan=np.inf) <= t).astype(float)
+        per_image = hit_a.mean(axis=0) - hit_b.mean(axis=0)
+        low, high = bootstrap_ci(lambda d: d.mean(axis=-1), per_image, n_boot=n_boot, seed=seed, alpha=alpha,
+                                 vectorized=True)
+        rows.append({"km": t, "after": float(hit_a.mean()), "before": float(hit_b.mean()),
+                     "difference": float(per_image.mean()), "ci_low": low, "ci_high": high,
+                     "n_images": int(after.shape[1]), "n_seeds": int(after.shape[0]),
+                     "after_by_seed": hit_a.mean(axis=1).tolist(), "before_by_seed": hit_b.mean(axis=1).tolist()})
+    return pd.DataFrame(rows)
+
+
 _THINK = re.compile(r"<think>(?P<body>.*?)(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>.*?(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 
@@ -1229,6 +1274,6 @@ __all__ = [
     "GRE_PROMPT", "CHAIN_STEPS", "NOTHING_VISIBLE", "SFT_STAGE", "PAPER_SFT", "DEMO_SFT", "PAPER_GRPO", "DEMO_GRPO",
     "check_coordinates", "format_coordinates", "build_chain", "chain_conversations", "chain_token_ids", "gre30k_conversations",
     "grpo_config", "FeatureProcessor", "grpo_dataset", "make_grpo_rewards", "GRPOResult", "merge_adapters",
-    "load_grpo_model", "train_grpo", "evaluate_gre", "answer_errors_km", "chain_text", "chain_quality", "score_table", "SFT_PRESETS",
+    "load_grpo_model", "train_grpo", "evaluate_gre", "paired_within_difference", "answer_errors_km", "chain_text", "chain_quality", "score_table", "SFT_PRESETS",
     "GRPO_PRESETS", "sft_settings", "grpo_settings",
 ]

@@ -473,42 +473,49 @@ def plot_grpo_curves(curves, window: int = 10):
 
     Args:
         curves: one row per step with ``step``, ``reward``, ``format_reward``, ``distance_reward``,
-            ``kl``, ``theta_km`` and ``median_km`` (:meth:`geolib.gre.GRPOResult.curves`).
+            ``kl``, ``theta_km`` and ``median_km`` (:meth:`geolib.gre.GRPOResult.curves`); with a
+            ``seed`` column, one row of panels per seed (same axes, so the runs compare).
         window: steps of the rolling mean drawn over each raw curve.
     """
     style()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
-    c = curves.sort_values("step")
-    w = max(1, min(window, len(c)))
+    seeds = sorted(curves["seed"].unique()) if "seed" in curves.columns else [None]
+    fig, grid = plt.subplots(len(seeds), 3, figsize=(14, 3.6 * len(seeds) + 0.3), squeeze=False,
+                             sharex=True, sharey="col")
+    for axes, seed in zip(grid, seeds):
+        c = (curves if seed is None else curves[curves["seed"] == seed]).sort_values("step")
+        w = max(1, min(window, len(c)))
+        tag = "" if seed is None else f"seed {seed}: "
 
-    def line(ax, col, color, label):
-        part = c[["step", col]].dropna()
-        if part.empty:
-            return
-        ax.plot(part["step"], part[col], color=color, alpha=0.25, lw=0.8)
-        ax.plot(part["step"], part[col].rolling(w, min_periods=1).mean(), color=color, label=f"{label} ({w}-step mean)")
+        def line(ax, col, color, label, c=c, w=w):
+            part = c[["step", col]].dropna()
+            if part.empty:
+                return
+            ax.plot(part["step"], part[col], color=color, alpha=0.25, lw=0.8)
+            ax.plot(part["step"], part[col].rolling(w, min_periods=1).mean(), color=color,
+                    label=f"{label} ({w}-step mean)")
 
-    line(axes[0], "reward", PALETTE[0], "total reward")
-    line(axes[0], "format_reward", PALETTE[2], "format reward")
-    line(axes[0], "distance_reward", PALETTE[1], "distance reward")
-    axes[0].set_ylabel("mean reward of the batch")
-    axes[0].set_title("Rewards (distance reward at the current θ)")
-    line(axes[1], "kl", PALETTE[3], "KL")
-    axes[1].set_ylabel("KL to the cold-start model (per token)")
-    axes[1].set_title("KL penalty term")
-    ax = axes[2]
-    ax.step(c["step"], c["theta_km"], where="post", color=PALETTE[4], label="θ (km)")
-    if "median_km" in c and c["median_km"].notna().any():
-        part = c[["step", "median_km"]].dropna()
-        ax.plot(part["step"], part["median_km"], color=PALETTE[5], alpha=0.3, lw=0.8)
-        ax.plot(part["step"], part["median_km"].rolling(w, min_periods=1).mean(), color=PALETTE[5],
-                label=f"median error of the batch ({w}-step mean)")
-    ax.set_yscale("log")
-    ax.set_ylabel("km (log scale)")
-    ax.set_title("θ schedule and training-batch errors")
-    for a in axes:
+        line(axes[0], "reward", PALETTE[0], "total reward")
+        line(axes[0], "format_reward", PALETTE[2], "format reward")
+        line(axes[0], "distance_reward", PALETTE[1], "distance reward")
+        axes[0].set_ylabel("mean reward of the batch")
+        axes[0].set_title(f"{tag}rewards (distance reward at the current θ)")
+        line(axes[1], "kl", PALETTE[3], "KL")
+        axes[1].set_ylabel("KL to the cold-start model (per token)")
+        axes[1].set_title(f"{tag}KL penalty term")
+        ax = axes[2]
+        ax.step(c["step"], c["theta_km"], where="post", color=PALETTE[4], label="θ (km)")
+        if "median_km" in c and c["median_km"].notna().any():
+            part = c[["step", "median_km"]].dropna()
+            ax.plot(part["step"], part["median_km"], color=PALETTE[5], alpha=0.3, lw=0.8)
+            ax.plot(part["step"], part["median_km"].rolling(w, min_periods=1).mean(), color=PALETTE[5],
+                    label=f"median error of the batch ({w}-step mean)")
+        ax.set_yscale("log")
+        ax.set_ylabel("km (log scale)")
+        ax.set_title(f"{tag}θ schedule and training-batch errors")
+        for a in axes:
+            a.legend(fontsize=7.5)
+    for a in grid[-1]:
         a.set_xlabel("GRPO step")
-        a.legend(fontsize=7.5)
     fig.tight_layout()
     return fig
 

@@ -59,7 +59,8 @@ model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.Mo
 tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GRE's RL settings, GeoReasoner's LoRA for the cold start)
 gre_sft: dict = {}  # overrides of the preset's cold-start SFT settings (geolib.gre.DEMO_SFT or PAPER_SFT), e.g. max_steps
 gre_grpo: dict = {}  # overrides of the preset's GRPO settings (geolib.gre.DEMO_GRPO or PAPER_GRPO), e.g. max_steps
-theta_schedule: list[float] = [2500.0, 750.0, 200.0, 25.0]  # θ of the distance reward in km, coarse to fine
+seeds: list[int] = [0, 1, 2]  # training seeds: the cold start and GRPO run once per seed; all answer the same test images
+theta_schedule: list[float] = [5000.0, 2500.0, 750.0, 200.0, 25.0]  # θ of the distance reward in km, coarse to fine
 theta_window: int = 20  # GRPO steps whose mean distance reward decides a move to the next θ
 theta_advance_at: float = 0.6  # mean distance reward over the window at which θ moves to the next stage
 gre_corpus: str = ""  # paper: GRE30K-CoT JSON (cold-start chains) under the data folder; empty: chains from the demo world's visible clues
@@ -167,10 +168,15 @@ pd.DataFrame({
 # mean of 0.6 says that typical errors are already below θ). θ never goes back, the last stage
 # stays until the end, and the schedule is saved with every checkpoint so that a resumed run
 # continues at the same θ (`geolib.rewards.ThetaSchedule`).
+#
+# The first θ, 5,000 km, is one a model can reach by telling the hemisphere and continent: on the
+# demo world the best *single* answer for every test image (a point near Istanbul) earns 0.54 at
+# θ = 5,000 km and 0.33 at 2,500 km, so the first advance asks for more than one fixed guess, and
+# at 2,500 km only a model that places most images within about 2,000 km advances again.
 
 # %%
 schedule = rewards.ThetaSchedule(stages=tuple(theta_schedule), window=theta_window, advance_at=theta_advance_at)
-print(schedule)
+print(schedule)  # each seed's run gets a fresh copy of this schedule
 fig = plots.plot_distance_reward(schedule.stages)
 plots.save_figure(fig, profile, "07_distance_reward")
 
@@ -192,20 +198,6 @@ plots.save_figure(fig, profile, "07_distance_reward")
 # %%
 sft_settings = gre.sft_settings(tuning_preset, gre_sft)
 pd.DataFrame({"paper preset": pd.Series(gre.PAPER_SFT), "this run": pd.Series(sft_settings)}).astype(str)
-
-# %%
-t0 = time.perf_counter()
-base_model, processor = vlm.study_model(profile, spec)  # the untuned base (demo: after notebook 04's base training)
-sft_lora = vlm.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
-if demo:  # and the embedding rows of the chains' tokens (see above)
-    sft_lora.trainable_token_indices = gre.chain_token_ids(processor, cold_start)
-sft = vlm.train_stage(base_model, processor, cold_start, gre.SFT_STAGE, sft_settings, sft_lora,
-                      vlm.checkpoint_dir(profile, "gre_sft"), images=sft_images)
-sft_seconds = time.perf_counter() - t0
-sft_trainable = [n for n, p in sft.model.named_parameters() if p.requires_grad]
-sft_losses = pd.DataFrame(sft.log_history).dropna(subset=["loss"])
-fig = plots.plot_training_curve(sft_losses, "step", ["loss"], "GRE cold start: SFT on reasoning chains")
-plots.save_figure(fig, profile, "07_cold_start_loss")
 
 # %% [markdown]
 # ## 4. GRPO with the format and distance rewards
@@ -233,48 +225,70 @@ else:  # the training split: no validation or test city is ever seen in RL eithe
 print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generations']} chains for each of "
       f"{grpo_settings['per_device_train_batch_size'] // grpo_settings['num_generations']} images")
 
+# %% [markdown]
+# ### The runs: cold start, then GRPO, once per seed
+#
+# One seed is one draw of everything random in training (LoRA's initial weights, the order of
+# the examples, GRPO's samples). Each seed trains its own cold start and its own GRPO run, and
+# both models of every seed answer the same test images, so GRPO's gain can be judged against
+# the spread between seeds (section 5).
+
 # %%
-t0 = time.perf_counter()
-grpo = gre.train_grpo(sft.model, processor, prompts, schedule, grpo_settings, vlm.checkpoint_dir(profile, "gre_grpo"),
-                      images=images if demo else None)
-grpo_seconds = time.perf_counter() - t0
-curves = grpo.curves()
+sft_runs, grpo_runs, schedules, seconds, sft_trainable = {}, {}, {}, {}, {}
+for s in seeds:
+    t0 = time.perf_counter()
+    base_model, processor = vlm.study_model(profile, spec)  # the untuned base (demo: after notebook 04's base training)
+    sft_lora = vlm.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
+    if demo:  # and the embedding rows of the chains' tokens (see above)
+        sft_lora.trainable_token_indices = gre.chain_token_ids(processor, cold_start)
+    sft_runs[s] = vlm.train_stage(base_model, processor, cold_start, gre.SFT_STAGE, {**sft_settings, "seed": s}, sft_lora,
+                                  vlm.checkpoint_dir(profile, f"gre_sft/seed_{s}"), images=sft_images)
+    sft_trainable[s] = [n for n, p in sft_runs[s].model.named_parameters() if p.requires_grad]
+    t1 = time.perf_counter()
+    schedules[s] = rewards.ThetaSchedule(stages=tuple(theta_schedule), window=theta_window, advance_at=theta_advance_at)
+    grpo_runs[s] = gre.train_grpo(sft_runs[s].model, processor, prompts, schedules[s], {**grpo_settings, "seed": s},
+                                  vlm.checkpoint_dir(profile, f"gre_grpo/seed_{s}"), images=images if demo else None)
+    seconds[s] = {"sft_seconds": round(t1 - t0, 1), "grpo_seconds": round(time.perf_counter() - t1, 1)}
+sft_losses = pd.concat([pd.DataFrame(r.log_history).dropna(subset=["loss"]).assign(seed=s) for s, r in sft_runs.items()])
+curves = pd.concat([r.curves().assign(seed=s) for s, r in grpo_runs.items()], ignore_index=True)
+fig = plots.plot_training_curve(sft_losses.pivot_table(index="step", columns="seed", values="loss").add_prefix("seed ")
+                                .reset_index(), "step", [f"seed {s}" for s in seeds], "GRE cold start: SFT on reasoning chains")
+plots.save_figure(fig, profile, "07_cold_start_loss")
 fig = plots.plot_grpo_curves(curves)
 plots.save_figure(fig, profile, "07_grpo_curves")
 
 # %% [markdown]
-# How the run went: the reward and the KL at the start and the end (means over the first and the
+# How each run went: the reward and the KL at the start and the end (means over the first and the
 # last tenth of the steps), θ reached, the time. The total reward is format + distance at the
 # *current* θ, so it can drop when θ tightens; the batch's median error (km) compares across θ.
 
 # %%
-tenth = max(1, len(curves) // 10)
-head, tail = curves.head(tenth), curves.tail(tenth)
-run = {
-    "steps": int(curves["step"].max()),
-    "trained_now": grpo.trained,
-    "reward_start": float(head["reward"].mean()), "reward_end": float(tail["reward"].mean()),
-    "format_reward_start": float(head["format_reward"].mean()), "format_reward_end": float(tail["format_reward"].mean()),
-    "distance_reward_start": float(head["distance_reward"].mean()), "distance_reward_end": float(tail["distance_reward"].mean()),
-    "median_km_start": float(head["median_km"].mean()), "median_km_end": float(tail["median_km"].mean()),
-    "kl_start": float(head["kl"].mean()), "kl_end": float(tail["kl"].mean()), "kl_max": float(curves["kl"].max()),
-    "theta_km_reached": float(schedule.theta), "theta_stage": int(schedule.stage),
-    "theta_changes_at_step": [int(s) for s in curves["step"][curves["theta_km"].diff().fillna(0) != 0]],
-    "sft_seconds": round(sft_seconds, 1), "grpo_seconds": round(grpo_seconds, 1),
-    "grpo_train_runtime_s": grpo.metrics.get("train_runtime"),
-}
-for part in ("reward", "format_reward", "distance_reward"):  # which part of the reward moved
-    print(f"{part:16s} {run[part + '_start']:.3f} → {run[part + '_end']:.3f}")
-pd.Series(run, name="GRPO run").to_frame()
+runs = {}
+for s, part in curves.groupby("seed"):
+    tenth = max(1, len(part) // 10)
+    head, tail = part.head(tenth), part.tail(tenth)
+    runs[s] = {
+        "steps": int(part["step"].max()), "trained_now": grpo_runs[s].trained,
+        **{f"{col}_{end}": float(frame[col].mean()) for col in ("reward", "format_reward", "distance_reward", "median_km", "kl")
+           for end, frame in (("start", head), ("end", tail))},
+        "kl_max": float(part["kl"].max()),
+        "theta_km_reached": float(schedules[s].theta), "theta_stage": int(schedules[s].stage),
+        "theta_changes_at_step": [int(x) for x in part["step"][part["theta_km"].diff().fillna(0) != 0]],
+        **seconds[s], "grpo_train_runtime_s": grpo_runs[s].metrics.get("train_runtime"),
+    }
+pd.DataFrame(runs).rename(columns=lambda s: f"seed {s}")
 
 # %% [markdown]
 # ## 5. Evaluation: GREval-style scores on the test cities
 #
-# Every test image (cities never trained on, in SFT or RL) is answered greedily twice: by the
-# cold-start model (**SFT only**: the GRPO adapter disabled, which is exactly the KL reference)
-# and by **SFT + GRPO**. The answer's coordinates are read from `<answer>`; an answer without
-# valid coordinates counts as a miss at every distance and its share is reported. Intervals are
-# 95% percentile bootstraps over images (`geolib.metrics.bootstrap_ci`).
+# Every test image (cities never trained on, in SFT or RL) is answered greedily twice per seed:
+# by the cold-start model (**SFT only**: the GRPO adapter disabled, which is exactly the KL
+# reference) and by **SFT + GRPO**. The answer's coordinates are read from `<answer>`; an answer
+# without valid coordinates counts as a miss at every distance and its share is reported. The
+# tables pool the seeds' answers (each image once per seed); their intervals are 95% percentile
+# bootstraps over those answers (`geolib.metrics.bootstrap_ci`). GRE's ablation, SFT + GRPO
+# minus SFT, is judged by a paired bootstrap over *images* that keeps each image's answers of all
+# seeds and both models together (`geolib.gre.paired_within_difference`).
 
 # %%
 eval_pool = test_pool
@@ -282,19 +296,26 @@ if max_test_images and len(test_pool) > max_test_images:
     eval_pool = test_pool.sample(max_test_images, random_state=0).sort_values("row")
 eval_images = np.asarray(images)[eval_pool["row"].to_numpy()] if demo else [images[i] for i in eval_pool["row"]]
 t0 = time.perf_counter()
-with grpo.model.disable_adapter():  # the cold-start model: GRE's "after SFT" row
-    sft_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT, max_new_tokens=chain_max_new_tokens,
-                               batch_size=generation_batch_size)
-grpo_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT, max_new_tokens=chain_max_new_tokens,
-                            batch_size=generation_batch_size)
+by_seed = {}
+for s, grpo in grpo_runs.items():
+    with grpo.model.disable_adapter():  # the cold-start model: GRE's "after SFT" row
+        sft_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT,
+                                   max_new_tokens=chain_max_new_tokens, batch_size=generation_batch_size)
+    grpo_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT, max_new_tokens=chain_max_new_tokens,
+                                batch_size=generation_batch_size)
+    by_seed[s] = {"SFT only": sft_answers, "SFT + GRPO": grpo_answers}
 eval_seconds = time.perf_counter() - t0
-answers = {"SFT only": sft_answers, "SFT + GRPO": grpo_answers}
-errors = {name: gre.answer_errors_km(a, eval_pool) for name, a in answers.items()}  # km; NaN: no usable coordinates
-scores = pd.concat([gre.evaluate_gre(a, eval_pool, n_boot=n_boot).assign(model=name) for name, a in answers.items()],
+models = ["SFT only", "SFT + GRPO"]
+errors_by_seed = {name: np.stack([gre.answer_errors_km(by_seed[s][name], eval_pool) for s in seeds]) for name in models}
+answers = {name: [a for s in seeds for a in by_seed[s][name]] for name in models}  # seeds one after another
+answered_pool = pd.concat([eval_pool] * len(seeds), ignore_index=True)
+errors = {name: errors_by_seed[name].ravel() for name in models}  # km, aligned with answered_pool; NaN: no coordinates
+scores = pd.concat([gre.evaluate_gre(answers[name], answered_pool, n_boot=n_boot).assign(model=name) for name in models],
                    ignore_index=True)
-io.write_parquet(results / "07_gre_answers.parquet", eval_pool[["image_id", "lat", "lon"]].assign(
-    sft_answer=sft_answers, sft_error_km=errors["SFT only"], grpo_answer=grpo_answers, grpo_error_km=errors["SFT + GRPO"]))
-print(f"{len(eval_pool)} test images, two models, in {eval_seconds:.0f} s")
+io.write_parquet(results / "07_gre_answers.parquet", answered_pool[["image_id", "lat", "lon"]].assign(
+    seed=np.repeat(seeds, len(eval_pool)), sft_answer=answers["SFT only"], sft_error_km=errors["SFT only"],
+    grpo_answer=answers["SFT + GRPO"], grpo_error_km=errors["SFT + GRPO"]))
+print(f"{len(eval_pool)} test images, two models, {len(seeds)} seeds, in {eval_seconds:.0f} s")
 
 # %% [markdown]
 # ### GRE's ablation: SFT only vs SFT + GRPO, all test images
@@ -310,6 +331,28 @@ overall = scores[scores["group"] == "all"]
 headline = gre.score_table(overall, thresholds + ["format_ok", "unparsable"]).set_index("model")
 headline["median km"] = overall.set_index("model")["median_km"].round(0)
 headline.drop(columns=["group"])
+
+# %% [markdown]
+# **Did GRPO help?** SFT + GRPO minus SFT only, in points of the share within each distance, on
+# the same images: the mean over seeds, each seed's own difference, and the paired 95% interval
+# (images resampled, every seed's answers kept together). An interval above 0 says GRPO helped
+# beyond the spread of the test sample and of these seeds; per scene type below.
+
+# %%
+scenes = ["all"] + [g for g in scores["group"].unique() if g != "all"]
+paired = pd.concat([gre.paired_within_difference(
+    errors_by_seed["SFT + GRPO"][:, mask], errors_by_seed["SFT only"][:, mask], n_boot=n_boot).assign(group=g)
+    for g in scenes for mask in [np.ones(len(eval_pool), bool) if g == "all" else (eval_pool["scene"] == g).to_numpy()]],
+    ignore_index=True)
+paired_table = pd.DataFrame({
+    "group": paired["group"], "km": paired["km"].astype(int), "n images": paired["n_images"],
+    "SFT only %": 100 * paired["before"], "SFT + GRPO %": 100 * paired["after"],
+    "difference (points)": 100 * paired["difference"],
+    "95% interval": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(paired["ci_low"], paired["ci_high"])],
+    "difference by seed": [" ".join(f"{100 * (a - b):+.1f}" for a, b in zip(aa, bb))
+                           for aa, bb in zip(paired["after_by_seed"], paired["before_by_seed"])],
+})
+paired_table[paired_table["km"].isin([25, 750, 2500])].set_index(["group", "km"]).round(1)
 
 # %% [markdown]
 # ### Per scene type (GREval-Bench style)
@@ -337,7 +380,7 @@ plots.save_figure(fig, profile, "07_accuracy_by_scene")
 
 # %%
 if has_clues:
-    quality = {name: gre.chain_quality(a, eval_pool["clues"], n_boot=n_boot) for name, a in answers.items()}
+    quality = {name: gre.chain_quality(a, answered_pool["clues"], n_boot=n_boot) for name, a in answers.items()}
     keys = ["recall", "precision", "f1", "hallucination_rate"]
     quality_table = pd.DataFrame({name: {k: f"{100 * q[k]:.1f} [{100 * q[k + '_low']:.1f}, {100 * q[k + '_high']:.1f}]"
                                          for k in keys} for name, q in quality.items()}).T
@@ -352,7 +395,7 @@ else:
 # %% [markdown]
 # ### Example chains on test images
 #
-# The truth, then each model's chain and its error.
+# The truth, then each model's chain (first seed) and its error.
 
 # %%
 shown = eval_pool.sample(min(n_answers_shown, len(eval_pool)), random_state=1)
@@ -364,25 +407,33 @@ for _, row in shown.iterrows():
           f"({row['lat']:.4f}, {row['lon']:.4f}); visible clues: {clues}")
     for name, a in answers.items():
         d = errors[name][i]
-        print(f"--- {name} (error {'unparsable' if np.isnan(d) else f'{d:,.0f} km'}):\n{a[i]}")
+        print(f"--- {name}, seed {seeds[0]} (error {'unparsable' if np.isnan(d) else f'{d:,.0f} km'}):\n{a[i]}")
     print()
 
 # %%
 summary = {
     "model": spec.model_id, "tuning_preset": tuning_preset, "sft_settings": sft_settings, "grpo_settings": grpo_settings,
-    "theta_schedule": schedule.state_dict(), "n_cold_start": len(cold_start), "n_rl_prompts": len(prompts),
-    "n_test_images": len(eval_pool), "sft_loss_first": float(sft_losses["loss"].head(max(1, len(sft_losses) // 10)).mean()),
-    "sft_loss_last": float(sft_losses["loss"].tail(max(1, len(sft_losses) // 10)).mean()),
-    "grpo": run, "eval_seconds": round(eval_seconds, 1),
-    "scores": scores.to_dict(orient="records"),
+    "seeds": list(seeds), "theta_schedules": {s: schedules[s].state_dict() for s in seeds},
+    "n_cold_start": len(cold_start), "n_rl_prompts": len(prompts), "n_test_images": len(eval_pool),
+    "sft_loss": {s: {"first": float(part["loss"].head(max(1, len(part) // 10)).mean()),
+                     "last": float(part["loss"].tail(max(1, len(part) // 10)).mean())} for s, part in sft_losses.groupby("seed")},
+    "grpo": runs, "eval_seconds": round(eval_seconds, 1),
+    "scores": scores.to_dict(orient="records"), "grpo_minus_sft": paired.to_dict(orient="records"),
     "chain_quality": quality,
 }
 io.write_json(results / "07_gre.json", summary)
 arm_keys = {"SFT only": "sft", "SFT + GRPO": "grpo"}
-summary_keys = {"07.theta_final_km": float(schedule.theta), "07.theta_advances": int(schedule.stage)}
+# θ: the coarsest final θ over the seeds (every seed got at least this fine) and the fewest advances
+summary_keys = {"07.theta_final_km": max(sc.theta for sc in schedules.values()),
+                "07.theta_advances": min(sc.stage for sc in schedules.values()), "07.n_seeds": len(seeds)}
 for row in overall.itertuples(index=False):
     for t in (750, 2500):
         summary_keys[f"07.{arm_keys[row.model]}.within_{t}"] = getattr(row, f"within_{t}km")
+for row in paired[paired["group"] == "all"].itertuples(index=False):
+    if row.km in (750, 2500):
+        summary_keys[f"07.grpo_minus_sft.within_{row.km:g}"] = float(row.difference)
+        for key in ("ci_low", "ci_high"):
+            summary_keys[f"07.grpo_minus_sft.within_{row.km:g}.{key}"] = float(getattr(row, key))
 io.merge_summary(profile, summary_keys)
 headline.drop(columns=["group"])[["within_25km", "within_750km", "format_ok"]]
 
@@ -390,16 +441,19 @@ headline.drop(columns=["group"])[["within_25km", "within_750km", "format_ok"]]
 # ## Checks
 
 # %%
-assert all(f".{gre.SFT_STAGE}" in n and ("lora_" in n or "trainable_tokens" in n) for n in sft_trainable)
-trainable = [n for n, p in grpo.model.named_parameters() if p.requires_grad]
-assert all("lora_" in n for n in trainable), "GRPO trains only its LoRA"
-assert not any(gre.SFT_STAGE in n for n, _ in grpo.model.named_parameters()), "the cold-start adapter is merged"
-assert summary["sft_loss_last"] < summary["sft_loss_first"], "the cold-start loss went down"
-assert (vlm.checkpoint_dir(profile, "gre_grpo") / "adapter" / "adapter_config.json").exists()
-assert len(curves) == run["steps"] and curves[["reward", "kl", "theta_km"]].notna().all().all()
-assert (curves["theta_km"].diff().dropna() <= 0).all(), "θ only moves from coarse to fine"
-assert set(curves["theta_km"]) <= set(schedule.stages) and schedule.theta <= curves["theta_km"].iloc[-1]
-assert run["kl_max"] < 1.0, f"the KL to the cold-start model stays bounded (max {run['kl_max']:.3f})"
+for s in seeds:
+    assert all(f".{gre.SFT_STAGE}" in n and ("lora_" in n or "trainable_tokens" in n) for n in sft_trainable[s])
+    trainable = [n for n, p in grpo_runs[s].model.named_parameters() if p.requires_grad]
+    assert all("lora_" in n for n in trainable), "GRPO trains only its LoRA"
+    assert not any(gre.SFT_STAGE in n for n, _ in grpo_runs[s].model.named_parameters()), "the cold-start adapter is merged"
+    assert summary["sft_loss"][s]["last"] < summary["sft_loss"][s]["first"], "the cold-start loss went down"
+    assert (vlm.checkpoint_dir(profile, f"gre_grpo/seed_{s}") / "adapter" / "adapter_config.json").exists()
+    part = curves[curves["seed"] == s]
+    assert len(part) == runs[s]["steps"] and part[["reward", "kl", "theta_km"]].notna().all().all()
+    assert (part["theta_km"].diff().dropna() <= 0).all(), "θ only moves from coarse to fine"
+    assert set(part["theta_km"]) <= set(schedules[s].stages) and schedules[s].theta <= part["theta_km"].iloc[-1]
+    assert runs[s]["kl_max"] < 1.0, f"the KL to the cold-start model stays bounded (seed {s}: max {runs[s]['kl_max']:.3f})"
+assert ((paired["ci_low"] <= paired["difference"] + 1e-9) & (paired["difference"] <= paired["ci_high"] + 1e-9)).all()
 # Whether GRPO raised the reward is a finding, not a check: it is printed (with its parts) above, and
 # a reader who changes θ or the reward may see it fall.
 places = lambda frame: set(zip(frame["country"], frame["city"]))  # noqa: E731
@@ -412,7 +466,7 @@ for name in answers:
     assert ((shares >= 0) & (shares <= 1)).all() and (np.diff(shares, axis=1) >= 0).all(), "shares grow with distance"
     for col in thresholds + ["format_ok"]:
         assert (part[f"{col}_low"] <= part[col] + 1e-9).all() and (part[col] <= part[f"{col}_high"] + 1e-9).all()
-    assert part.loc[part["group"] == "all", "n"].item() == len(eval_pool)
+    assert part.loc[part["group"] == "all", "n"].item() == len(seeds) * len(eval_pool)
 for q in quality.values():
-    assert 0 <= q["recall"] <= 1 and q["n"] == len(eval_pool)
+    assert 0 <= q["recall"] <= 1 and q["n"] == len(seeds) * len(eval_pool)
     assert np.isnan(q["precision"]) if q["n_mentioned"] == 0 else 0 <= q["precision"] <= 1

@@ -494,3 +494,22 @@ def test_train_grpo_input_errors(tok, feats, tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="no usable rows"):
             gre.grpo_dataset(pd.DataFrame({"lat": [100.0], "lon": [0.0]}))
+
+
+def test_paired_difference_over_seeds_on_hand_made_errors():
+    """Two seeds, four images: GRPO gets images 0-1 within 750 km in both seeds, SFT only image 0 in seed 0."""
+    after = np.array([[100.0, 500.0, 3000.0, np.nan], [200.0, 700.0, 9000.0, 4000.0]])
+    before = np.array([[10.0, 900.0, np.nan, 8000.0], [800.0, 2000.0, 5000.0, np.nan]])
+    table = gre.paired_within_difference(after, before, thresholds=(750, 2500), n_boot=500).set_index("km")
+    assert table.loc[750, "after"] == pytest.approx(0.5) and table.loc[750, "before"] == pytest.approx(0.125)
+    assert table.loc[750, "difference"] == pytest.approx(0.375)
+    assert table.loc[750, "after_by_seed"] == [0.5, 0.5] and table.loc[750, "before_by_seed"] == [0.25, 0.0]
+    assert table.loc[2500, "difference"] == pytest.approx(0.0), "both arms: 2 of 4 images in each seed"
+    assert (table["ci_low"] <= table["difference"]).all() and (table["difference"] <= table["ci_high"]).all()
+    assert table.loc[750, "n_seeds"] == 2 and table.loc[750, "n_images"] == 4
+    same = gre.paired_within_difference(after, after, thresholds=(750,), n_boot=100).iloc[0]
+    assert same["difference"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0, "an arm against itself: exactly 0"
+    one_seed = gre.paired_within_difference(after[0], before[0], thresholds=(750,), n_boot=100).iloc[0]
+    assert one_seed["n_seeds"] == 1 and one_seed["difference"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="one \\(seeds, images\\) shape"):
+        gre.paired_within_difference(after, before[:1])

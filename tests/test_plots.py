@@ -81,3 +81,15 @@ def test_read_signs_shows_boxes_candidates_reasons_and_a_map(countries):
     assert "FARMACIA" in texts and "no text found" in texts and "not an image" in texts
     assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == ["Mexico", "Spain"]
     matplotlib.pyplot.close(fig)
+
+
+def test_grpo_curves_draw_one_row_of_panels_per_seed():
+    steps = np.arange(1, 6)
+    one = pd.DataFrame({"step": steps, "reward": 0.5, "format_reward": 0.3, "distance_reward": 0.2, "kl": 0.01,
+                        "theta_km": [5000.0, 5000.0, 2500.0, 2500.0, 2500.0], "median_km": 3000.0})
+    fig = plots.plot_grpo_curves(pd.concat([one.assign(seed=0), one.assign(seed=1)]))
+    assert len(fig.axes) == 6 and fig.axes[3].get_title().startswith("seed 1")
+    matplotlib.pyplot.close(fig)
+    fig = plots.plot_grpo_curves(one)
+    assert len(fig.axes) == 3 and not fig.axes[0].get_title().startswith("seed")
+    matplotlib.pyplot.close(fig)

@@ -520,13 +520,14 @@ def plot_grpo_curves(curves, window: int = 10):
     return fig
 
 
-def plot_gre_accuracy(scores, thresholds=(1, 25, 200, 750, 2500)):
+def plot_gre_accuracy(scores, thresholds=(1, 25, 200, 750, 2500), n_label: str = "n"):
     """Share within each distance, per model, overall and per scene type, with 95% intervals (07_accuracy_by_scene).
 
     Args:
         scores: rows of :func:`geolib.gre.evaluate_gre` with a ``model`` column (e.g. SFT only,
             SFT + GRPO); ``group`` is ``all`` or a scene type.
         thresholds: the distances, km.
+        n_label: what a panel's ``n`` counts (e.g. "answers: 901 images × 3 seeds").
     """
     import numpy as np
 
@@ -554,7 +555,7 @@ def plot_gre_accuracy(scores, thresholds=(1, 25, 200, 750, 2500)):
                    yerr=[np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)], capsize=2, error_kw={"lw": 0.8})
             top = max(top, float(np.nanmax(hi)))
         n = int(scores.loc[scores["group"] == group, "n"].iloc[0])
-        ax.set_title(f"{group} (n = {n})", fontsize=10)
+        ax.set_title(f"{group} ({n_label} = {n})", fontsize=10)
         ax.set_xticks(x, [f"{t:g}" for t in thresholds])
         ax.set_xlabel("within (km)")
     for row in axes:

@@ -80,7 +80,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import datasets, gre, io, paths, plots, rewards, vlm
+from geolib import datasets, evaluation, gre, io, metrics, paths, plots, rewards, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -355,6 +355,31 @@ paired_table = pd.DataFrame({
 paired_table[paired_table["km"].isin([25, 750, 2500])].set_index(["group", "km"]).round(1)
 
 # %% [markdown]
+# **Beside notebook 06's baselines.** The same distances on the same test images for notebook 06's
+# baselines that answer with a place (the linear probe on the tower's features, the majority
+# country, GeoCLIP-style retrieval, the sign reader), so the GRE models' numbers have a scale: a
+# model that learned the image's country should be ahead of the probe; one that learned only
+# where most answers pay off, ahead of the majority row.
+
+# %%
+baseline_file = results / "06_predictions.parquet"
+beside = {name: {"from": "this notebook (seeds pooled)", **{f"within {t:,} km": row[f"within_{t}km"] for t in (750, 2500)}}
+          for name, row in headline.iterrows()}  # the GRE rows of the table above
+if baseline_file.exists() and len(eval_pool) == len(test_pool):
+    predictions_06 = pd.read_parquet(baseline_file)
+    for name, pred in predictions_06[predictions_06["prompt"] == ""].groupby("model", sort=False):
+        d = evaluation.error_km(pred, eval_pool)
+        cells = {"from": "notebook 06"}
+        for t in (750, 2500):
+            share = lambda x, t=t: (np.nan_to_num(x, nan=np.inf) <= t).mean(axis=-1)  # noqa: E731
+            lo, hi = metrics.bootstrap_ci(share, d, n_boot=n_boot, vectorized=True)
+            cells[f"within {t:,} km"] = f"{100 * share(d):.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+        beside[name] = cells
+else:
+    print("notebook 06's predictions are not in this run folder (or 07 scored a sample): GRE rows only")
+pd.DataFrame(beside).T
+
+# %% [markdown]
 # ### Per scene type (GREval-Bench style)
 #
 # % within 25 km (city) and 750 km (country), and format compliance, per scene type of the demo
@@ -367,7 +392,7 @@ by_scene = gre.score_table(scores[scores["group"] != "all"], ["within_25km", "wi
 by_scene.pivot(index=["group", "n"], columns="model").swaplevel(axis=1).sort_index(axis=1, level=0)
 
 # %%
-fig = plots.plot_gre_accuracy(scores)
+fig = plots.plot_gre_accuracy(scores, n_label=f"answers: images × {len(seeds)} seeds")
 plots.save_figure(fig, profile, "07_accuracy_by_scene")
 
 # %% [markdown]

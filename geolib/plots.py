@@ -527,7 +527,7 @@ def plot_gre_accuracy(scores, thresholds=(1, 25, 200, 750, 2500), n_label: str =
         scores: rows of :func:`geolib.gre.evaluate_gre` with a ``model`` column (e.g. SFT only,
             SFT + GRPO); ``group`` is ``all`` or a scene type.
         thresholds: the distances, km.
-        n_label: what a panel's ``n`` counts (e.g. "answers: 901 images × 3 seeds").
+        n_label: what a panel's ``n`` counts, said under the title (e.g. "answers: test images × 3 seeds").
     """
     import numpy as np
 
@@ -555,14 +555,15 @@ def plot_gre_accuracy(scores, thresholds=(1, 25, 200, 750, 2500), n_label: str =
                    yerr=[np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)], capsize=2, error_kw={"lw": 0.8})
             top = max(top, float(np.nanmax(hi)))
         n = int(scores.loc[scores["group"] == group, "n"].iloc[0])
-        ax.set_title(f"{group} ({n_label} = {n})", fontsize=10)
+        ax.set_title(f"{group} (n = {n})", fontsize=10)
         ax.set_xticks(x, [f"{t:g}" for t in thresholds])
         ax.set_xlabel("within (km)")
     for row in axes:
         row[0].set_ylabel("% of test images\n(95% bootstrap interval)")
     axes[0][0].set_ylim(0, min(100.0, max(10.0, 1.15 * top)))
     axes[0][0].legend(fontsize=8, loc="upper left")
-    fig.suptitle("GREval-style accuracy by scene type: cold start (SFT) vs SFT + GRPO", fontsize=11)
+    fig.suptitle("GREval-style accuracy by scene type: cold start (SFT) vs SFT + GRPO"
+                 + (f"\n(n counts {n_label})" if n_label != "n" else ""), fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -392,7 +392,7 @@ by_scene = gre.score_table(scores[scores["group"] != "all"], ["within_25km", "wi
 by_scene.pivot(index=["group", "n"], columns="model").swaplevel(axis=1).sort_index(axis=1, level=0)
 
 # %%
-fig = plots.plot_gre_accuracy(scores, n_label=f"answers: images × {len(seeds)} seeds")
+fig = plots.plot_gre_accuracy(scores, n_label=f"answers: test images × {len(seeds)} seeds")
 plots.save_figure(fig, profile, "07_accuracy_by_scene")
 
 # %% [markdown]

@@ -52,7 +52,7 @@ RESULTS = [
     ("within 750 km, SFT + GRPO", "07.grpo.within_750", "pct"),
     ("within 2,500 km, SFT only", "07.sft.within_2500", "pct"),
     ("within 2,500 km, SFT + GRPO", "07.grpo.within_2500", "pct"),
-    ("SFT + GRPO minus SFT only, within 2,500 km (paired interval over images, all seeds)",
+    ("SFT + GRPO minus SFT only, share within 2,500 km (paired interval over images, all seeds)",
      "07.grpo_minus_sft.within_2500", "ci"),
     ("the same, within 750 km", "07.grpo_minus_sft.within_750", "ci"),
     ("training seeds (each: its own cold start and GRPO run)", "07.n_seeds", "int"),

@@ -130,6 +130,12 @@ def negative_learning_rate(ctx):
 
 
 @case("clear_error")
+def repeated_seed(ctx):
+    _raises(P.ParamsError, "seeds' must be a non-empty list of distinct integers", P.validate_params, {"seeds": [0, 0]})
+    _raises(P.ParamsError, "seeds' must be a non-empty list of distinct integers", P.validate_params, {"seeds": []})
+
+
+@case("clear_error")
 def nan_learning_rate(ctx):
     _raises(P.ParamsError, "learning_rate' must be a number > 0", P.validate_params,
             {"gre_sft": {"learning_rate": float("nan")}})

@@ -1071,12 +1071,7 @@ def evaluate_gre(
     thresholds = tuple(float(t) for t in thresholds)
     dist = _distances_km(texts, truth_df["lat"].to_numpy(), truth_df["lon"].to_numpy())
     fmt = np.array([format_reward(t) for t in texts], dtype=float)
-    groups = [("all", np.ones(len(texts), dtype=bool))]
-    if scene_column in truth_df.columns:
-        scenes = truth_df[scene_column].astype(object).where(truth_df[scene_column].notna(), None).to_numpy()
-        present = [s for s in dict.fromkeys(scenes) if s is not None]
-        order = [s for s in _SCENE_WORDS if s in present] + sorted(str(s) for s in present if s not in _SCENE_WORDS)
-        groups += [(s, scenes == s) for s in order]
+    groups = _scene_groups(truth_df[scene_column] if scene_column in truth_df.columns else None, len(texts))
 
     def median(d):
         with warnings.catch_warnings():
@@ -1101,10 +1096,24 @@ def evaluate_gre(
     return pd.DataFrame(rows)
 
 
+def _scene_groups(scenes: Any, n: int) -> list[tuple[str, np.ndarray]]:
+    """``("all", every row)``, then one ``(scene, mask)`` per scene type present (urban, suburban,
+    rural, natural, landmark, then any other, sorted); missing scenes belong to "all" only."""
+    groups = [("all", np.ones(n, dtype=bool))]
+    if scenes is not None:
+        values = pd.Series(scenes).astype(object)
+        values = values.where(values.notna(), None).to_numpy()
+        present = [s for s in dict.fromkeys(values) if s is not None]
+        order = [s for s in _SCENE_WORDS if s in present] + sorted(str(s) for s in present if s not in _SCENE_WORDS)
+        groups += [(s, values == s) for s in order]
+    return groups
+
+
 def paired_within_difference(
     errors_after: Any,
     errors_before: Any,
     thresholds: Sequence[float] = THRESHOLDS_KM,
+    scenes: Sequence[Any] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
@@ -1121,28 +1130,34 @@ def paired_within_difference(
         errors_after, errors_before: km errors, ``(n_seeds, n_images)`` (or ``(n_images,)`` for one
             seed), the same images in the same order; NaN where the answer had no coordinates.
         thresholds: distances in km, ``<=``.
+        scenes: each image's scene type (optional): the same comparison per scene type too, in
+            :func:`evaluate_gre`'s group order.
         n_boot, seed, alpha: bootstrap replicates, seed and 1 − coverage.
 
     Returns:
-        One row per threshold: ``km``, ``after``, ``before``, ``difference``, ``ci_low``,
-        ``ci_high``, ``n_images``, ``n_seeds``, and ``after_by_seed`` / ``before_by_seed`` (lists).
+        One row per group (``"all"`` first, then scene types) and threshold: ``group``, ``km``,
+        ``after``, ``before``, ``difference``, ``ci_low``, ``ci_high``, ``n_images``, ``n_seeds``,
+        and ``after_by_seed`` / ``before_by_seed`` (lists).
     """
     from geolib.metrics import bootstrap_ci
 
     after, before = (np.atleast_2d(np.asarray(e, dtype=float)) for e in (errors_after, errors_before))
     if after.shape != before.shape or after.ndim != 2 or after.shape[1] == 0:
         raise ValueError(f"both arms need errors of one (seeds, images) shape, got {after.shape} and {before.shape}")
+    if scenes is not None and len(scenes) != after.shape[1]:
+        raise ValueError(f"{len(scenes)} scene labels for {after.shape[1]} images")
     rows = []
-    for t in (float(t) for t in thresholds):
-        hit_a = (np.nan_to_num(after, nan=np.inf) <= t).astype(float)
-        hit_b = (np.nan_to_num(before, nan=np.inf) <= t).astype(float)
-        per_image = hit_a.mean(axis=0) - hit_b.mean(axis=0)
-        low, high = bootstrap_ci(lambda d: d.mean(axis=-1), per_image, n_boot=n_boot, seed=seed, alpha=alpha,
-                                 vectorized=True)
-        rows.append({"km": t, "after": float(hit_a.mean()), "before": float(hit_b.mean()),
-                     "difference": float(per_image.mean()), "ci_low": low, "ci_high": high,
-                     "n_images": int(after.shape[1]), "n_seeds": int(after.shape[0]),
-                     "after_by_seed": hit_a.mean(axis=1).tolist(), "before_by_seed": hit_b.mean(axis=1).tolist()})
+    for group, mask in _scene_groups(scenes, after.shape[1]):
+        for t in (float(t) for t in thresholds):
+            hit_a = (np.nan_to_num(after[:, mask], nan=np.inf) <= t).astype(float)
+            hit_b = (np.nan_to_num(before[:, mask], nan=np.inf) <= t).astype(float)
+            per_image = hit_a.mean(axis=0) - hit_b.mean(axis=0)
+            low, high = bootstrap_ci(lambda d: d.mean(axis=-1), per_image, n_boot=n_boot, seed=seed, alpha=alpha,
+                                     vectorized=True)
+            rows.append({"group": group, "km": t, "after": float(hit_a.mean()), "before": float(hit_b.mean()),
+                         "difference": float(per_image.mean()), "ci_low": low, "ci_high": high,
+                         "n_images": int(mask.sum()), "n_seeds": int(after.shape[0]),
+                         "after_by_seed": hit_a.mean(axis=1).tolist(), "before_by_seed": hit_b.mean(axis=1).tolist()})
     return pd.DataFrame(rows)
 
 

@@ -80,7 +80,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import datasets, evaluation, gre, io, metrics, paths, plots, rewards, vlm
+from geolib import datasets, gre, io, paths, plots, rewards, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -339,11 +339,8 @@ headline.drop(columns=["group"])
 # beyond the spread of the test sample and of these seeds; per scene type below.
 
 # %%
-scenes = ["all"] + [g for g in scores["group"].unique() if g != "all"]
-paired = pd.concat([gre.paired_within_difference(
-    errors_by_seed["SFT + GRPO"][:, mask], errors_by_seed["SFT only"][:, mask], n_boot=n_boot).assign(group=g)
-    for g in scenes for mask in [np.ones(len(eval_pool), bool) if g == "all" else (eval_pool["scene"] == g).to_numpy()]],
-    ignore_index=True)
+paired = gre.paired_within_difference(errors_by_seed["SFT + GRPO"], errors_by_seed["SFT only"], n_boot=n_boot,
+                                      scenes=eval_pool["scene"] if "scene" in eval_pool.columns else None)
 paired_table = pd.DataFrame({
     "group": paired["group"], "km": paired["km"].astype(int), "n images": paired["n_images"],
     "SFT only %": 100 * paired["before"], "SFT + GRPO %": 100 * paired["after"],
@@ -355,28 +352,23 @@ paired_table = pd.DataFrame({
 paired_table[paired_table["km"].isin([25, 750, 2500])].set_index(["group", "km"]).round(1)
 
 # %% [markdown]
-# **Beside notebook 06's baselines.** The same distances on the same test images for notebook 06's
-# baselines that answer with a place (the linear probe on the tower's features, the majority
-# country, GeoCLIP-style retrieval, the sign reader), so the GRE models' numbers have a scale: a
+# **Beside notebook 06's models.** The same distances on the same test images, as notebook 06
+# scored them, for its baselines (the linear probe on the tower's features, the majority country,
+# GeoCLIP-style retrieval, the sign reader) and GeoReasoner's arms, so the GRE models' numbers have a scale: a
 # model that learned the image's country should be ahead of the probe; one that learned only
 # where most answers pay off, ahead of the majority row.
 
 # %%
-baseline_file = results / "06_predictions.parquet"
+table_06 = results / "06_evaluation.json"  # notebook 06's main table: every model on the whole test split
 beside = {name: {"from": "this notebook (seeds pooled)", **{f"within {t:,} km": row[f"within_{t}km"] for t in (750, 2500)}}
           for name, row in headline.iterrows()}  # the GRE rows of the table above
-if baseline_file.exists() and len(eval_pool) == len(test_pool):
-    predictions_06 = pd.read_parquet(baseline_file)
-    for name, pred in predictions_06[predictions_06["prompt"] == ""].groupby("model", sort=False):
-        d = evaluation.error_km(pred, eval_pool)
-        cells = {"from": "notebook 06"}
-        for t in (750, 2500):
-            share = lambda x, t=t: (np.nan_to_num(x, nan=np.inf) <= t).mean(axis=-1)  # noqa: E731
-            lo, hi = metrics.bootstrap_ci(share, d, n_boot=n_boot, vectorized=True)
-            cells[f"within {t:,} km"] = f"{100 * share(d):.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-        beside[name] = cells
+if table_06.exists() and len(eval_pool) == len(test_pool):
+    for name, scores_06 in io.read_json(table_06)["main_table"].items():
+        beside[name] = {"from": "notebook 06", **{
+            f"within {t:,} km": "{:.1f} [{:.1f}, {:.1f}]".format(*(100 * scores_06[f"within_{t}km"][k] for k in ("value", "ci_low", "ci_high")))
+            for t in (750, 2500)}}
 else:
-    print("notebook 06's predictions are not in this run folder (or 07 scored a sample): GRE rows only")
+    print("notebook 06's results are not in this run folder (or 07 scored a sample): GRE rows only")
 pd.DataFrame(beside).T
 
 # %% [markdown]

@@ -513,3 +513,17 @@ def test_paired_difference_over_seeds_on_hand_made_errors():
     assert one_seed["n_seeds"] == 1 and one_seed["difference"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="one \\(seeds, images\\) shape"):
         gre.paired_within_difference(after, before[:1])
+
+
+def test_paired_difference_per_scene_type_keeps_the_evaluation_order():
+    after = np.array([[100.0, 5000.0, 100.0], [100.0, 100.0, 9000.0]])
+    before = np.full((2, 3), np.nan)
+    table = gre.paired_within_difference(after, before, thresholds=(750,), scenes=["rural", "urban", "urban"],
+                                         n_boot=100)
+    assert table["group"].tolist() == ["all", "urban", "rural"], "all first, then evaluate_gre's scene order"
+    by = table.set_index("group")
+    assert by.loc["all", "difference"] == pytest.approx(4 / 6) and by.loc["all", "n_images"] == 3
+    assert by.loc["urban", "difference"] == pytest.approx(0.5) and by.loc["urban", "n_images"] == 2
+    assert by.loc["rural", "difference"] == pytest.approx(1.0) and by.loc["rural", "after_by_seed"] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="2 scene labels for 3 images"):
+        gre.paired_within_difference(after, before, scenes=["rural", "urban"])

@@ -5,7 +5,12 @@
   with a shop sign, drawn here (:func:`geolib.sign_reader.street_photo`), at 224 px (the demo
   world's size) and at 1,920 px (a phone photo), with the share of each step;
 * the baseline: rapidocr's stock call ``RapidOCR()(image)`` (detector, orientation classifier,
-  recogniser) on the same photos.
+  recogniser) on the same photos;
+* a folder of 224-px photos, four batches of 16 (``--quick``: 8; notebooks 06 and 08 read the test
+  split in batches of 16):
+  ``read_photos``, which starts each batch's tesseract process and detects the next batch while it
+  runs (one onnxruntime thread), against one batch after another (``read_text`` per batch, then
+  the evidence; onnxruntime's default threads), with the check that both read the same text.
 
 Models load in a warm-up call that is not timed; tesseract loads its 13 script models once per
 process, that is once per batch of photos (``read_photos(batch_size=16)``), so with the 3 photos of
@@ -59,6 +64,21 @@ def main(argv: list[str] | None = None) -> None:
         shares = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1]))
         answered = sum(r.candidates[:1] != [] and r.candidates[0].country == "ES" for r in readings)
         print(f"{size[0]:>5}×{size[1]:<6} {n / ours:>16.2f} {n / theirs:>24.2f}  {shares}; Spain in {answered}/{n}")
+
+    batch = 8 if args.quick else 16
+    folder = [sign_reader.street_photo(lines, (224, 224), seed=100 + i) for i in range(4 * batch)]
+    start = time.perf_counter()
+    overlapped = sign_reader.read_photos(folder, batch_size=batch)
+    ours = time.perf_counter() - start
+    start = time.perf_counter()
+    one_by_one = []
+    for b in range(0, len(folder), batch):
+        boxes, _ = sign_reader.read_text(folder[b: b + batch], threads=0)
+        one_by_one += [sign_reader.answer_text(sign_reader.identify(x), x) for x in boxes]
+    theirs = time.perf_counter() - start
+    same = [r.answer for r in overlapped] == one_by_one
+    print(f"{len(folder)} photos at 224 px, batches of {batch}: overlapped {len(folder) / ours:.2f} photos/s, "
+          f"one batch after another {len(folder) / theirs:.2f} photos/s ({theirs / ours:.2f}×); same answers: {same}")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,32 @@ def test_a_photo_like_scene_with_a_shop_sign_is_placed_where_its_text_says(photo
     assert set(r.seconds) >= {"detector", "recogniser", "identify"}
 
 
+def test_batches_read_while_the_previous_batchs_tesseract_runs_give_the_same_readings(monkeypatch):
+    """read_photos starts each batch's tesseract process and detects the next batch meanwhile; the
+    readings equal one batch read after another, and no tesseract process outlives an error."""
+    photos = [_street_photo(["Москва", "ТЕЛЕФОН"], (320, 224), seed=2), _street_photo(["FARMACIA"], (320, 224), seed=3),
+              _street_photo(["Αθήνα"], (320, 224), seed=4)]
+    overlapped = sign_reader.read_photos(photos, batch_size=1)
+    for photo, reading in zip(photos, overlapped):
+        boxes, _ = sign_reader.read_text([photo], threads=1)
+        assert [b.text for b in reading.boxes] == [b.text for b in boxes[0]]
+        assert reading.answer == sign_reader.answer_text(sign_reader.identify(boxes[0]), boxes[0])
+    if sign_reader.tesseract_scripts():
+        assert any(b.engine == "tesseract" for r in overlapped for b in r.boxes), "tesseract read the Cyrillic/Greek"
+    started = []
+    real_job = sign_reader._TesseractJob
+
+    def job(*args):
+        started.append(real_job(*args))
+        return started[-1]
+
+    monkeypatch.setattr(sign_reader, "_TesseractJob", job)
+    monkeypatch.setattr(sign_reader, "identify", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        sign_reader.read_photos(photos, batch_size=1)
+    assert all(j.proc is None or j.proc.poll() is not None for j in started)
+
+
 def test_a_photo_without_text_answers_no_text_found_and_is_not_answered(photo_readings):
     r = photo_readings[1]
     assert r.boxes == [] and r.candidates == []

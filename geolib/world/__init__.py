@@ -25,13 +25,16 @@ scene at a real place:
   pixels are ADE20K-150 class indices (looked up by name in the GeoReasoner class-weight table);
   where thick fog leaves only haze, the mask says sky.
 * **Clues**: a list of clue ids from :data:`CLUE_TYPES` (``script:Cyrl``, ``driving_side:left``,
-  ...) that are visible and legible in the image, judged geometrically from the scene at the
-  reference resolution of 224 px (text size, distance, fog, occlusion), and a geo-game style
-  reasoning text written only from those clues.
+  ...) that are visible and legible in the image, measured on its pixels at the reference
+  resolution of 224 px: every clue object is drawn into an object-id map beside the image, so
+  what nearer things hide, what lies outside the frame, each object's size, the em of sign text
+  and the contrast fog leaves in the finished image are known; and a geo-game style reasoning text
+  written only from those clues.
 
 Deterministic: the scene of image ``i`` is a pure function of ``(seed, i)`` and the places, so
 images render in any order and in parallel, and metadata of images already on disk is
-recomputed without rendering them. Speed: ``benchmarks/world.py``.
+recomputed from the scene (drawn again at 224 px for the clues, not written). Speed:
+``benchmarks/world.py``.
 
 The package's modules, in the order a scene is made:
 
@@ -41,8 +44,9 @@ The package's modules, in the order a scene is made:
 * :mod:`~geolib.world.compose`: :func:`scene_spec` and :func:`world_spec`, one function per layout;
   :mod:`~geolib.world.scenery`: the draft they fill and the signs, trees, cars and markers they place.
 * :mod:`~geolib.world.lettering`: fonts, scripts, text runs and text masks.
-* :mod:`~geolib.world.render`: :func:`render_scene`, the image and its ADE20K mask.
-* :mod:`~geolib.world.clues`: :func:`describe_scene`, what the image shows; :mod:`~geolib.world.captions`:
+* :mod:`~geolib.world.render`: :func:`render_scene`, the image, its ADE20K mask and what each clue
+  object shows in it.
+* :mod:`~geolib.world.clues`: :func:`describe_scene` and :func:`judge`, the clues the image shows; :mod:`~geolib.world.captions`:
   :func:`reasoning_text`.
 * :mod:`~geolib.world.pool`: :func:`build_world`, the image pool and its manifest.
 * :mod:`~geolib.world.atlas`: :func:`clue_atlas_tiles`, each country's conventions drawn.
@@ -100,7 +104,7 @@ from geolib.facts import (  # noqa: F401  (re-exported: geolib.world keeps its A
 # Re-exports: the public names of the submodules, and the private ones that tests and benchmarks use.
 from geolib.world.atlas import ATLAS_COLUMNS, _tile_spec, clue_atlas_tiles  # noqa: F401
 from geolib.world.captions import reasoning_text  # noqa: F401
-from geolib.world.clues import _View, describe_scene  # noqa: F401
+from geolib.world.clues import _View, describe_scene, judge  # noqa: F401
 from geolib.world.compose import scene_spec, world_spec  # noqa: F401
 from geolib.world.lettering import _text_runs, font_file, text_aspect  # noqa: F401
 from geolib.world.places import _geonames, _km, sample_places  # noqa: F401

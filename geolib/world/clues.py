@@ -1,25 +1,29 @@
-"""What a demo-world image shows: visible, legible clues judged from the scene's geometry.
+"""What a demo-world image shows: visible, legible clues measured on the rendered pixels.
 
-:func:`describe_scene` projects every sign, car, marker and tree at :data:`REFERENCE_SIZE` px
-(:class:`_View`, shared with the renderer) and keeps what is large enough, in the frame, not lost
-in fog and not hidden behind nearer things; its reasoning text comes from
+The renderer draws every clue object (a sign's face and its text, a car and its plate, a warning or
+speed sign, a bollard, a tree, the road's centre and edge lines, bare ground) into an object-id map
+beside the image and the mask, in the same painter's order, and measures each object on the
+finished image at :data:`REFERENCE_SIZE` px (:func:`geolib.world.render._observe`): the pixels
+drawn of it in the frame, those still visible (not overdrawn by nearer things), its size, the share
+of it inside the frame, its contrast with its surroundings after fog and light, and for text the em
+of the drawn glyphs and their contrast with the sign's face. :func:`judge` keeps the clues whose
+object is visible enough, large enough and not washed out; :func:`describe_scene` renders the scene
+at the reference size for that when no rendering is at hand. The reasoning text comes from
 :mod:`geolib.world.captions`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
-import numpy as np
+from typing import Any, Mapping
 
 from geolib.facts import clue_language, in_script
 from geolib.world.captions import reasoning_text
 from geolib.world.scene import REFERENCE_SIZE, Camera, Car, SceneSpec, Sign, Tree
 
 
-# Legibility thresholds, in px at REFERENCE_SIZE.
-_SCRIPT_MIN_EM = 9.0  # text em size at which the look of a script is recognisable
+# Thresholds, in px of an image of REFERENCE_SIZE; contrast as a distance between mean RGB colours
+# (0-441) in the finished image.
+_SCRIPT_MIN_EM = 9.0  # em of visible text at which the look of a script is recognisable
 _LANGUAGE_MIN_EM = 13.0  # ... at which the words can be read
 _SIGN_COLOUR_MIN_PX = 12.0  # sign height at which its colour counts as a direction-sign colour
 _MARKER_MIN_PX = 12.0  # warning / speed sign panel size at which its shape and colours are clear
@@ -27,13 +31,19 @@ _BOLLARD_MIN_PX = 16.0  # bollard height at which its paint pattern is clear
 _CAR_MIN_PX = 10.0  # car width at which its direction of travel is visible
 _PLATE_MIN_PX = 8.0  # plate width at which its colour is visible
 _PLATE_BAND_MIN_PX = 18.0  # plate width at which a band on it is visible
-_FOG_MIN = 0.4  # contrast left after fog, exp(-3 z / visibility), for anything to count
-_VISIBLE_MIN = 0.75  # share of a sign not hidden behind nearer things
-_IN_FRAME_MIN = 0.7  # share of a sign inside the image
+_MIN_PX = 6  # visible pixels below which nothing counts
+_TEXT_MIN_PX = 12  # visible glyph pixels below which no text counts
+_LINE_MIN_PX = 12  # visible pixels of a road line
+_GROUND_MIN_SHARE = 0.05  # share of the image that bare ground must cover to count as arid
+_CONTRAST_MIN = 24.0  # contrast of an object with its surroundings (or its own colour spread)
+_TEXT_CONTRAST_MIN = 48.0  # contrast of glyphs with their sign's face
+_VISIBLE_MIN = 0.75  # share of a sign, marker or text still visible of what was drawn
+_IN_FRAME_MIN = 0.7  # share of a sign or marker inside the image
+_FLAT_MIN = 0.35  # facade signs: drawn width / face-on width below which they are seen too obliquely
 
 
 # ---------------------------------------------------------------------------------------------
-# Geometry shared by the renderer and the clue judge
+# Geometry: the renderer's projection (tests and benchmarks use it too)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -82,133 +92,103 @@ class _View:
         return self.front_box(c.x - c.width / 2, c.x + c.width / 2, 0.0, c.height, c.z)
 
 
-def _fog_factor(spec: SceneSpec, z: float) -> float:
-    return 1.0 if spec.fog is None else math.exp(-3.0 * z / spec.fog)
-
-
-def _in_frame(box, size) -> float:
-    x0, y0, x1, y1 = box
-    area = max(x1 - x0, 1e-9) * max(y1 - y0, 1e-9)
-    w = max(0.0, min(x1, size) - max(x0, 0.0))
-    h = max(0.0, min(y1, size) - max(y0, 0.0))
-    return w * h / area
-
-
-def _occluders(spec: SceneSpec, view: _View) -> list[tuple[float, tuple]]:
-    occ = []
-    for t in spec.trees:
-        x0, y0, x1, y1 = view.tree_box(t)
-        if t.kind in ("deciduous", "shrub", "conifer"):
-            occ.append((t.z, (x0, y0, x1, y1)))
-        else:  # palm: crown only roughly, trunk thin
-            occ.append((t.z, (x0 + 0.2 * (x1 - x0), y0, x1 - 0.2 * (x1 - x0), y0 + 0.35 * (y1 - y0))))
-    for c in spec.cars:
-        occ.append((c.z, view.car_box(c)))
-    for p in spec.poles:
-        w = 0.3 if p.kind != "flag" else 0.2
-        occ.append((p.z, view.front_box(p.x - w / 2, p.x + w / 2, 0.0, p.height, p.z)))
-    for s in spec.signs:
-        if s.mount == "front":
-            occ.append((s.z, view.sign_box(s)))
-    for b in spec.buildings:
-        if b.side == 0:
-            occ.append((b.z0, view.front_box(b.x0, b.x1, 0.0, b.height, b.z0)))
-    for m in spec.markers:
-        if m.kind != "bollard":
-            occ.append((m.z, view.front_box(*m.box_m(), m.z)))
-    return occ
-
-
-def _visible_share(box, z, occluders, n: int = 12) -> float:
-    x0, y0, x1, y1 = box
-    us = np.linspace(x0, x1, n + 2)[1:-1]
-    vs = np.linspace(y0, y1, max(3, n // 2) + 2)[1:-1]
-    U, V = np.meshgrid(us, vs)
-    hidden = np.zeros(U.shape, bool)
-    for oz, (a, b, c, d) in occluders:
-        if oz < z - 1e-6:
-            hidden |= (U >= a) & (U <= c) & (V >= b) & (V <= d)
-    return float(1.0 - hidden.mean())
-
-
 # ---------------------------------------------------------------------------------------------
 # Clues: what is visible and legible
 # ---------------------------------------------------------------------------------------------
 
 
 def describe_scene(spec: SceneSpec) -> dict[str, Any]:
-    """Clues, legible sign text and reasoning of a scene, judged from its geometry (no rendering).
+    """Clues, legible sign text and reasoning of a scene, measured on its rendering at
+    :data:`REFERENCE_SIZE` px (drawn here unless :func:`~geolib.world.render_scene` just drew it).
 
-    Sizes are judged at :data:`REFERENCE_SIZE` px: a sign's script counts when its text em is at
-    least 9 px, its language at 13 px; nothing counts when fog leaves less than 40 % of its contrast,
-    when less than 70 % of it is in the frame, or when nearer things hide more than a quarter of it.
+    See :func:`judge` for the rules. Same spec, same labels.
 
     Returns:
         ``{"clues": sorted clue ids, "sign_text": text of legible signs joined by " | ",
         "legible_signs": indices into spec.signs, "reasoning": str, "scene": str}``.
     """
-    S = REFERENCE_SIZE
-    view = _View(spec.camera, S)
+    from geolib.world.render import _observations  # the renderer imports this module
+
+    return judge(spec, _observations(spec))
+
+
+def _shows(o, lenient: bool = False) -> bool:
+    """Whether enough of an object shows: visible pixels, the share of it not hidden and in the
+    frame (half of it for ``lenient``: cars and trees), and its contrast."""
+    return (
+        o is not None
+        and o.visible >= _MIN_PX
+        and o.share >= (0.5 if lenient else _VISIBLE_MIN)
+        and o.in_frame >= (0.5 if lenient else _IN_FRAME_MIN)
+        and o.contrast >= _CONTRAST_MIN
+    )
+
+
+def judge(spec: SceneSpec, seen: Mapping[tuple[str, int], Any]) -> dict[str, Any]:
+    """The clues an image shows, from what its rendering shows of each clue object.
+
+    ``seen`` maps ``(kind, index)`` to the measurements of :func:`geolib.world.render._observe`
+    (``visible`` and ``drawn`` px, ``share`` = visible / drawn, ``in_frame``, ``width``/``height``
+    of the drawn shapes, ``contrast`` in the finished image, ``em`` of text, ``flat`` of facade
+    signs), at :data:`REFERENCE_SIZE` px. An object counts when at least 75 % of what was drawn of
+    it still shows (50 % for cars and trees), at least 70 % of it is in the frame (50 % for cars and
+    trees), and its contrast with its surroundings after fog and light is at least 24 (RGB
+    distance). A sign's script counts when its text shows (75 % of the glyph pixels visible, glyphs
+    against the face at a contrast of at least 48) at an em of at least 9 px, its language from
+    13 px. Markers need 12 px (bollards 16 px), direction-sign colours a 12-px sign, cars a 10-px
+    width, plate colours an 8-px plate and bands an 18-px one.
+
+    Returns:
+        :func:`describe_scene`'s dict.
+    """
     clues: set[str] = set()
     legible: list[int] = []
-    occ = _occluders(spec, view)
     for i, s in enumerate(spec.signs):
-        if _fog_factor(spec, s.z + (s.width / 2 if s.mount == "facade" else 0.0)) < _FOG_MIN:
+        face, text = seen.get(("sign", i)), seen.get(("text", i))
+        if face is None or not _shows(_Whole(face, text)):
             continue
-        box = view.sign_box(s)
-        if _in_frame(box, S) < _IN_FRAME_MIN or _visible_share(box, s.z, occ) < _VISIBLE_MIN:
+        if s.mount == "facade" and face.flat < _FLAT_MIN:  # seen too obliquely
             continue
-        if s.mount == "front":
-            em = view.px(s.em, s.z)
-        else:  # on a facade: size at mid-depth, and not seen too obliquely
-            zm = s.z + s.width / 2
-            em = view.px(s.em, zm)
-            flat = view.px(s.width, zm)
-            if flat <= 0 or (box[2] - box[0]) / flat < 0.35:
-                continue
-        if s.kind == "direction" and s.colour_name and view.px(s.height, s.z) >= _SIGN_COLOUR_MIN_PX:
+        if s.kind == "direction" and s.colour_name and face.height >= _SIGN_COLOUR_MIN_PX:
             clues.add(f"direction_sign:{s.colour_name}")
-        if em >= _SCRIPT_MIN_EM:
-            legible.append(i)
-            for line in s.lines:
-                if in_script(line.text, line.script):
-                    clues.add(f"script:{line.script}")
-                    if em >= _LANGUAGE_MIN_EM:
-                        clues.add(f"language:{clue_language(line.lang)}")
-    for c in spec.cars:
-        box = view.car_box(c)
         if (
-            _fog_factor(spec, c.z) < _FOG_MIN
-            or _in_frame(box, S) < 0.5
-            or view.px(c.width, c.z) < _CAR_MIN_PX
-            or _visible_share(box, c.z, occ) < 0.5
+            text is None
+            or text.em < _SCRIPT_MIN_EM
+            or text.visible < _TEXT_MIN_PX
+            or text.share < _VISIBLE_MIN
+            or text.contrast < _TEXT_CONTRAST_MIN
         ):
             continue
+        legible.append(i)
+        for line in s.lines:
+            if in_script(line.text, line.script):
+                clues.add(f"script:{line.script}")
+                if text.em >= _LANGUAGE_MIN_EM:
+                    clues.add(f"language:{clue_language(line.lang)}")
+    for i, c in enumerate(spec.cars):
+        o = seen.get(("car", i))
+        if not _shows(o, lenient=True) or o.width < _CAR_MIN_PX:
+            continue
         clues.add(f"driving_side:{spec.driving_side}")
-        if c.plate is not None and _fog_factor(spec, c.z) >= 0.6:
+        plate = seen.get(("plate", i))
+        if c.plate is not None and _shows(plate, lenient=True):
             colour, band = c.plate
-            pw = view.px(0.52, c.z)
-            if pw >= _PLATE_MIN_PX and colour != "white":
+            if plate.width >= _PLATE_MIN_PX and colour != "white":
                 clues.add(f"plate:{colour}")
-            if band and pw >= _PLATE_BAND_MIN_PX:
+            if band and plate.width >= _PLATE_BAND_MIN_PX:
                 clues.add("plate:blue_band" if band == "eu" else "plate:mercosur")
-    for m in spec.markers:
-        if _fog_factor(spec, m.z) < _FOG_MIN:
-            continue
-        box = view.front_box(*m.box_m(), m.z)
+    for i, m in enumerate(spec.markers):
+        o = seen.get(("marker", i))
         need = _BOLLARD_MIN_PX if m.kind == "bollard" else _MARKER_MIN_PX
-        if view.px(m.size, m.z) < need or _in_frame(box, S) < _IN_FRAME_MIN:
-            continue
-        if _visible_share(box, m.z, occ) < _VISIBLE_MIN:
-            continue
-        clues.add(f"{m.kind if m.kind == 'bollard' else m.kind + '_sign'}:{m.style}")
+        if _shows(o) and max(o.width, o.height) >= need:
+            clues.add(f"{m.kind if m.kind == 'bollard' else m.kind + '_sign'}:{m.style}")
     road = spec.road
-    if road is not None and spec.layout == "street" and _fog_factor(spec, 6.0) >= _FOG_MIN:  # the near road
-        if road.centre_line:
-            clues.add(f"centre_line:{road.centre_line}")
-        if road.edge_line:
-            clues.add(f"edge_line:{road.edge_line}")
-    veg = _visible_vegetation(spec, view)
+    if road is not None:
+        for kind, colour in (("centre_line", road.centre_line), ("edge_line", road.edge_line)):
+            o = seen.get((kind, 0))
+            if colour and o is not None and o.visible >= _LINE_MIN_PX and o.contrast >= _CONTRAST_MIN:
+                clues.add(f"{kind}:{colour}")
+    veg = _visible_vegetation(spec, seen)
     if veg:
         clues.add(f"vegetation:{veg}")
     clue_list = sorted(clues)
@@ -222,29 +202,35 @@ def describe_scene(spec: SceneSpec) -> dict[str, Any]:
     }
 
 
-def _visible_vegetation(spec: SceneSpec, view: _View) -> str | None:
-    S = view.S
+class _Whole:
+    """A sign's face and its text measured together."""
+
+    def __init__(self, face, text):
+        parts = [p for p in (face, text) if p is not None]
+        self.visible = sum(p.visible for p in parts)
+        drawn = sum(p.drawn for p in parts)
+        self.share = self.visible / drawn if drawn else 0.0
+        self.in_frame = face.in_frame
+        self.contrast = face.contrast
+
+
+def _visible_vegetation(spec: SceneSpec, seen: Mapping[tuple[str, int], Any]) -> str | None:
     kind = {"tropical": "palm", "boreal": "conifer", "temperate": "deciduous"}.get(spec.vegetation)
     if kind:
         n = 0
-        occ = _occluders(spec, view)
-        for t in spec.trees:
-            if t.kind != kind or _fog_factor(spec, t.z) < _FOG_MIN:
-                continue
-            box = view.tree_box(t)
-            if (
-                view.px(t.height, t.z) >= (22 if kind == "palm" else 18)
-                and _in_frame(box, S) >= 0.5
-                and _visible_share(box, t.z, occ) >= 0.5
-            ):
+        for i, t in enumerate(spec.trees):
+            o = seen.get(("tree", i))
+            if t.kind == kind and _shows(o, lenient=True) and o.height >= (22 if kind == "palm" else 18):
                 n += 1
         return spec.vegetation if n >= (1 if kind == "palm" else 2) else None
     # arid: open bare ground in view
+    o = seen.get(("ground", 0))
     if (
-        spec.ground in ("earth", "sand")
-        and spec.layout in ("street", "open")
+        spec.layout in ("street", "open")
         and spec.scene != "urban"
-        and _fog_factor(spec, 15.0) >= _FOG_MIN
+        and o is not None
+        and o.visible >= _GROUND_MIN_SHARE * REFERENCE_SIZE**2
+        and o.contrast >= _CONTRAST_MIN
     ):
         return "arid"
     return None

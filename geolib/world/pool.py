@@ -177,8 +177,9 @@ def build_world(
     """Render the demo image pool (resumable, parallel) and return its manifest.
 
     Writes ``images/<image_id>.png`` (RGB) and ``masks/<image_id>.png`` (uint8 ADE20K indices)
-    under ``out_dir``, each atomically. Images whose image and mask already exist are not rendered
-    again; their metadata is recomputed from the scene spec (a pure function of seed and index).
+    under ``out_dir``, each atomically. Images whose image and mask already exist are not written
+    again; their metadata is recomputed from the scene spec (a pure function of seed and index),
+    whose clues :func:`describe_scene` measures on a rendering at the reference size.
 
     Args:
         out_dir: Folder of the pool.

@@ -1,9 +1,18 @@
-"""Rendering of demo-world scenes: the image and its exact ADE20K segmentation mask.
+"""Rendering of demo-world scenes: the image, its exact ADE20K segmentation mask and what it shows.
 
 :func:`render_scene` draws a :class:`~geolib.world.scene.SceneSpec` on a :class:`_Canvas` (image,
-mask and, in fog, depth, all drawn with the same shapes): sky, mountains and tree line, ground and
-road markings, then buildings, trees, poles, markers, cars and signs in painter's order, then fog
-and brightness. Mask values are ADE20K-150 class indices looked up by name (:func:`ade_index`).
+mask, in fog depth, and at :data:`~geolib.world.scene.REFERENCE_SIZE` an object-id map, all drawn
+with the same shapes): sky, mountains and tree line, ground and road markings, then buildings,
+trees, poles, markers, cars and signs in painter's order, then fog and brightness. Mask values are
+ADE20K-150 class indices looked up by name (:func:`ade_index`).
+
+The id map gives every clue object (a sign's face and its text, a car and its plate, a warning or
+speed sign, a bollard, a tree, the centre and edge lines, bare ground) its own integer, drawn with
+the object's shapes in the same order, so nearer things overwrite it as they overwrite its pixels.
+:func:`_observe` then measures each object on the finished image (after fog and light): how many of
+its pixels were drawn in the frame and how many are still visible, its size, its contrast with its
+surroundings (or, for text, with the sign's face) and the em of its text; :func:`~geolib.world.clues.judge`
+turns these measurements into the clue labels.
 """
 
 from __future__ import annotations
@@ -14,12 +23,24 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from geolib import paths
-from geolib.world.clues import _View, describe_scene
+from geolib.world.clues import _View, describe_scene, judge
 from geolib.world.lettering import _line_mask, _TEXT_LADDER
-from geolib.world.scene import _LINE_RGB, _PLATE_RGB, RGB, Building, Car, Marker, Pole, SceneSpec, Sign, Tree
+from geolib.world.scene import (
+    _LINE_RGB,
+    _PLATE_RGB,
+    REFERENCE_SIZE,
+    RGB,
+    Building,
+    Car,
+    Marker,
+    Pole,
+    SceneSpec,
+    Sign,
+    Tree,
+)
 
 
 _FOG_HIDDEN = 0.15  # contrast below which a fogged pixel is labelled sky in the mask
@@ -86,10 +107,48 @@ def _depth_code(z: float) -> int:
     return int(min(254, max(0, round(30 * math.log2(1 + z)))))
 
 
-class _Canvas:
-    """Image, mask and (for fog) depth drawn with the same shapes."""
+class _Seen:
+    """One clue object (or part of one) in the id map: what was drawn of it, then what shows.
 
-    def __init__(self, spec: SceneSpec, size: int):
+    Filled while drawing (``kind``, ``ref``: index in its spec list, ``parent``: the id of the object
+    a part belongs to, the bounding box of its shapes in px, unclipped, the pixels drawn of it in the
+    frame, the text em in px) and by :func:`_observe` (visible pixels, contrast)."""
+
+    __slots__ = ("kind", "ref", "parent", "box", "drawn", "in_frame", "visible", "contrast", "em", "flat")
+
+    def __init__(self, kind: str, ref: int, parent: int):
+        self.kind, self.ref, self.parent = kind, ref, parent
+        self.box = [math.inf, math.inf, -math.inf, -math.inf]
+        self.drawn = 0
+        self.in_frame = 0.0
+        self.visible = 0
+        self.contrast = 0.0
+        self.em = 0.0  # text: em size of the drawn glyphs (px)
+        self.flat = 1.0  # facade signs: drawn width / width seen face-on
+
+    @property
+    def width(self) -> float:
+        return max(0.0, self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return max(0.0, self.box[3] - self.box[1])
+
+    @property
+    def share(self) -> float:
+        """Share of the drawn pixels still visible (not overdrawn by nearer things)."""
+        return self.visible / self.drawn if self.drawn else 0.0
+
+
+class _Canvas:
+    """Image, mask, (for fog) depth and (when ``measure``) object ids drawn with the same shapes.
+
+    With ``measure``, every shape that carries a class (and every shape of an open clue object)
+    writes the current object id (:meth:`open`; 0 outside clue objects) into ``ids``, so that after
+    drawing, ``ids`` holds the id of the object each pixel shows.
+    """
+
+    def __init__(self, spec: SceneSpec, size: int, measure: bool = False):
         self.spec = spec
         self.S = size
         self.v = _View(spec.camera, size)
@@ -114,6 +173,48 @@ class _Canvas:
             d[:] = codes[:, None]
             self.depth = Image.fromarray(d, "L")
             self.dd = ImageDraw.Draw(self.depth)
+        self.measure = measure
+        self.cur = 0  # id that shapes write now (0: no clue object)
+        self.seen: list[_Seen | None] = [None]  # by id
+        self._open: list[int] = []
+        if measure:
+            self.ids = Image.new("I", (S, S), 0)
+            self.did = ImageDraw.Draw(self.ids)
+
+    # -- object ids ------------------------------------------------------------------------------
+
+    def open(self, kind: str, ref: int = 0, part_of: int = 0) -> int:
+        """Start a clue object (or a part of the object ``part_of``): later shapes write its id."""
+        if not self.measure:
+            return 0
+        self.seen.append(_Seen(kind, ref, part_of))
+        self.cur = len(self.seen) - 1
+        self._open.append(self.cur)
+        return self.cur
+
+    def close(self) -> None:
+        """End the open object and its parts: count the pixels drawn of each in the frame."""
+        S = self.S
+        for i in self._open:
+            o = self.seen[i]
+            x0, y0, x1, y1 = o.box
+            if not x1 > x0 or not y1 > y0:
+                continue
+            a, b = max(0, int(math.floor(x0))), max(0, int(math.floor(y0)))
+            c, d = min(S, int(math.ceil(x1)) + 1), min(S, int(math.ceil(y1)) + 1)
+            w, h = max(0.0, min(x1, S) - max(x0, 0.0)), max(0.0, min(y1, S) - max(y0, 0.0))
+            o.in_frame = w * h / ((x1 - x0) * (y1 - y0))
+            if c > a and d > b:
+                o.drawn = int((np.asarray(self.ids.crop((a, b, c, d))) == i).sum())
+        self._open = []
+        self.cur = 0
+
+    def _grow(self, xs, ys) -> None:
+        box = self.seen[self.cur].box
+        box[0], box[1] = min(box[0], min(xs)), min(box[1], min(ys))
+        box[2], box[3] = max(box[2], max(xs)), max(box[3], max(ys))
+
+    # -- shapes ----------------------------------------------------------------------------------
 
     def poly(self, pts, rgb, cls: str | None, z: float | None = None) -> None:
         self.di.polygon(pts, fill=rgb)
@@ -121,6 +222,10 @@ class _Canvas:
             self.dm.polygon(pts, fill=self.C[cls])
         if z is not None and self.fog:
             self.dd.polygon(pts, fill=_depth_code(z))
+        if self.measure and (cls is not None or self.cur):
+            self.did.polygon(pts, fill=self.cur)
+            if self.cur:
+                self._grow([q[0] for q in pts], [q[1] for q in pts])
 
     def ellipse(self, box, rgb, cls: str | None, z: float | None = None) -> None:
         self.di.ellipse(box, fill=rgb)
@@ -128,6 +233,10 @@ class _Canvas:
             self.dm.ellipse(box, fill=self.C[cls])
         if z is not None and self.fog:
             self.dd.ellipse(box, fill=_depth_code(z))
+        if self.measure and (cls is not None or self.cur):
+            self.did.ellipse(box, fill=self.cur)
+            if self.cur:
+                self._grow((box[0], box[2]), (box[1], box[3]))
 
     def front_rect(self, x0, x1, y0, y1, z, rgb, cls, depth=True):
         (a, b), (c, d) = self.v.p(x0, y1, z), self.v.p(x1, y0, z)
@@ -138,22 +247,44 @@ class _Canvas:
         self.poly([p(x0, 0, z0), p(x1, 0, z0), p(x1, 0, z1), p(x0, 0, z1)], rgb, cls)
 
 
-def render_scene(spec: SceneSpec, image_size: int = 224) -> tuple[Image.Image, np.ndarray, dict]:
-    """Draw a scene and its exact segmentation.
+def render_scene(
+    spec: SceneSpec, image_size: int = 224, describe: bool = True
+) -> tuple[Image.Image, np.ndarray, dict]:
+    """Draw a scene and its exact segmentation, and say which clues the image shows.
 
     Args:
         spec: From :func:`scene_spec`.
         image_size: Side of the square image (px).
+        describe: Judge the clues (False: ``meta`` holds only ``building_fraction``; the clue atlas
+            needs only the pictures).
 
     Returns:
         ``(image, mask, meta)``: an RGB image (image_size × image_size), a uint8 mask of the same
         size whose values are ADE20K-150 class indices (drawn with the image's own shapes; in fog,
         pixels left with less than 15 % contrast show only haze and are labelled sky), and
-        :func:`describe_scene`'s dict plus ``building_fraction`` (share of pixels of class building).
+        :func:`~geolib.world.clues.describe_scene`'s dict plus ``building_fraction`` (share of
+        pixels of class building). The clues are measured on this very rendering when
+        ``image_size`` is :data:`REFERENCE_SIZE`, else on one at that size (clue labels do not
+        depend on the image size).
     """
     if not isinstance(image_size, (int, np.integer)) or image_size < 16:
         raise ValueError(f"image_size must be an integer >= 16, got {image_size!r}")
-    cv = _Canvas(spec, int(image_size))
+    cv = _Canvas(spec, int(image_size), measure=describe and int(image_size) == REFERENCE_SIZE)
+    _draw_scene(cv)
+    img = _finish(cv)
+    mask = np.asarray(cv.mask, dtype=np.uint8).copy()
+    if cv.measure:
+        seen = _observe(cv, img)
+        _remember(spec, seen)
+        meta = judge(spec, seen)
+    else:
+        meta = describe_scene(spec) if describe else {}
+    meta["building_fraction"] = float((mask == cv.C["building"]).mean())
+    return img, mask, meta
+
+
+def _draw_scene(cv: _Canvas) -> None:
+    spec = cv.spec
     _draw_background(cv)
     _draw_ground(cv)
     # Painter's order. Side facades come first (everything else stands between them and the road),
@@ -163,36 +294,126 @@ def render_scene(spec: SceneSpec, image_size: int = 224) -> tuple[Image.Image, n
     first = [b for b in spec.buildings if b.side != 0 or b.z0 > far]
     for b in sorted(first, key=lambda b: -b.z0):
         _draw_building(cv, b)
-    objects: list[tuple[float, int, Any]] = [(b.z0, -1, b) for b in spec.buildings if b.side == 0 and b.z0 <= far]
+    objects: list[tuple[float, int, Any, int]] = [
+        (b.z0, -1, b, 0) for b in spec.buildings if b.side == 0 and b.z0 <= far
+    ]
     for i, o in enumerate(spec.trees):
-        objects.append((o.z, 0, o))
+        objects.append((o.z, 0, o, i))
     for o in spec.poles:
-        objects.append((o.z, 1, o))
-    for o in spec.markers:
-        objects.append((o.z, 1, o))
-    for o in spec.cars:
-        objects.append((o.z, 2, o))
-    for o in spec.signs:
-        objects.append((o.z + (o.width / 2 if o.mount == "facade" else 0.0), 3, o))
+        objects.append((o.z, 1, o, 0))
+    for i, o in enumerate(spec.markers):
+        objects.append((o.z, 1, o, i))
+    for i, o in enumerate(spec.cars):
+        objects.append((o.z, 2, o, i))
+    for i, o in enumerate(spec.signs):
+        objects.append((o.z + (o.width / 2 if o.mount == "facade" else 0.0), 3, o, i))
     objects.sort(key=lambda t: (-t[0], t[1]))
-    for _, _, o in objects:
+    for _, _, o, i in objects:
         if isinstance(o, Building):
             _draw_building(cv, o)
         elif isinstance(o, Tree):
-            _draw_tree(cv, o)
+            _draw_tree(cv, o, i)
         elif isinstance(o, Pole):
             _draw_pole(cv, o)
         elif isinstance(o, Car):
-            _draw_car(cv, o)
+            _draw_car(cv, o, i)
         elif isinstance(o, Marker):
-            _draw_marker(cv, o)
+            _draw_marker(cv, o, i)
         else:
-            _draw_sign(cv, o)
-    img = _finish(cv)
-    mask = np.asarray(cv.mask, dtype=np.uint8).copy()
-    meta = describe_scene(spec)
-    meta["building_fraction"] = float((mask == cv.C["building"]).mean())
-    return img, mask, meta
+            _draw_sign(cv, o, i)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the finished image shows of each clue object
+# ---------------------------------------------------------------------------------------------
+
+_RING_PX = 2  # width of the ring of surrounding pixels an object's contrast is measured against
+_SEEN_CACHE: dict[SceneSpec, dict[tuple[str, int], _Seen]] = {}
+_SEEN_CACHE_SIZE = 512
+
+
+def _dilate(m: np.ndarray, r: int) -> np.ndarray:
+    out = m
+    for _ in range(r):
+        t = out.copy()
+        t[1:] |= out[:-1]
+        t[:-1] |= out[1:]
+        t[:, 1:] |= out[:, :-1]
+        t[:, :-1] |= out[:, 1:]
+        out = t
+    return out
+
+
+def _observe(cv: _Canvas, img: Image.Image) -> dict[tuple[str, int], _Seen]:
+    """Measure every clue object of a measured canvas on the finished image ``img``.
+
+    Sets each :class:`_Seen`'s ``visible`` (pixels whose id is still the object's) and ``contrast``:
+    the distance (RGB, 0–441) between the mean colour of its visible pixels and that of a ring of
+    pixels around it (the object's parts excluded), or its own colour spread where that is larger
+    (a red-bordered triangle on a red wall); for text, between the mean colour of the visible
+    glyph pixels and that of the visible face of its sign. Fog and light are in ``img``, so thick
+    fog leaves no contrast.
+
+    Returns:
+        ``{(kind, ref): _Seen}``; kinds: ``sign``, ``text`` (ref: the sign's index), ``car``,
+        ``plate`` (the car's index), ``marker``, ``tree``, ``centre_line``, ``edge_line``, ``ground``.
+    """
+    S = cv.S
+    ids = np.asarray(cv.ids)
+    counts = np.bincount(ids.ravel(), minlength=len(cv.seen))
+    rgb = np.asarray(img, dtype=np.float32)
+    kids: dict[int, list[int]] = {}
+    for i in range(1, len(cv.seen)):
+        o = cv.seen[i]
+        if o.parent:
+            kids.setdefault(o.parent, []).append(i)
+    out: dict[tuple[str, int], _Seen] = {}
+    means: dict[int, np.ndarray] = {}
+    for i in range(1, len(cv.seen)):
+        o = cv.seen[i]
+        out[(o.kind, o.ref)] = o
+        o.visible = int(counts[i])
+        if not o.visible:
+            continue
+        x0, y0, x1, y1 = o.box
+        r = _RING_PX
+        a, b = max(0, int(math.floor(x0)) - r), max(0, int(math.floor(y0)) - r)
+        c, d = min(S, int(math.ceil(x1)) + 1 + r), min(S, int(math.ceil(y1)) + 1 + r)
+        block, col = ids[b:d, a:c], rgb[b:d, a:c]
+        own = block == i
+        px = col[own]
+        mean = px.mean(axis=0)
+        means[i] = mean
+        if o.kind == "text":  # glyphs against their sign's face (drawn before them: its mean is known)
+            face = means.get(o.parent)
+            o.contrast = float(np.linalg.norm(mean - face)) if face is not None else 0.0
+            continue
+        family = own
+        for k in kids.get(i, ()):
+            family = family | (block == k)
+        ring = _dilate(family, r) & ~family
+        spread = float(np.sqrt(((px - mean) ** 2).sum(axis=1).mean()))
+        edge = float(np.linalg.norm(mean - col[ring].mean(axis=0))) if ring.any() else 0.0
+        o.contrast = max(edge, spread)
+    return out
+
+
+def _remember(spec: SceneSpec, seen: dict[tuple[str, int], _Seen]) -> None:
+    if len(_SEEN_CACHE) >= _SEEN_CACHE_SIZE:
+        _SEEN_CACHE.pop(next(iter(_SEEN_CACHE)))
+    _SEEN_CACHE[spec] = seen
+
+
+def _observations(spec: SceneSpec) -> dict[tuple[str, int], _Seen]:
+    """What a rendering of ``spec`` at :data:`REFERENCE_SIZE` shows of each clue object (cached by
+    spec: :func:`describe_scene` after :func:`render_scene` does not draw the scene again)."""
+    seen = _SEEN_CACHE.get(spec)
+    if seen is None:
+        cv = _Canvas(spec, REFERENCE_SIZE, measure=True)
+        _draw_scene(cv)
+        seen = _observe(cv, _finish(cv))
+        _remember(spec, seen)
+    return seen
 
 
 def _draw_background(cv: _Canvas) -> None:
@@ -227,7 +448,10 @@ def _draw_ground(cv: _Canvas) -> None:
     spec, S, v = cv.spec, cv.S, cv.v
     g = spec.ground
     cls = {"grass": "grass", "earth": "earth", "sand": "sand", "field": "field", "sidewalk": "sidewalk"}[g]
+    if g in ("earth", "sand"):  # bare ground: the arid clue
+        cv.open("ground")
     cv.poly([(-1, v.v0), (S + 1, v.v0), (S + 1, S + 1), (-1, S + 1)], spec.ground_colour, cls)
+    cv.close()
     zn, zf = v.z_near, 600.0
     if g == "field":  # furrowed strips beyond the verges
         c2 = tuple(int(c * 0.85) for c in spec.ground_colour)
@@ -251,6 +475,7 @@ def _draw_ground(cv: _Canvas) -> None:
                 cv.ground_quad(k0, k1, zn, zf, _mix(road.sidewalk_colour, (230, 230, 225), 0.5), "sidewalk")
     cv.ground_quad(-hw, hw, zn, zf, road.surface, "road" if road.paved else "dirt_track")
     if road.centre_line:
+        cv.open("centre_line")
         col = _LINE_RGB[road.centre_line]
         w = 0.16
         if road.centre_style == "double":
@@ -263,11 +488,14 @@ def _draw_ground(cv: _Canvas) -> None:
             while z < 150:
                 cv.ground_quad(-0.15, 0.15, z, z + 3.0, col, "road")
                 z += 9.0
+        cv.close()
     if road.edge_line:
+        cv.open("edge_line")
         col = _LINE_RGB[road.edge_line]
         for sgn in (-1, 1):
             x0, x1 = sorted((sgn * (hw - 0.15), sgn * (hw - 0.4)))
             cv.ground_quad(x0, x1, zn, 400, col, "road")
+        cv.close()
 
 
 def _mix(a, b, t) -> RGB:
@@ -433,7 +661,13 @@ def _wall_texture(cv: _Canvas, b: Building) -> None:
         row += 1
 
 
-def _draw_tree(cv: _Canvas, t: Tree) -> None:
+def _draw_tree(cv: _Canvas, t: Tree, ref: int = 0) -> None:
+    cv.open("tree", ref)
+    _tree_shapes(cv, t)
+    cv.close()
+
+
+def _tree_shapes(cv: _Canvas, t: Tree) -> None:
     p = cv.v.p
     z = t.z
     trunk = _shade((95, 75, 55), 1.0)
@@ -519,7 +753,15 @@ _BOLLARD_PAINT = {
 }
 
 
-def _draw_marker(cv: _Canvas, m: Marker) -> None:
+def _draw_marker(cv: _Canvas, m: Marker, ref: int = 0) -> None:
+    if m.kind != "bollard":  # the post is no part of the convention
+        cv.front_rect(m.x - 0.05, m.x + 0.05, 0.0, m.y + m.size / 2, m.z, (120, 122, 125), "pole")
+    cv.open("marker", ref)
+    _marker_shapes(cv, m)
+    cv.close()
+
+
+def _marker_shapes(cv: _Canvas, m: Marker) -> None:
     p, z, x, s = cv.v.p, m.z, m.x, m.size
     ink = (20, 20, 20)
     if m.kind == "bollard":
@@ -531,7 +773,6 @@ def _draw_marker(cv: _Canvas, m: Marker) -> None:
             r = (200, 30, 30) if m.style == "white_red_band" else (245, 245, 245) if m.style != "black_white" else (250, 200, 20)
             cv.front_rect(x0 + 0.03, x1 - 0.03, y0 + 0.7 * (y1 - y0), y0 + 0.8 * (y1 - y0), z, r, None, depth=False)
         return
-    cv.front_rect(x - 0.05, x + 0.05, 0.0, m.y + s / 2, z, (120, 122, 125), "pole")  # post
     y0, cy = m.y, m.y + s / 2
     if m.kind == "warning":
         border, field = _WARNING_RGB[m.style]
@@ -569,12 +810,15 @@ def _draw_marker(cv: _Canvas, m: Marker) -> None:
         cv.front_rect(x + dx - 0.6 * g, x + dx + 0.6 * g, y0 + s * 0.3, y0 + s * 0.3 + 2.6 * g, z, ink, None, depth=False)
 
 
-def _draw_car(cv: _Canvas, c: Car) -> None:
+def _draw_car(cv: _Canvas, c: Car, ref: int = 0) -> None:
     v, p = cv.v, cv.v.p
     z, x, w = c.z, c.x, c.width / 2
-    # shadow on the road (image only: the pixels stay road)
+    # shadow on the road (image only: the pixels stay road, but road lines under it no longer show)
     (a, b), (e, d) = p(x - w * 1.05, 0.0, z - 0.3), p(x + w * 1.05, 0.0, z + 1.2)
     cv.di.ellipse((a, min(b, d) - 1, e, max(b, d) + 1), fill=(40, 40, 42))
+    if cv.measure:
+        cv.did.ellipse((a, min(b, d) - 1, e, max(b, d) + 1), fill=0)
+    car = cv.open("car", ref)
     body = c.colour
     cv.front_rect(x - w, x - w + 0.32, 0, 0.38, z, (25, 25, 25), "car")
     cv.front_rect(x + w - 0.32, x + w, 0, 0.38, z, (25, 25, 25), "car")
@@ -600,6 +844,7 @@ def _draw_car(cv: _Canvas, c: Car) -> None:
     cv.front_rect(x - w, x + w, 0.25, 0.33, z, _shade(body, 0.6), None, depth=False)
     if c.plate is not None:
         colour, band = c.plate
+        cv.open("plate", ref, part_of=car)
         cv.front_rect(x - 0.26, x + 0.26, 0.38, 0.5, z, _PLATE_RGB[colour], None, depth=False)
         ink = (240, 240, 240) if colour in ("blue", "black") else (25, 25, 25)
         if v.px(0.52, z) >= 10:
@@ -608,10 +853,14 @@ def _draw_car(cv: _Canvas, c: Car) -> None:
             cv.front_rect(x - 0.26, x - 0.2, 0.38, 0.5, z, (20, 50, 170), None, depth=False)
         elif band == "mercosur":
             cv.front_rect(x - 0.26, x + 0.26, 0.475, 0.5, z, (20, 50, 170), None, depth=False)
+    cv.close()
 
 
-def _sign_face(s: Sign, w: int, h: int, em_px: float) -> Image.Image:
-    """The sign's face as a w×h image: background, border and the text lines."""
+def _sign_face(s: Sign, w: int, h: int, em_px: float, ink: Image.Image | None = None) -> Image.Image:
+    """The sign's face as a w×h image: background, border and the text lines.
+
+    ``ink``, a w×h "L" image, receives the glyphs' coverage (0–255) where given.
+    """
     face = Image.new("RGB", (w, h), s.background)
     d = ImageDraw.Draw(face)
     if s.border and min(w, h) >= 6:
@@ -632,8 +881,17 @@ def _sign_face(s: Sign, w: int, h: int, em_px: float) -> Image.Image:
         lw = max(1, int(round(m.width * em_px / base)))
         m = m.resize((lw, lh), Image.Resampling.BILINEAR, reducing_gap=2.0)
         face.paste(s.foreground, (int(round((w - lw) / 2)), y), m)
+        if ink is not None:
+            ink.paste(m, (int(round((w - lw) / 2)), y))
         y += lh
     return face
+
+
+_GLYPH_MIN = 128  # glyph coverage (of 255) from which a pixel counts as text in the id map
+
+
+def _glyphs(ink: Image.Image) -> Image.Image:
+    return ink.point([255 if i >= _GLYPH_MIN else 0 for i in range(256)])
 
 
 def _perspective_coeffs(dst: Sequence[tuple[float, float]], src: Sequence[tuple[float, float]]) -> list[float]:
@@ -646,7 +904,7 @@ def _perspective_coeffs(dst: Sequence[tuple[float, float]], src: Sequence[tuple[
     return np.linalg.solve(np.array(A, float), np.array(bvec, float)).tolist()
 
 
-def _draw_sign(cv: _Canvas, s: Sign) -> None:
+def _draw_sign(cv: _Canvas, s: Sign, ref: int = 0) -> None:
     v = cv.v
     S = cv.S
     if s.mount == "front":
@@ -665,11 +923,22 @@ def _draw_sign(cv: _Canvas, s: Sign) -> None:
         X0, Y0, X1, Y1 = int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))
         if X1 <= X0 or Y1 <= Y0 or X1 <= 0 or Y1 <= 0 or X0 >= S or Y0 >= S:
             return
-        face = _sign_face(s, X1 - X0, Y1 - Y0, v.px(s.em, s.z))
+        em = v.px(s.em, s.z)
+        ink = Image.new("L", (X1 - X0, Y1 - Y0), 0) if cv.measure else None
+        face = _sign_face(s, X1 - X0, Y1 - Y0, em, ink)
         cv.img.paste(face, (X0, Y0))
         cv.dm.rectangle([X0, Y0, X1 - 1, Y1 - 1], fill=cv.C["signboard"])
         if cv.fog:
             cv.dd.rectangle([X0, Y0, X1 - 1, Y1 - 1], fill=_depth_code(s.z))
+        if ink is not None:
+            sign = cv.open("sign", ref)
+            cv.did.rectangle([X0, Y0, X1 - 1, Y1 - 1], fill=sign)
+            cv._grow((X0, X1), (Y0, Y1))
+            cv.open("text", ref, part_of=sign)
+            cv.seen[cv.cur].em = em
+            cv.ids.paste(cv.cur, (X0, Y0), _glyphs(ink))
+            cv._grow((X0, X1), (Y0, Y1))
+            cv.close()
         return
     quad = v.sign_quad(s)
     us, vs = [q[0] for q in quad], [q[1] for q in quad]
@@ -679,16 +948,30 @@ def _draw_sign(cv: _Canvas, s: Sign) -> None:
         return
     zm = s.z + s.width / 2
     fw, fh = max(2, int(round(v.px(s.width, zm)))), max(2, int(round(v.px(s.height, zm))))
-    face = _sign_face(s, fw, fh, v.px(s.em, zm))
+    em = v.px(s.em, zm)
+    ink = Image.new("L", (fw, fh), 0) if cv.measure else None
+    face = _sign_face(s, fw, fh, em, ink)
     local = [(q[0] - bx0, q[1] - by0) for q in quad]
     coeffs = _perspective_coeffs(local, [(0, 0), (fw, 0), (fw, fh), (0, fh)])
-    warped = face.transform((bx1 - bx0, by1 - by0), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
-    pm = Image.new("L", (bx1 - bx0, by1 - by0), 0)
+    size = (bx1 - bx0, by1 - by0)
+    warped = face.transform(size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
+    pm = Image.new("L", size, 0)
     ImageDraw.Draw(pm).polygon(local, fill=255)
     cv.img.paste(warped, (bx0, by0), pm)
     cv.dm.polygon(quad, fill=cv.C["signboard"])
     if cv.fog:
         cv.dd.polygon(quad, fill=_depth_code(zm))
+    if ink is not None:
+        sign = cv.open("sign", ref)
+        cv.did.polygon(quad, fill=sign)
+        cv._grow(us, vs)
+        cv.seen[sign].flat = (max(us) - min(us)) / max(v.px(s.width, zm), 1e-9)
+        cv.open("text", ref, part_of=sign)
+        cv.seen[cv.cur].em = em
+        glyphs = ImageChops.multiply(_glyphs(ink.transform(size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)), pm)
+        cv.ids.paste(cv.cur, (bx0, by0), glyphs)
+        cv._grow(us, vs)
+        cv.close()
 
 
 def _finish(cv: _Canvas) -> Image.Image:

@@ -994,6 +994,80 @@ def train_grpo(
     return GRPOResult(policy, output_dir, history, state, trained=True, resumed_from=resume_from)
 
 
+@dataclass
+class SeedRun:
+    """What :func:`train_seed` returns: the cold start, the GRPO run on it, the cold start's trained
+    parameter names, and the processor both use."""
+
+    sft: Any
+    grpo: Any
+    trainable: list[str]
+    processor: Any
+
+
+def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_settings: Mapping[str, Any], sft_lora,
+               prompts, theta_schedule: ThetaSchedule, grpo_settings: Mapping[str, Any], sft_images=None, images=None,
+               train_chain_tokens: bool = False):
+    """One training seed of notebook 07: the cold-start SFT on the chains, then GRPO on top of it.
+
+    The cold start is :func:`geolib.vlm.train_stage` (the LoRA stage of GeoReasoner's notebooks)
+    in ``gre_sft/seed_<seed>``, GRPO is :func:`train_grpo` in ``gre_grpo/seed_<seed>``; both start
+    from the study's untuned base and load instead of training when a finished run with the same
+    fingerprint is there, so calling this again (the notebook after :func:`geolib.runtime.in_processes`
+    trained the seeds side by side) only loads.
+
+    Args:
+        profile: the run profile.
+        spec: the model (:class:`geolib.vlm.ModelSpec` fields).
+        seed: the training seed (LoRA's initial weights, the order of examples, GRPO's samples).
+        cold_start: the chains (:func:`cold_start_conversations`).
+        sft_settings: :func:`sft_settings`; ``seed`` is set here.
+        sft_lora: the cold start's ``LoraConfig``.
+        prompts: :func:`grpo_dataset`.
+        theta_schedule: a fresh :class:`ThetaSchedule`, updated in place.
+        grpo_settings: :func:`grpo_settings`; ``seed`` is set here.
+        sft_images, images: the demo's cached features for the cold start and for GRPO.
+        train_chain_tokens: also train the embedding rows of the chains' tokens (the demo's base
+            never wrote them, :func:`chain_token_ids`).
+
+    Returns:
+        A :class:`SeedRun`: the cold start's :class:`geolib.vlm.StageResult` (its model is
+        consumed by GRPO), the :class:`GRPOResult`, the cold start's trained parameter names and
+        the processor.
+    """
+    import copy
+
+    base_model, processor = vlm.study_model(profile, spec)
+    if train_chain_tokens:
+        sft_lora = copy.deepcopy(sft_lora)
+        sft_lora.trainable_token_indices = chain_token_ids(processor, cold_start)
+    sft = vlm.train_stage(base_model, processor, cold_start, SFT_STAGE, {**sft_settings, "seed": seed}, sft_lora,
+                          vlm.checkpoint_dir(profile, f"gre_sft/seed_{seed}"), images=sft_images)
+    trainable = [n for n, p in sft.model.named_parameters() if p.requires_grad]
+    grpo = train_grpo(sft.model, processor, prompts, theta_schedule, {**grpo_settings, "seed": seed},
+                      vlm.checkpoint_dir(profile, f"gre_grpo/seed_{seed}"), images=images)
+    return SeedRun(sft, grpo, trainable, processor)
+
+
+def _train_seed_in_worker(**job) -> float:
+    """:func:`train_seed` in a worker process: trains and saves, returns its seconds (the models stay there)."""
+    import time
+
+    start = time.perf_counter()
+    train_seed(**job)
+    return time.perf_counter() - start
+
+
+def train_seeds_side_by_side(jobs: Sequence[Mapping[str, Any]], workers: int, threads: int = 1) -> list[float]:
+    """Train several seeds' cold start and GRPO at once, one process each (:func:`geolib.runtime.in_processes`).
+
+    ``jobs`` are :func:`train_seed`'s keyword arguments. Nothing is returned but the seconds of
+    each: the runs are on disk, and :func:`train_seed` called afterwards with the same arguments
+    loads them.
+    """
+    return runtime.in_processes(_train_seed_in_worker, [dict(j) for j in jobs], workers, threads)
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 

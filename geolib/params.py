@@ -225,6 +225,7 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "image_size": _rule(lambda x: _int(x) and x >= 16, "an integer >= 16"),
     "seeds": _rule(lambda x: isinstance(x, list) and len(x) >= 1 and all(_int(i) and i >= 0 for i in x)
                    and len(set(x)) == len(x), "a non-empty list of distinct integers >= 0"),
+    "seed_workers": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1 (1: the seeds train one after another)"),
     "image_grid": _rule(lambda x: _int(x) and 1 <= x <= 7, "an integer from 1 to 7 (the demo tower's token grid side)"),
 }
 #: Entries that must be positive integers wherever they appear.

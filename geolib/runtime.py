@@ -163,3 +163,45 @@ def pinned_revision(model_id: str, revision: str | None, entry: str) -> str | No
         raise UnpinnedRevision(f"{entry} is not set: {model_id} would be downloaded at the hub's moving 'main'. Set "
                                f"{entry} in the params file to the 40-hex commit you mean to use")
     return revision or None
+
+
+def _worker_init(threads: int) -> None:
+    configure()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def in_processes(fn, jobs: list[dict], workers: int, threads: int = 1) -> list:
+    """Run ``fn(**job)`` for every job, ``workers`` at a time, each in a fresh (spawned) process.
+
+    For independent CPU work that a small model cannot spread over cores itself: notebook 07's
+    training seeds run side by side this way, one torch thread each. ``fn`` must be importable
+    (a ``geolib`` function, not a notebook's), and jobs and results are pickled. A job that fails
+    raises its error here, after the others have finished or been cancelled.
+
+    Args:
+        fn: the function, e.g. :func:`geolib.gre.train_seed`.
+        jobs: keyword arguments of each call.
+        workers: processes at once; 1 or fewer runs the jobs here, one after another.
+        threads: torch intra-op threads in each worker (0: torch's default).
+
+    Returns:
+        ``fn``'s results, in the order of ``jobs``.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(**job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # a fork of a process holding torch threads can hang
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                             initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = [pool.submit(fn, **job) for job in jobs]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

@@ -71,6 +71,7 @@ generation_batch_size: int = 64  # images per batched generation
 n_boot: int = 1000  # bootstrap replicates for intervals
 n_answers_shown: int = 3  # test images whose chains are shown
 num_threads: int = 1  # torch CPU threads (1 is fastest for the small demo models on a shared CPU; 0 keeps torch's default)
+seed_workers: int = 3  # seeds trained at once, each in its own process with num_threads threads (1: one after another here)
 
 # %%
 # Setup (not the method): imports, the pool and the split by city from notebooks 00-03.
@@ -232,23 +233,32 @@ print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generat
 # the examples, GRPO's samples). Each seed trains its own cold start and its own GRPO run, and
 # both models of every seed answer the same test images, so GRPO's gain can be judged against
 # the spread between seeds (section 5).
+#
+# The seeds are independent, so on a CPU they train side by side: `seed_workers` processes, each
+# with one torch thread (the small demo model cannot keep two cores busy on its own), run
+# `geolib.gre.train_seed` (the cold start with `vlm.train_stage`, then `gre.train_grpo`); the loop
+# below then calls the same function, which finds each finished run (same data, settings and
+# starting weights) and loads it, as a rerun of the notebook does. With `seed_workers: 1` the loop
+# trains them itself, one after another.
 
 # %%
-sft_runs, grpo_runs, schedules, seconds, sft_trainable = {}, {}, {}, {}, {}
-for s in seeds:
+sft_lora = vlm.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
+schedules = {s: rewards.ThetaSchedule(stages=tuple(theta_schedule), window=theta_window, advance_at=theta_advance_at)
+             for s in seeds}
+jobs = {s: dict(profile=profile, spec=spec, seed=s, cold_start=cold_start, sft_settings=sft_settings, sft_lora=sft_lora,
+                prompts=prompts, theta_schedule=schedules[s], grpo_settings=grpo_settings, sft_images=sft_images,
+                images=images if demo else None,
+                train_chain_tokens=demo)  # demo: and the embedding rows of the chains' tokens (see above)
+        for s in seeds}
+seconds = {}
+if seed_workers > 1:  # the seeds train side by side, one process each; the loop below then loads them
+    seconds = dict(zip(seeds, gre.train_seeds_side_by_side(list(jobs.values()), seed_workers, threads=num_threads)))
+sft_runs, grpo_runs, sft_trainable = {}, {}, {}
+for s, job in jobs.items():
     t0 = time.perf_counter()
-    base_model, processor = vlm.study_model(profile, spec)  # the untuned base (demo: after notebook 04's base training)
-    sft_lora = vlm.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
-    if demo:  # and the embedding rows of the chains' tokens (see above)
-        sft_lora.trainable_token_indices = gre.chain_token_ids(processor, cold_start)
-    sft_runs[s] = vlm.train_stage(base_model, processor, cold_start, gre.SFT_STAGE, {**sft_settings, "seed": s}, sft_lora,
-                                  vlm.checkpoint_dir(profile, f"gre_sft/seed_{s}"), images=sft_images)
-    sft_trainable[s] = [n for n, p in sft_runs[s].model.named_parameters() if p.requires_grad]
-    t1 = time.perf_counter()
-    schedules[s] = rewards.ThetaSchedule(stages=tuple(theta_schedule), window=theta_window, advance_at=theta_advance_at)
-    grpo_runs[s] = gre.train_grpo(sft_runs[s].model, processor, prompts, schedules[s], {**grpo_settings, "seed": s},
-                                  vlm.checkpoint_dir(profile, f"gre_grpo/seed_{s}"), images=images if demo else None)
-    seconds[s] = {"sft_seconds": round(t1 - t0, 1), "grpo_seconds": round(time.perf_counter() - t1, 1)}
+    run = gre.train_seed(**job)  # the cold start, then GRPO on top of it
+    sft_runs[s], grpo_runs[s], sft_trainable[s], processor = run.sft, run.grpo, run.trainable, run.processor
+    seconds.setdefault(s, time.perf_counter() - t0)
 sft_losses = pd.concat([pd.DataFrame(r.log_history).dropna(subset=["loss"]).assign(seed=s) for s, r in sft_runs.items()])
 curves = pd.concat([r.curves().assign(seed=s) for s, r in grpo_runs.items()], ignore_index=True)
 fig = plots.plot_training_curve(sft_losses.pivot_table(index="step", columns="seed", values="loss").add_prefix("seed ")
@@ -274,7 +284,7 @@ for s, part in curves.groupby("seed"):
         "kl_max": float(part["kl"].max()),
         "theta_km_reached": float(schedules[s].theta), "theta_stage": int(schedules[s].stage),
         "theta_changes_at_step": [int(x) for x in part["step"][part["theta_km"].diff().fillna(0) != 0]],
-        **seconds[s], "grpo_train_runtime_s": grpo_runs[s].metrics.get("train_runtime"),
+        "seconds (cold start + GRPO)": round(seconds[s], 1), "grpo_train_runtime_s": grpo_runs[s].metrics.get("train_runtime"),
     }
 pd.DataFrame(runs).rename(columns=lambda s: f"seed {s}")
 

@@ -1049,15 +1049,6 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
     return SeedRun(sft, grpo, trainable, processor)
 
 
-def _train_seed_in_worker(**job) -> float:
-    """:func:`train_seed` in a worker process: trains and saves, returns its seconds (the models stay there)."""
-    import time
-
-    start = time.perf_counter()
-    train_seed(**job)
-    return time.perf_counter() - start
-
-
 def train_seeds_side_by_side(jobs: Sequence[Mapping[str, Any]], workers: int, threads: int = 1) -> list[float]:
     """Train several seeds' cold start and GRPO at once, one process each (:func:`geolib.runtime.in_processes`).
 
@@ -1065,7 +1056,30 @@ def train_seeds_side_by_side(jobs: Sequence[Mapping[str, Any]], workers: int, th
     each: the runs are on disk, and :func:`train_seed` called afterwards with the same arguments
     loads them.
     """
-    return runtime.in_processes(_train_seed_in_worker, [dict(j) for j in jobs], workers, threads)
+    return runtime.in_processes(train_seed, [dict(j) for j in jobs], workers, threads, results=False)
+
+
+def answer_both(model, processor, images, max_new_tokens: int = 160, batch_size: int = 64) -> dict[str, list[str]]:
+    """GRE's ablation pair answering the same images greedily with :data:`GRE_PROMPT`: the GRPO
+    policy with its adapter disabled, which is exactly the cold-start model and TRL's KL
+    reference ("SFT only"), and the policy itself ("SFT + GRPO").
+
+    Args:
+        model: a :class:`GRPOResult`'s ``model``.
+        processor: the study's processor (:class:`SeedRun`'s).
+        images: the demo's cached features or image paths.
+    """
+    with model.disable_adapter():
+        sft = vlm.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    grpo = vlm.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return {"SFT only": sft, "SFT + GRPO": grpo}
+
+
+def seed_answers(job: Mapping[str, Any], images, max_new_tokens: int = 160, batch_size: int = 64) -> dict[str, list[str]]:
+    """:func:`answer_both` for one finished seed, loaded by :func:`train_seed` from ``job`` (its
+    arguments): self-contained, so the seeds answer side by side in worker processes."""
+    run = train_seed(**job)
+    return answer_both(run.grpo.model, run.processor, images, max_new_tokens, batch_size)
 
 
 # ---------------------------------------------------------------------------------------------

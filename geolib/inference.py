@@ -72,3 +72,35 @@ def answer_images(model, processor, images_or_features, image_ids: Sequence[str]
     texts = vlm.generate(model, processor, images_or_features, prompt or vlm.PROMPTS["evaluation"],
                          max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
     return predictions_from_texts(image_ids, texts)
+
+
+def answer_study_model(profile: str, spec, stages: Sequence[str], images_or_features, image_ids: Sequence[str], prompt: str,
+                       max_new_tokens: int = 128, batch_size: int = 16, candidates: Sequence[str] | None = None,
+                       reasons_prompt: str | None = None, reasons_max_new_tokens: int = 160) -> dict:
+    """One model of notebook 06's tables answering the test images: the study's model with ``stages``
+    stacked (:func:`geolib.vlm.study_model`), greedy answers to ``prompt`` (:func:`answer_images`),
+    optionally the closed-set scores of ``candidates`` in the answer slot and a second generation
+    with ``reasons_prompt``. Self-contained (it loads the model itself), so notebook 06 can run
+    its models side by side in worker processes (:func:`geolib.runtime.in_processes`).
+
+    Returns:
+        ``{"answers": predictions, "slot_scores": (images, candidates) log-likelihoods or None,
+        "reasons": predictions of the reasons prompt or None, "seconds": float}``.
+    """
+    import time
+
+    from geolib import vlm
+
+    start = time.perf_counter()
+    model, processor = vlm.study_model(profile, spec, stages)
+    out = {"answers": answer_images(model, processor, images_or_features, image_ids, prompt=prompt,
+                                    max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False),
+           "slot_scores": None, "reasons": None}
+    if candidates is not None:
+        out["slot_scores"] = vlm.closed_set_scores(model, processor, images_or_features, list(candidates), prompt=prompt,
+                                                   batch_size=batch_size)
+    if reasons_prompt is not None:
+        out["reasons"] = answer_images(model, processor, images_or_features, image_ids, prompt=reasons_prompt,
+                                       max_new_tokens=reasons_max_new_tokens, batch_size=batch_size, progress=False)
+    out["seconds"] = time.perf_counter() - start
+    return out

@@ -225,7 +225,6 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "image_size": _rule(lambda x: _int(x) and x >= 16, "an integer >= 16"),
     "seeds": _rule(lambda x: isinstance(x, list) and len(x) >= 1 and all(_int(i) and i >= 0 for i in x)
                    and len(set(x)) == len(x), "a non-empty list of distinct integers >= 0"),
-    "seed_workers": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1 (1: the seeds train one after another)"),
     "image_grid": _rule(lambda x: _int(x) and 1 <= x <= 7, "an integer from 1 to 7 (the demo tower's token grid side)"),
 }
 #: Entries that must be positive integers wherever they appear.
@@ -233,7 +232,7 @@ for _name in ("per_device_train_batch_size", "effective_batch_size", "gradient_a
               "save_steps", "num_generations", "max_completion_length", "max_length", "max_new_tokens", "lora_r", "r",
               "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_pixels",
               "feature_batch_size", "tokenizer_vocab_size", "chain_max_new_tokens", "reasons_max_new_tokens",
-              "theta_window", "geoclip_gallery_size", "locatability_bins"):
+              "theta_window", "geoclip_gallery_size", "locatability_bins", "seed_workers", "inference_workers", "arm_workers"):
     SETTING_RULES[_name] = _rule(lambda x: _int(x) and x >= 1, "an integer >= 1")
 #: Top-level keys ending in ``_revision`` are hub commits: empty (not pinned) or 40 hex digits.
 REVISION_SUFFIX = "_revision"

@@ -173,7 +173,16 @@ def _worker_init(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def in_processes(fn, jobs: list[dict], workers: int, threads: int = 1) -> list:
+def _timed(fn, job: dict) -> float:
+    """Call ``fn(**job)`` for its side effects (e.g. a model saved to disk); return its seconds."""
+    import time
+
+    start = time.perf_counter()
+    fn(**job)
+    return time.perf_counter() - start
+
+
+def in_processes(fn, jobs: list[dict], workers: int, threads: int = 1, results: bool = True) -> list:
     """Run ``fn(**job)`` for every job, ``workers`` at a time, each in a fresh (spawned) process.
 
     For independent CPU work that a small model cannot spread over cores itself: notebook 07's
@@ -186,10 +195,14 @@ def in_processes(fn, jobs: list[dict], workers: int, threads: int = 1) -> list:
         jobs: keyword arguments of each call.
         workers: processes at once; 1 or fewer runs the jobs here, one after another.
         threads: torch intra-op threads in each worker (0: torch's default).
+        results: return ``fn``'s results; False: return each call's seconds instead (for work that
+            saves what it makes, such as a trained model, which is not worth sending back).
 
     Returns:
-        ``fn``'s results, in the order of ``jobs``.
+        ``fn``'s results (or seconds), in the order of ``jobs``.
     """
+    if not results:
+        jobs, fn = [{"fn": fn, "job": job} for job in jobs], _timed
     if workers <= 1 or len(jobs) <= 1:
         return [fn(**job) for job in jobs]
     import multiprocessing

@@ -47,6 +47,7 @@ train_ablations: bool = True  # also train the ablation arms (stage 2 without st
 train_quality: bool = True  # also train the data-quality arms (one per train_quality_* set of notebook 03)
 n_answers_shown: int = 4  # held-out images whose answers are shown before and after tuning
 max_new_tokens: int = 96  # generation limit of the answers shown
+arm_workers: int = 2  # arms trained at once, each in its own process with one torch thread (1: one after another here)
 
 # %%
 # Setup (not the method): imports, the pool and the curated splits of notebook 03.
@@ -54,7 +55,7 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import load_file
 
-from geolib import answers, datasets, io, paths, plots, vlm
+from geolib import answers, datasets, io, paths, plots, runtime, vlm
 
 pool = datasets.read_manifest(datasets.manifest_path(profile))
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -90,6 +91,10 @@ pd.DataFrame({"GeoReasoner (paper)": pd.Series(vlm.PAPER_STAGE2), "this run": pd
 
 # %% [markdown]
 # ## Stage 2 on top of stage 1
+#
+# The arms are independent, so on a CPU they train side by side (`arm_workers` processes with one
+# torch thread each: the small demo model cannot keep two cores busy by itself); the training
+# cells then load each finished stage, as a rerun of the notebook does.
 
 # %%
 model_, processor = vlm.study_model(profile, spec, ["reasoning"])
@@ -100,6 +105,11 @@ before = vlm.generate(model_, processor, shown, vlm.PROMPTS["location"], max_new
 reasoning_before = {k: v.detach().clone() for k, v in model_.named_parameters() if ".reasoning." in k}
 
 # %%
+if arm_workers > 1:  # every arm trains side by side, one process each, as `python -m geolib.train --stage <arm>` does;
+    # the cells below then find each finished stage (same data, settings and starting weights) and load it
+    runtime.in_processes(vlm.run_lora_stage, [dict(profile=profile, stage=s, spec=spec, preset=tuning_preset,
+                                                   overrides=location_tuning) for s in arm_stages.values()],
+                         arm_workers, threads=1, results=False)
 stage = vlm.train_stage(model_, processor, curated.conversations, curated.adapter, settings,
                         vlm.lora_config_from(settings), vlm.checkpoint_dir(profile, "location"), images=curated.images)
 vlm.activate_adapters(stage.model, ["reasoning", "location"], trainable=["location"])  # count what stage 2 trains

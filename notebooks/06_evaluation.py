@@ -59,6 +59,7 @@ reasons_prompt: str = "reasoning"  # key of geolib.vlm.PROMPTS whose answers giv
 max_new_tokens: int = 96  # generation limit of the answers (greedy decoding)
 reasons_max_new_tokens: int = 160  # generation limit of the answers with reasons
 generation_batch_size: int = 64  # images per batched generation
+inference_workers: int = 2  # models answering at once, each in its own process with num_threads threads (1: one after another here)
 num_threads: int = 1  # CPU threads of torch, BLAS and OpenMP (1 is fastest for the small demo models on a shared CPU; 0 keeps the defaults)
 max_test_images: int = 0  # evaluate a random sample of this many test images (0: the whole test split)
 n_boot: int = 1000  # bootstrap replicates for intervals
@@ -83,7 +84,7 @@ import pandas as pd
 import threadpoolctl
 import torch
 
-from geolib import baselines, datasets, evaluation, features, geo, inference, io, metrics, paths, plots, sign_reader, vlm
+from geolib import baselines, datasets, evaluation, features, geo, inference, io, metrics, paths, plots, runtime, sign_reader, vlm
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -111,8 +112,12 @@ pd.DataFrame({"images": [len(train_all), len(val), len(test)],
 # %% [markdown]
 # ## 1. Inference: every model, the same question, greedy
 #
+# `geolib.inference.answer_study_model` loads each model (the base with its stages stacked) and
 # `geolib.inference.answer_images` generates greedily in batches (left padding; batched and
-# one-at-a-time give the same text) up to a fixed number of new tokens, parses each answer with
+# one-at-a-time give the same text) up to a fixed number of new tokens. The models are
+# independent, so on a CPU `inference_workers` of them answer at once, each in its own process
+# (the small demo model cannot keep two cores busy by itself); the answers are the same as one
+# after another. Each answer is parsed with
 # `geolib.answers.parse_answer` and keeps the raw text beside what was read from it. A city is
 # scored at its GeoNames coordinates (`geolib.geo.geocode_city`, the most populous city of that
 # name in the answered country); an answer whose city is unknown to GeoNames, or that names no
@@ -147,24 +152,22 @@ missing = {name: s for name, s in arms.items() if any(not (vlm.checkpoint_dir(pr
 arms = {name: s for name, s in arms.items() if name not in missing}
 print("not trained on this profile (skipped):", list(missing) or "none")
 with_reasons = ("without location tuning (stage 1 only)", "GeoReasoner (both stages)")
-answers, reasons_answers, closed = {}, {}, {}
 candidates = sorted({vlm.country_name(c) for c in pool.loc[pool["split"] == "train", "country"]})  # the closed set
-for name, stages in arms.items():
-    start = time.perf_counter()
-    model_, processor = vlm.study_model(profile, spec, stages)
-    answers[name] = inference.answer_images(
-        model_, processor, test_images, test["image_id"], prompt=vlm.PROMPTS[eval_prompt],
-        max_new_tokens=max_new_tokens, batch_size=generation_batch_size, progress=False)
-    if closed_set and name not in quality_names:
-        slot_scores = vlm.closed_set_scores(model_, processor, test_images, candidates, prompt=vlm.PROMPTS[eval_prompt],
-                                            batch_size=generation_batch_size)
-        closed[name] = vlm.closed_set_accuracy(slot_scores, candidates, [vlm.country_name(c) for c in test["country"]])
-    if name in with_reasons:
-        reasons_answers[name] = (answers[name] if reasons_prompt == eval_prompt else inference.answer_images(
-            model_, processor, test_images, test["image_id"], prompt=vlm.PROMPTS[reasons_prompt],
-            max_new_tokens=reasons_max_new_tokens, batch_size=generation_batch_size, progress=False))
-    timings[name] = time.perf_counter() - start
-    del model_
+jobs = {name: dict(profile=profile, spec=spec, stages=stages, images_or_features=test_images, image_ids=test["image_id"].tolist(),
+                   prompt=vlm.PROMPTS[eval_prompt], max_new_tokens=max_new_tokens, batch_size=generation_batch_size,
+                   candidates=candidates if closed_set and name not in quality_names else None,
+                   reasons_prompt=vlm.PROMPTS[reasons_prompt] if name in with_reasons and reasons_prompt != eval_prompt else None,
+                   reasons_max_new_tokens=reasons_max_new_tokens)
+        for name, stages in arms.items()}
+# each model loads itself and answers; `inference_workers` of them at once, one process each
+done = dict(zip(jobs, runtime.in_processes(inference.answer_study_model, list(jobs.values()), inference_workers,
+                                           threads=num_threads)))
+answers = {name: r["answers"] for name, r in done.items()}
+reasons_answers = {name: r["reasons"] if r["reasons"] is not None else r["answers"] for name, r in done.items() if name in with_reasons}
+closed = {name: vlm.closed_set_accuracy(r["slot_scores"], candidates, [vlm.country_name(c) for c in test["country"]])
+          for name, r in done.items() if r["slot_scores"] is not None}
+for name, r in done.items():
+    timings[name] = r["seconds"]
     print(f"{name}: {timings[name]:.0f} s, {answers[name]['answered'].mean():.0%} of answers parsed")
 
 # %% [markdown]

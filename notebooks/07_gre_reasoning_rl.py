@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import datasets, gre, io, paths, plots, rewards, vlm
+from geolib import datasets, gre, io, paths, plots, rewards, runtime, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -306,14 +306,14 @@ if max_test_images and len(test_pool) > max_test_images:
     eval_pool = test_pool.sample(max_test_images, random_state=0).sort_values("row")
 eval_images = np.asarray(images)[eval_pool["row"].to_numpy()] if demo else [images[i] for i in eval_pool["row"]]
 t0 = time.perf_counter()
-by_seed = {}
-for s, grpo in grpo_runs.items():
-    with grpo.model.disable_adapter():  # the cold-start model: GRE's "after SFT" row
-        sft_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT,
-                                   max_new_tokens=chain_max_new_tokens, batch_size=generation_batch_size)
-    grpo_answers = vlm.generate(grpo.model, processor, eval_images, gre.GRE_PROMPT, max_new_tokens=chain_max_new_tokens,
-                                batch_size=generation_batch_size)
-    by_seed[s] = {"SFT only": sft_answers, "SFT + GRPO": grpo_answers}
+# "SFT only": the GRPO policy with its adapter disabled, exactly the cold-start model (the KL reference)
+if seed_workers > 1:  # each seed's pair answers in its own process, loading the finished runs
+    by_seed = dict(zip(seeds, runtime.in_processes(gre.seed_answers, [dict(
+        job=jobs[s], images=eval_images, max_new_tokens=chain_max_new_tokens, batch_size=generation_batch_size)
+        for s in seeds], seed_workers, threads=num_threads)))
+else:
+    by_seed = {s: gre.answer_both(grpo_runs[s].model, processor, eval_images, chain_max_new_tokens, generation_batch_size)
+               for s in seeds}
 eval_seconds = time.perf_counter() - t0
 models = ["SFT only", "SFT + GRPO"]
 errors_by_seed = {name: np.stack([gre.answer_errors_km(by_seed[s][name], eval_pool) for s in seeds]) for name in models}

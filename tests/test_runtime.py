@@ -3,6 +3,10 @@
 import subprocess
 import sys
 
+import pytest
+
+from geolib import runtime
+
 
 def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -28,3 +32,11 @@ def test_patching_directly_then_importing_works_and_is_idempotent():
                   "import torchvision, peft; print(a == b)")
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "True"
+
+
+def test_in_processes_returns_results_in_job_order_and_raises_a_workers_error():
+    jobs = [{"a": i, "b": -i} for i in range(3)]
+    assert runtime.in_processes(dict, jobs, workers=2) == jobs  # spawned workers; order kept
+    assert runtime.in_processes(dict, jobs, workers=1) == jobs  # here, one after another
+    with pytest.raises(TypeError):
+        runtime.in_processes(int, [{"x": "1"}, {"no_such_keyword": 1}], workers=2)

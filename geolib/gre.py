@@ -803,18 +803,6 @@ def _dataset_digest(ds) -> str:
     return h.hexdigest()
 
 
-def _weights_digest(model) -> str:
-    h = hashlib.sha256()
-    with torch.no_grad():
-        for name, p in sorted(model.state_dict().items()):
-            if torch.is_floating_point(p):
-                x = p.detach().float()
-                h.update(f"{name}:{tuple(p.shape)}:{float(x.sum()):.6g}:{float((x * x).sum()):.6g}".encode())
-            else:
-                h.update(f"{name}:{tuple(p.shape)}:{int(p.sum())}".encode())
-    return h.hexdigest()
-
-
 def _features_digest(images) -> str:
     if images is None:
         return "none"
@@ -946,7 +934,7 @@ def train_grpo(
         "features": _features_digest(images),
     }
     fingerprint = hashlib.sha256(
-        (json.dumps(settings, sort_keys=True) + _weights_digest(model)).encode()
+        (json.dumps(settings, sort_keys=True) + vlm.model_digest(model)).encode()
     ).hexdigest()
 
     done = output_dir / "grpo.json"
@@ -1077,8 +1065,20 @@ def answer_both(model, processor, images, max_new_tokens: int = 160, batch_size:
 
 def seed_answers(job: Mapping[str, Any], images, max_new_tokens: int = 160, batch_size: int = 64) -> dict[str, list[str]]:
     """:func:`answer_both` for one finished seed, loaded by :func:`train_seed` from ``job`` (its
-    arguments): self-contained, so the seeds answer side by side in worker processes."""
+    arguments): self-contained, so the seeds answer side by side in worker processes.
+
+    The θ schedule is taken afresh from ``job``'s configuration (a schedule that a finished run
+    has already updated is not the one the run started from, and would not find the run).
+
+    Raises:
+        RuntimeError: the seed's cold start or GRPO run was not finished (it was trained here).
+    """
+    s = job["theta_schedule"]
+    job = {**job, "theta_schedule": ThetaSchedule(stages=tuple(s.stages), window=s.window, advance_at=s.advance_at)}
     run = train_seed(**job)
+    if run.sft.trained or run.grpo.trained:
+        raise RuntimeError(f"seed {job['seed']}: no finished cold start and GRPO run with these settings in "
+                           f"{run.grpo.output_dir.parent}; train the seeds (train_seed) before answering")
     return answer_both(run.grpo.model, run.processor, images, max_new_tokens, batch_size)
 
 

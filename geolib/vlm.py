@@ -1471,16 +1471,27 @@ def _jsonable(obj):
     return str(obj)
 
 
-def _model_digest(model: nn.Module) -> str:
-    """A cheap digest of a model's weights: per-tensor sums and sums of squares (6 significant digits)."""
+def model_digest(model: nn.Module) -> str:
+    """A cheap digest of a model's weights: per-tensor sums and sums of squares (6 significant digits).
+
+    Summed on one CPU thread: the order of a parallel sum's additions depends on torch's
+    thread count, so a process with two threads (a notebook) and a worker with one (notebooks 05
+    and 07 train side by side) could otherwise disagree in the last digit and not find each
+    other's finished stages.
+    """
     h = hashlib.sha256()
-    with torch.no_grad():
-        for name, p in sorted(model.state_dict().items()):
-            if not torch.is_floating_point(p):
-                h.update(f"{name}:{tuple(p.shape)}:{int(p.sum())}".encode())
-                continue
-            x = p.detach().float()
-            h.update(f"{name}:{tuple(p.shape)}:{float(x.sum()):.6g}:{float((x * x).sum()):.6g}".encode())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for name, p in sorted(model.state_dict().items()):
+                if not torch.is_floating_point(p):
+                    h.update(f"{name}:{tuple(p.shape)}:{int(p.sum())}".encode())
+                    continue
+                x = p.detach().float()
+                h.update(f"{name}:{tuple(p.shape)}:{float(x.sum()):.6g}:{float((x * x).sum()):.6g}".encode())
+    finally:
+        torch.set_num_threads(threads)
     return h.hexdigest()
 
 
@@ -1514,9 +1525,9 @@ def _start_digest(model, output_dir: Path, settings: str) -> str:
     try:
         seen = _STARTED.setdefault(model, {})
     except TypeError:  # not weak-referenceable
-        return _model_digest(model)
+        return model_digest(model)
     if key not in seen:
-        seen[key] = _model_digest(model)
+        seen[key] = model_digest(model)
     return seen[key]
 
 

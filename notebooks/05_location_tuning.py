@@ -211,3 +211,5 @@ for name, arm in arms.items():
     first, last = loss_change(arm)
     assert last < first, f"{name}: loss did not go down ({first:.3f} -> {last:.3f})"
     assert (arm.output_dir / "adapter" / "location" / "adapter_config.json").exists()
+if arm_workers > 1:  # the loop loaded what the workers trained: the same data, settings and starting weights
+    assert not any(arm.trained for arm in arms.values()), "an arm trained side by side was not found by the notebook"

@@ -468,6 +468,8 @@ headline.drop(columns=["group"])[["within_25km", "within_750km", "format_ok"]]
 # ## Checks
 
 # %%
+if seed_workers > 1:  # the loop loaded what the workers trained: the same data, settings and starting weights
+    assert not any(sft_runs[s].trained or grpo_runs[s].trained for s in seeds), "a seed trained side by side was not found"
 for s in seeds:
     assert all(f".{gre.SFT_STAGE}" in n and ("lora_" in n or "trainable_tokens" in n) for n in sft_trainable[s])
     trainable = [n for n, p in grpo_runs[s].model.named_parameters() if p.requires_grad]

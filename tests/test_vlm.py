@@ -691,3 +691,24 @@ def test_guess_conversations_answer_the_location_question_with_a_blank_image(poo
     assert vlm.guess_conversations(pool, 40, seed=1) == convs and vlm.guess_conversations(pool, 0) == []
     with pytest.raises(ValueError, match="n must be"):
         vlm.guess_conversations(pool, -1)
+
+
+def test_model_digest_is_the_same_whatever_torchs_thread_count():
+    """Notebooks 05 and 07 find stages trained by one-thread workers from a two-thread kernel."""
+    import torch
+
+    from geolib import vlm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.Linear(512, 64))
+    before = torch.get_num_threads()
+    digests = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        digests.append(vlm.model_digest(model))
+        assert torch.get_num_threads() == threads, "the caller's thread count is restored"
+    torch.set_num_threads(before)
+    assert digests[0] == digests[1]
+    with torch.no_grad():
+        model[1].bias[0] += 1.0
+    assert vlm.model_digest(model) != digests[0]

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from geolib import io as gio
-from geolib import runtime
+from geolib import metrics, runtime
 
 runtime.patch_torchvision()
 
@@ -1278,15 +1278,6 @@ def _correct_and_answered(pred: Sequence[Any], truth: Sequence[Any], level: str)
     return correct, answered
 
 
-def _acc(c, a):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(a.sum(-1) > 0, c.sum(-1) / np.maximum(a.sum(-1), 1), 0.0)
-
-
-def _f1(c, a):
-    acc, rec = _acc(c, a), a.mean(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(acc + rec > 0, 2 * acc * rec / np.where(acc + rec > 0, acc + rec, 1), 0.0)
 
 
 def _nanmedian(d):
@@ -1354,7 +1345,8 @@ def baseline_table(
             truth = sub[level].tolist()
             point = answer_metrics([None if _is_missing(p) else p for p in preds], truth, level)
             c, a = _correct_and_answered(preds, truth, level)
-            for m, fn in (("accuracy", _acc), ("recall", lambda c_, a_: a_.mean(-1)), ("f1", _f1)):
+            for m, fn in (("accuracy", metrics.accuracy_answered), ("recall", lambda c_, a_: a_.mean(-1)),
+                          ("f1", metrics.f1_answered)):
                 lo, hi = bootstrap_ci(fn, c, a, n_boot=n_boot, seed=seed, vectorized=True)
                 rows.append((name, f"{level}_{m}", float(point[m]), lo, hi, len(sub)))
         plat = pd.to_numeric(df["pred_lat"], errors="coerce").to_numpy(float)

@@ -239,17 +239,9 @@ def table_records(table: pd.DataFrame) -> dict:
 # Paired differences
 
 
-def _acc(c, a):
-    return np.where(a.sum(-1) > 0, c.sum(-1) / np.maximum(a.sum(-1), 1), 0.0)
 
 
-def _f1(c, a):
-    acc, rec = _acc(c, a), a.mean(-1)
-    s = acc + rec
-    return np.where(s > 0, 2 * acc * rec / np.where(s > 0, s, 1), 0.0)
-
-
-_STATS = {"f1": _f1, "accuracy": _acc, "recall": lambda c, a: a.mean(-1)}
+_STATS = {"f1": metrics.f1_answered, "accuracy": metrics.accuracy_answered, "recall": lambda c, a: a.mean(-1)}
 
 
 def f1_difference(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], statistic: str = "f1",
@@ -303,9 +295,9 @@ def quality_curve(hits: Mapping[int, tuple[np.ndarray, np.ndarray]], n_boot: int
     rows = []
     for share in shares:
         c, a = (np.asarray(x, bool) for x in hits[share])
-        lo, hi = metrics.bootstrap_ci(_acc, c, a, n_boot=n_boot, seed=seed, vectorized=True)
+        lo, hi = metrics.bootstrap_ci(metrics.accuracy_answered, c, a, n_boot=n_boot, seed=seed, vectorized=True)
         diff = f1_difference(hits[share], lowest, "accuracy", n_boot=n_boot, seed=seed)
-        rows.append({"share": share, "country_accuracy": float(_acc(c, a)), "ci_low": lo, "ci_high": hi,
+        rows.append({"share": share, "country_accuracy": float(metrics.accuracy_answered(c, a)), "ci_low": lo, "ci_high": hi,
                      "answered": float(a.mean()), "minus_lowest": diff["difference"],
                      "minus_lowest_ci_low": diff["ci_low"], "minus_lowest_ci_high": diff["ci_high"]})
     return pd.DataFrame(rows)
@@ -348,11 +340,11 @@ def accuracy_by_bins(score: Sequence[float], correct: np.ndarray, answered: np.n
     for b in sorted(pd.unique(bins)):
         m = (bins == b).to_numpy()
         cb, ab = c[m], a[m]
-        lo, hi = (metrics.bootstrap_ci(_acc, cb, ab, n_boot=n_boot, seed=seed, vectorized=True)
+        lo, hi = (metrics.bootstrap_ci(metrics.accuracy_answered, cb, ab, n_boot=n_boot, seed=seed, vectorized=True)
                   if ab.any() else (float("nan"), float("nan")))
         rows.append({"bin": int(b) + 1, "score_low": float(s[m].min()), "score_high": float(s[m].max()),
                      "score_mean": float(s[m].mean()), "n": int(m.sum()), "answered": float(ab.mean()),
-                     "accuracy": float(_acc(cb, ab)), "ci_low": lo, "ci_high": hi, "correct": float(cb.mean())})
+                     "accuracy": float(metrics.accuracy_answered(cb, ab)), "ci_low": lo, "ci_high": hi, "correct": float(cb.mean())})
     return pd.DataFrame(rows)
 
 

@@ -430,6 +430,14 @@ def clues_mentioned(text: str) -> set[str]:
     return {k for k, p in _clue_patterns().items() if p.search(text)}
 
 
+def clue_words(clue: str) -> str:
+    """:func:`clue_phrase`, or the id's own words for an id outside the vocabulary (``a_b:c`` → ``a b c``)."""
+    try:
+        return clue_phrase(clue)
+    except (ValueError, KeyError):
+        return clue.replace("_", " ").replace(":", " ")
+
+
 def clue_phrase(clue: str) -> str:
     """A clue id in words (``script:Cyrl`` → ``signs in Cyrillic script``)."""
     kind, _, value = clue.partition(":")

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from geolib import io as gio
-from geolib import runtime
+from geolib import facts, runtime
 from geolib.metrics import THRESHOLDS_KM
 from geolib.rewards import DistanceReward, FormatReward, ThetaSchedule, completion_text, format_reward
 
@@ -138,15 +138,6 @@ def format_coordinates(lat: float, lon: float) -> str:
     return f"{lat:.4f}, {lon:.4f}"
 
 
-def _clue_words(clue: str) -> str:
-    from geolib import facts as world  # facts and clue vocabulary, no renderer
-
-    try:
-        return world.clue_phrase(clue)
-    except (ValueError, KeyError):
-        return clue.replace(":", " ").replace("_", " ")
-
-
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
 
@@ -219,7 +210,7 @@ def build_chain(row: Mapping[str, Any]) -> str:
     visible = set(clues)
     by_step: dict[str, list[str]] = {key: [] for key, _, _ in CHAIN_STEPS}
     for clue in clues:
-        by_step[_STEP_OF_TYPE.get(clue.partition(":")[0], "scene")].append(_clue_words(clue))
+        by_step[_STEP_OF_TYPE.get(clue.partition(":")[0], "scene")].append(facts.clue_words(clue))
     lines = []
     for i, (key, title, _) in enumerate(CHAIN_STEPS, start=1):
         items = ([_scene_text(row, visible)] if key == "scene" else []) + by_step[key]

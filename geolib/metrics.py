@@ -33,6 +33,25 @@ LEVELS = ("country", "city")
 # GeoReasoner's accuracy / recall / F1
 
 
+def accuracy_answered(correct: np.ndarray, answered: np.ndarray) -> np.ndarray:
+    """Correct among answered along the last axis (0 where nothing is answered).
+
+    ``correct`` and ``answered`` are boolean (or 0/1) arrays, e.g. ``(n_boot, n_images)`` for a
+    bootstrap; the result has the leading shape.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(answered.sum(-1) > 0, correct.sum(-1) / np.maximum(answered.sum(-1), 1), 0.0)
+
+
+def f1_answered(correct: np.ndarray, answered: np.ndarray) -> np.ndarray:
+    """GeoReasoner's F1 along the last axis: the harmonic mean of :func:`accuracy_answered` and
+    the answered share (recall); 0 where both are 0."""
+    acc, rec = accuracy_answered(correct, answered), answered.mean(-1)
+    s = acc + rec
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s > 0, 2 * acc * rec / np.where(s > 0, s, 1), 0.0)
+
+
 def f1_from(accuracy: float, recall: float) -> float:
     """Harmonic mean of accuracy and recall, as GeoReasoner's tables report it.
 

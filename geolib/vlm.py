@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from geolib import io as gio
-from geolib import runtime
+from geolib import facts, runtime
 
 runtime.patch_torchvision()
 
@@ -892,16 +892,7 @@ def _readable_sign_words(sign_text: str, country: str) -> list[str]:
     return out
 
 
-def _clue_words(clue: str) -> str:
-    from geolib import facts as world  # facts and clue vocabulary, no renderer
-
-    try:
-        return world.clue_phrase(clue)
-    except ValueError:
-        return clue.replace("_", " ").replace(":", " ")
-
-
-def describe_scene(row: Mapping[str, Any]) -> str:
+def scene_caption(row: Mapping[str, Any]) -> str:
     """A caption of one demo-world scene from its manifest row, naming no place.
 
     What is in view (the first sentence of ``reasoning``, which describes the picture, else the
@@ -937,7 +928,7 @@ def describe_scene(row: Mapping[str, Any]) -> str:
         sentences.append(f"Buildings cover about {share}% of the view." if share else "No building fills the view.")
     clues = get("clues")
     if isinstance(clues, list):
-        sentences.append(f"Visible: {', '.join(_clue_words(c) for c in clues)}." if clues else
+        sentences.append(f"Visible: {', '.join(facts.clue_words(c) for c in clues)}." if clues else
                          "Nothing distinctive is visible.")
     text = get("sign_text")
     if isinstance(text, str) and text.strip():
@@ -961,7 +952,7 @@ def base_training_conversations(
     """Caption conversations for the demo's base training: look and describe, never name the place.
 
     User "Describe the image." → what is in the scene, the visible clues, the sign text read out
-    (:func:`describe_scene`, or ``caption_column`` when the pool already has captions). As a
+    (:func:`scene_caption`, or ``caption_column`` when the pool already has captions). As a
     second guard, every sentence that names a place of the pool is dropped: any city of
     ``city_column``, any country of ``country_column`` by English name or by its name in its own
     official languages (CLDR; signs of the demo world can read "Deutschland"). So the base model
@@ -970,7 +961,7 @@ def base_training_conversations(
     Args:
         pool: the image pool DataFrame (one row per image; the demo world's manifest).
         image_column: image key column, None for the row position (see :func:`make_conversations`).
-        caption_column: use this column's text as the caption instead of :func:`describe_scene`.
+        caption_column: use this column's text as the caption instead of :func:`scene_caption`.
         country_column, city_column: the place columns whose values must never appear.
 
     Returns:
@@ -982,7 +973,7 @@ def base_training_conversations(
     pattern = _names_pattern([n for n in _place_names(codes, cities) if not re.fullmatch(r"[A-Z]{2}", n)])
     conversations = []
     for image, row in zip(images, pool.to_dict("records")):
-        caption = _text_value(row.get(caption_column)) if caption_column else describe_scene(row)
+        caption = _text_value(row.get(caption_column)) if caption_column else scene_caption(row)
         caption = _scrub_sentences(caption, pattern) or "A street scene."
         conversations.append({"image": image, "messages": [user_message(PROMPTS["describe"]), assistant_message(caption)]})
     return conversations
@@ -2400,7 +2391,7 @@ __all__ = [
     "PROMPTS", "PAPER_STAGE1", "PAPER_STAGE2", "DEMO_BASE", "DEMO_STAGE1", "DEMO_STAGE2", "PAPER_MODEL", "DEMO_MODEL",
     "LORA_TARGET_MODULES", "ModelSpec", "FeatureTowerConfig", "FeatureTowerModel", "train_tokenizer", "load_processor",
     "build_model", "build_demo_model", "standardize_image_features", "pool_tokens", "load_model", "make_conversations", "base_training_conversations",
-    "describe_scene", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
+    "scene_caption", "format_answer", "conversation_texts", "encode_texts", "assistant_token_mask",
     "ConversationCollator", "lora_config", "lora_config_from", "training_arguments", "train_stage", "StageResult",
     "add_stage_adapter", "activate_adapters", "load_staged_model", "generate", "closed_set_scores", "closed_set_accuracy", "answer_slot_text", "trainable_parameter_report",
     "vision_tower", "freeze_vision_tower", "write_log_history", "random_qwen25vl", "STUDY_STAGES", "QUALITY_SHARES", "checkpoint_dir",

@@ -268,3 +268,13 @@ def test_bootstrap_errors(kwargs, arrays, error):
 def test_bootstrap_vectorized_shape_is_checked():
     with pytest.raises(ValueError, match="one value per replicate"):
         bootstrap_ci(lambda a: 1.0, np.arange(5.0), n_boot=10, vectorized=True)
+
+
+def test_accuracy_and_f1_over_answered_rows_agree_with_f1_from():
+    from geolib import metrics as M
+
+    correct = np.array([[1, 0, 0, 0], [0, 0, 0, 0]], dtype=bool)
+    answered = np.array([[1, 1, 0, 0], [0, 0, 0, 0]], dtype=bool)
+    acc, f1 = M.accuracy_answered(correct, answered), M.f1_answered(correct, answered)
+    assert acc.tolist() == [0.5, 0.0]  # nothing answered: 0, not NaN
+    assert f1[0] == pytest.approx(M.f1_from(0.5, 0.5)) and f1[1] == 0.0

@@ -17,7 +17,6 @@ turns these measurements into the clue labels.
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 from typing import Any, Sequence
@@ -25,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
-from geolib import paths
+from geolib.segmentation import ADE20K_CLASSES, class_index
 from geolib.world.clues import _View, describe_scene, judge
 from geolib.world.lettering import _line_mask, _TEXT_LADDER
 from geolib.world.scene import (
@@ -51,35 +50,19 @@ _FOG_HIDDEN = 0.15  # contrast below which a fogged pixel is labelled sky in the
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.cache
 def ade_classes() -> tuple[str, ...]:
-    """The 150 ADE20K class names in index order, from the GeoReasoner class-weight table."""
-    path = paths.reference_file("georeasoner_class_weights.csv")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    names: list[str | None] = [None] * len(rows)
-    for row in rows:
-        names[int(row["index"])] = row["ade20k_class"]
-    if any(n is None for n in names):
-        raise ValueError(f"{path}: class indices are not 0..{len(rows) - 1}")
-    return tuple(names)  # type: ignore[arg-type]
+    """The 150 ADE20K class names in index order (:data:`geolib.segmentation.ADE20K_CLASSES`)."""
+    return ADE20K_CLASSES
 
 
 def ade_index(name: str) -> int:
-    """Index of an ADE20K class by its name or one of its synonyms (``"road"``, ``"sidewalk"``).
+    """Index of an ADE20K class by its name or one of its synonyms (``"road"``, ``"sidewalk"``);
+    :func:`geolib.segmentation.class_index`.
 
     Raises:
         ValueError: the name is no class name or synonym.
     """
-    key = name.strip().lower()
-    classes = ade_classes()
-    for i, full in enumerate(classes):
-        if key == full.lower():
-            return i
-    for i, full in enumerate(classes):
-        if key in (s.strip().lower() for s in full.split(",")):
-            return i
-    raise ValueError(f"unknown ADE20K class {name!r}; classes are listed in georeasoner_class_weights.csv")
+    return class_index(name)
 
 
 # fmt: off

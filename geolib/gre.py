@@ -1028,16 +1028,6 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
     return SeedRun(sft, grpo, trainable, processor)
 
 
-def train_seeds_side_by_side(jobs: Sequence[Mapping[str, Any]], workers: int, threads: int = 1) -> list[float]:
-    """Train several seeds' cold start and GRPO at once, one process each (:func:`geolib.runtime.in_processes`).
-
-    ``jobs`` are :func:`train_seed`'s keyword arguments. Nothing is returned but the seconds of
-    each: the runs are on disk, and :func:`train_seed` called afterwards with the same arguments
-    loads them.
-    """
-    return runtime.in_processes(train_seed, [dict(j) for j in jobs], workers, threads, results=False)
-
-
 def answer_both(model, processor, images, max_new_tokens: int = 160, batch_size: int = 64) -> dict[str, list[str]]:
     """GRE's ablation pair answering the same images greedily with :data:`GRE_PROMPT`: the GRPO
     policy with its adapter disabled, which is exactly the cold-start model and TRL's KL

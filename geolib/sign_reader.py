@@ -387,7 +387,7 @@ class _TesseractJob:
     def __init__(self, crops: list[np.ndarray], binary: str, models: Sequence[str]):
         from PIL import Image
 
-        self.crops, self.gap, self.spans, self.proc = crops, 28, [], None
+        self.gap, self.spans, self.proc = 28, [], None
         if not crops:
             return
         margin = 16
@@ -432,11 +432,6 @@ class _TesseractJob:
         finally:
             self.tmp.cleanup()
         return _tesseract_words(stdout, self.spans, self.gap)
-
-
-def _tesseract_lines(crops: list[np.ndarray], binary: str, models: Sequence[str]) -> list[tuple[str, float]]:
-    """Read many one-line crops with one tesseract process: (text, confidence 0-100) per crop."""
-    return _TesseractJob(crops, binary, models).result()
 
 
 def _tesseract_words(stdout: str, spans: list[tuple[int, int]], gap: int) -> list[tuple[str, float]]:

@@ -252,7 +252,8 @@ jobs = {s: dict(profile=profile, spec=spec, seed=s, cold_start=cold_start, sft_s
         for s in seeds}
 seconds = {}
 if seed_workers > 1:  # the seeds train side by side, one process each; the loop below then loads them
-    seconds = dict(zip(seeds, gre.train_seeds_side_by_side(list(jobs.values()), seed_workers, threads=num_threads)))
+    seconds = dict(zip(seeds, runtime.in_processes(gre.train_seed, list(jobs.values()), seed_workers,
+                                                   threads=num_threads, results=False)))
 sft_runs, grpo_runs, sft_trainable = {}, {}, {}
 for s, job in jobs.items():
     t0 = time.perf_counter()

@@ -201,9 +201,9 @@ def test_labels_are_the_same_from_a_render_and_without_one():
     from geolib.world import render
 
     spec = _street(signs=(_name_sign(x=-1.0),), markers=(world.Marker("speed", "red_ring", 2.0, 8.0, 0.9, 1.2),))
-    render._SEEN_CACHE.clear()
+    render._observations.cache_clear()
     alone = world.describe_scene(spec)
-    render._SEEN_CACHE.clear()
+    render._observations.cache_clear()
     _, _, meta = world.render_scene(spec, 224)
     assert {k: meta[k] for k in alone} == alone
     assert {"script:Latn", "language:de", "speed_sign:red_ring"} <= set(alone["clues"])

@@ -99,7 +99,7 @@ class _View:
 
 def describe_scene(spec: SceneSpec) -> dict[str, Any]:
     """Clues, legible sign text and reasoning of a scene, measured on its rendering at
-    :data:`REFERENCE_SIZE` px (drawn here unless :func:`~geolib.world.render_scene` just drew it).
+    :data:`REFERENCE_SIZE` px, drawn here (cached per spec); :func:`~geolib.world.render_scene` judges its own drawing.
 
     See :func:`judge` for the rules. Same spec, same labels.
 

@@ -257,9 +257,7 @@ def render_scene(
     img = _finish(cv)
     mask = np.asarray(cv.mask, dtype=np.uint8).copy()
     if cv.measure:
-        seen = _observe(cv, img)
-        _remember(spec, seen)
-        meta = judge(spec, seen)
+        meta = judge(spec, _observe(cv, img))
     else:
         meta = describe_scene(spec) if describe else {}
     meta["building_fraction"] = float((mask == cv.C["building"]).mean())
@@ -311,8 +309,6 @@ def _draw_scene(cv: _Canvas) -> None:
 # ---------------------------------------------------------------------------------------------
 
 _RING_PX = 2  # width of the ring of surrounding pixels an object's contrast is measured against
-_SEEN_CACHE: dict[SceneSpec, dict[tuple[str, int], _Seen]] = {}
-_SEEN_CACHE_SIZE = 512
 
 
 def _dilate(m: np.ndarray, r: int) -> np.ndarray:
@@ -381,22 +377,13 @@ def _observe(cv: _Canvas, img: Image.Image) -> dict[tuple[str, int], _Seen]:
     return out
 
 
-def _remember(spec: SceneSpec, seen: dict[tuple[str, int], _Seen]) -> None:
-    if len(_SEEN_CACHE) >= _SEEN_CACHE_SIZE:
-        _SEEN_CACHE.pop(next(iter(_SEEN_CACHE)))
-    _SEEN_CACHE[spec] = seen
-
-
+@functools.lru_cache(maxsize=512)
 def _observations(spec: SceneSpec) -> dict[tuple[str, int], _Seen]:
-    """What a rendering of ``spec`` at :data:`REFERENCE_SIZE` shows of each clue object (cached by
-    spec: :func:`describe_scene` after :func:`render_scene` does not draw the scene again)."""
-    seen = _SEEN_CACHE.get(spec)
-    if seen is None:
-        cv = _Canvas(spec, REFERENCE_SIZE, measure=True)
-        _draw_scene(cv)
-        seen = _observe(cv, _finish(cv))
-        _remember(spec, seen)
-    return seen
+    """What a rendering of ``spec`` at :data:`REFERENCE_SIZE` shows of each clue object, for
+    :func:`describe_scene` without a rendering at hand (cached by spec)."""
+    cv = _Canvas(spec, REFERENCE_SIZE, measure=True)
+    _draw_scene(cv)
+    return _observe(cv, _finish(cv))
 
 
 def _draw_background(cv: _Canvas) -> None:

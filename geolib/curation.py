@@ -73,6 +73,11 @@ def check_disjoint_cities(splits: pd.Series, pool: pd.DataFrame) -> None:
         raise AssertionError(f"{len(leaked)} cities are in more than one split, e.g. {list(leaked.index[:5])}")
 
 
+def shared_cities(first: pd.DataFrame, second: pd.DataFrame) -> set[tuple[str, str]]:
+    """The (country, city) pairs that have images in both frames (empty when the cities are apart)."""
+    return set(zip(first["country"], first["city"])) & set(zip(second["country"], second["city"]))
+
+
 def threshold_sweep(scores: Sequence[float], countries: Sequence[str], thresholds: Sequence[float]) -> pd.DataFrame:
     """Keep/drop statistics for each locatability threshold (keep an image when score ≥ threshold).
 

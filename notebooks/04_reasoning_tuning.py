@@ -59,7 +59,7 @@ max_new_tokens: int = 96  # generation limit of the answers shown
 import numpy as np
 import pandas as pd
 
-from geolib import answers, datasets, gre, io, paths, plots, vlm
+from geolib import answers, curation, datasets, gre, io, paths, plots, vlm
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -201,5 +201,4 @@ assert trainable and all("lora_" in n and ".reasoning." in n for n in trainable)
 assert counts["trainable"] == counts["lora"] > 0
 assert last < first, f"stage-1 loss did not go down: {first:.3f} -> {last:.3f}"
 assert (vlm.checkpoint_dir(profile, "reasoning") / "adapter" / "reasoning" / "adapter_config.json").exists()
-places = lambda frame: set(zip(frame["country"], frame["city"]))  # noqa: E731
-assert places(train_pool).isdisjoint(places(test_pool))
+assert not curation.shared_cities(train_pool, test_pool)

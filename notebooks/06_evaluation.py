@@ -84,7 +84,7 @@ import pandas as pd
 import threadpoolctl
 import torch
 
-from geolib import baselines, datasets, evaluation, features, geo, inference, io, metrics, paths, plots, runtime, sign_reader, vlm
+from geolib import baselines, curation, datasets, evaluation, features, geo, inference, io, metrics, paths, plots, runtime, sign_reader, vlm
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -586,10 +586,9 @@ pd.Series(timings).round(0).rename("seconds")
 # ## Checks
 
 # %%
-places = lambda frame: set(zip(frame["country"], frame["city"]))  # noqa: E731
 for name in ("train_curated", "train_uncurated", "val"):
-    assert places(splits[name]).isdisjoint(places(test)), f"a test city is in {name}"
-assert places(train_all).isdisjoint(places(test)), "a test city is among the training cities"
+    assert not curation.shared_cities(splits[name], test), f"a test city is in {name}"
+assert not curation.shared_cities(train_all, test), "a test city is among the training cities"
 assert set(test["image_id"]).isdisjoint(set(train_all["image_id"]) | set(val["image_id"]))
 for table in [main, ablation] + ([own_prompt_table] if own_prompt_table is not None else []):
     shares = table[table["metric"].isin(evaluation.SHARE_METRICS)]

@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import datasets, gre, io, paths, plots, rewards, runtime, vlm
+from geolib import curation, datasets, gre, io, paths, plots, rewards, runtime, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -486,8 +486,7 @@ for s in seeds:
 assert ((paired["ci_low"] <= paired["difference"] + 1e-9) & (paired["difference"] <= paired["ci_high"] + 1e-9)).all()
 # Whether GRPO raised the reward is a finding, not a check: it is printed (with its parts) above, and
 # a reader who changes θ or the reward may see it fall.
-places = lambda frame: set(zip(frame["country"], frame["city"]))  # noqa: E731
-assert places(train_pool).isdisjoint(places(test_pool)), "no test city is trained on"
+assert not curation.shared_cities(train_pool, test_pool), "no test city is trained on"
 
 # %%
 for name in answers:

@@ -101,3 +101,10 @@ def test_quality_mixes_one_size_growing_share_nested():
         curation.quality_mixes(train, keep, [0.5], n=13)
     with pytest.raises(ValueError, match="n must be"):
         curation.quality_mixes(train, np.ones(30, bool), [0.5])
+
+
+def test_shared_cities_names_the_cities_of_both_frames():
+    a = pd.DataFrame({"country": ["DE", "DE", "FR"], "city": ["Berlin", "Bonn", "Paris"]})
+    b = pd.DataFrame({"country": ["FR", "US"], "city": ["Paris", "Berlin"]})  # Berlin of another country is another city
+    assert curation.shared_cities(a, b) == {("FR", "Paris")}
+    assert not curation.shared_cities(a.iloc[:2], b)

@@ -1,8 +1,8 @@
-"""GRPO step time of the demo RL stage through ``geolib.gre.train_grpo``, beside TRL's trainer alone in the same run.
+"""GRPO step time of the demo RL stage through ``geolib.grpo.train_grpo``, beside TRL's trainer alone in the same run.
 
-Figure: seconds per GRPO step with the demo preset (:data:`geolib.gre.DEMO_GRPO`: 8 sampled
+Figure: seconds per GRPO step with the demo preset (:data:`geolib.grpo.DEMO_GRPO`: 8 sampled
 chains for each of 2 images, completions up to 128 tokens, KL beta 0.04, LoRA r 16) through
-:func:`geolib.gre.train_grpo`, the path of notebook 07 (the format and distance rewards parsing
+:func:`geolib.grpo.train_grpo`, the path of notebook 07 (the format and distance rewards parsing
 every completion, the θ schedule, the curve writer, the fingerprint), and the minutes that
 ``DEMO_GRPO["max_steps"]`` steps take at that rate, against the budget of issue 7: GRPO within 15
 minutes on 2 CPU cores.
@@ -41,7 +41,7 @@ import time
 import warnings
 from pathlib import Path
 
-from geolib import gre, rewards, vlm  # first: vlm patches torchvision before torch and transformers load
+from geolib import chains, grpo, rewards, vlm  # first: vlm patches torchvision before torch and transformers load
 
 import torch
 from tuning import TOKENIZER_VOCAB, random_features, scene_pool
@@ -56,8 +56,8 @@ def constant_reward(completions, **kwargs):
 
 
 def run_geolib(model, tok, dataset, feats, settings: dict, out: Path) -> float:
-    """Seconds per step through :func:`geolib.gre.train_grpo`."""
-    result = gre.train_grpo(model, tok, dataset, rewards.ThetaSchedule(), settings, out, images=feats, resume=False)
+    """Seconds per step through :func:`geolib.grpo.train_grpo`."""
+    result = grpo.train_grpo(model, tok, dataset, rewards.ThetaSchedule(), settings, out, images=feats, resume=False)
     return result.metrics["train_runtime"] / settings["max_steps"]
 
 
@@ -65,8 +65,8 @@ def run_trl(model, tok, dataset, feats, settings: dict, out: Path) -> float:
     """Seconds per step through TRL's ``GRPOTrainer`` alone (same config, LoRA and processor wrapper)."""
     from trl import GRPOTrainer
 
-    trainer = GRPOTrainer(model=model, reward_funcs=[constant_reward], args=gre.grpo_config(out, settings),
-                          train_dataset=dataset, processing_class=gre.FeatureProcessor(tok, feats),
+    trainer = GRPOTrainer(model=model, reward_funcs=[constant_reward], args=grpo.grpo_config(out, settings),
+                          train_dataset=dataset, processing_class=grpo.FeatureProcessor(tok, feats),
                           peft_config=vlm.lora_config_from(settings))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -85,13 +85,13 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    settings = gre.grpo_settings("demo", {"max_steps": args.steps, "save_steps": 10_000, "logging_steps": 1})
+    settings = grpo.grpo_settings("demo", {"max_steps": args.steps, "save_steps": 10_000, "logging_steps": 1})
     images_per_step = settings["per_device_train_batch_size"] // settings["num_generations"]
     pool = scene_pool(max(400, images_per_step * args.steps))
-    tok = vlm.train_tokenizer(pool["reasoning"].dropna().tolist() + [gre.GRE_PROMPT] + list(vlm.PROMPTS.values()),
+    tok = vlm.train_tokenizer(pool["reasoning"].dropna().tolist() + [chains.GRE_PROMPT] + list(vlm.PROMPTS.values()),
                               TOKENIZER_VOCAB)
     feats = random_features(len(pool))
-    dataset = gre.grpo_dataset(pool)
+    dataset = grpo.grpo_dataset(pool)
     start, _ = vlm.build_model(vlm.DEMO_MODEL, processor=tok)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         wall = time.perf_counter() - t0
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
-    demo_steps = gre.DEMO_GRPO["max_steps"]
+    demo_steps = grpo.DEMO_GRPO["max_steps"]
     projected = ours_s * demo_steps / 60.0
     spec = vlm.ModelSpec.coerce(vlm.DEMO_MODEL)
     print(f"GRPO benchmark: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{settings['num_generations']} generations x {images_per_step} images a step, completions up to "
           f"{settings['max_completion_length']} tokens; {args.steps} steps per run, best of {args.repeats} alternating runs per arm")
     print(f"  TRL GRPOTrainer alone (constant reward):   {trl_s:6.2f} s/step")
-    print(f"  geolib.gre.train_grpo (notebook 07 path):  {ours_s:6.2f} s/step   ratio TRL / geolib = "
+    print(f"  geolib.grpo.train_grpo (notebook 07 path):  {ours_s:6.2f} s/step   ratio TRL / geolib = "
           f"{trl_s / ours_s:.2f} (target >= 0.90)")
     print(f"  DEMO_GRPO's {demo_steps} steps at this rate: {projected:.1f} min (budget {BUDGET_MINUTES:.0f} min on 2 cores: "
           f"{'met' if projected <= BUDGET_MINUTES else 'NOT met'})")

@@ -59,7 +59,7 @@ max_new_tokens: int = 96  # generation limit of the answers shown
 import numpy as np
 import pandas as pd
 
-from geolib import answers, curation, datasets, gre, io, paths, plots, vlm
+from geolib import answers, chains, curation, datasets, io, paths, plots, vlm
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -112,7 +112,7 @@ if demo:
                   + vlm.knowledge_conversations(pool) + vlm.guess_conversations(pool, base_guesses))
     corpus_texts = vlm.conversation_texts(
         base_convs + stage1 + vlm.make_conversations(train_pool, "location", image_column="row")
-        + gre.chain_conversations(train_pool, image_column="row")
+        + chains.chain_conversations(train_pool, image_column="row")
     ) + list(vlm.PROMPTS.values())
     processor = vlm.study_tokenizer(profile, corpus_texts, tokenizer_vocab_size)
     base_settings = vlm.stage_settings("demo", "base", base_training)

@@ -57,8 +57,8 @@
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
 tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GRE's RL settings, GeoReasoner's LoRA for the cold start)
-gre_sft: dict = {}  # overrides of the preset's cold-start SFT settings (geolib.gre.DEMO_SFT or PAPER_SFT), e.g. max_steps
-gre_grpo: dict = {}  # overrides of the preset's GRPO settings (geolib.gre.DEMO_GRPO or PAPER_GRPO), e.g. max_steps
+gre_sft: dict = {}  # overrides of the preset's cold-start SFT settings (geolib.chains.DEMO_SFT or PAPER_SFT), e.g. max_steps
+gre_grpo: dict = {}  # overrides of the preset's GRPO settings (geolib.grpo.DEMO_GRPO or PAPER_GRPO), e.g. max_steps
 seeds: list[int] = [0, 1, 2]  # training seeds: the cold start and GRPO run once per seed, all answer the same test images (each seed's model stays in memory until then)
 theta_schedule: list[float] = [5000.0, 2500.0, 750.0, 200.0, 25.0]  # θ of the distance reward in km, coarse to fine
 theta_window: int = 20  # GRPO steps whose mean distance reward decides a move to the next θ
@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import curation, datasets, gre, io, paths, plots, rewards, runtime, vlm
+from geolib import chain_quality, chains, curation, datasets, evaluation, gre, grpo, io, paths, plots, rewards, runtime, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -103,7 +103,7 @@ print(f"model: {spec.model_id}; {len(train_pool)} training images ({train_pool['
 # language, vegetation and terrain, transport and road markings, then a conclusion and the
 # coordinates (latitude first, decimal degrees, south and west negative). On the demo world the
 # chain of an image is written only from the clues that are *visible* in it (the pool's `clues`
-# column, `geolib.gre.build_chain`): a step with nothing visible says so, and the chain never
+# column, `geolib.chains.build_chain`): a step with nothing visible says so, and the chain never
 # mentions a clue that the image does not show. This is what makes the chain-quality score of
 # section 5 meaningful. The paper profile reads GRE30K-CoT's own chains.
 #
@@ -111,16 +111,16 @@ print(f"model: {spec.model_id}; {len(train_pool)} training images ({train_pool['
 # that the rewards check:
 
 # %%
-print(gre.GRE_PROMPT)
+print(chains.GRE_PROMPT)
 
 # %%
 if gre_corpus:
     cot, report = datasets.load_gre30k_cot(paths.real_data_root() / gre_corpus)
     print(report)
-    cold_start = gre.gre30k_conversations(cot, prompt=gre.GRE_PROMPT)  # one prompt for SFT, GRPO and evaluation
+    cold_start = chains.gre30k_conversations(cot, prompt=chains.GRE_PROMPT)  # one prompt for SFT, GRPO and evaluation
     sft_images = None  # the conversations' image keys are paths
 else:
-    cold_start = gre.chain_conversations(train_pool, image_column="row")
+    cold_start = chains.chain_conversations(train_pool, image_column="row")
     sft_images = images
 print(f"{len(cold_start)} cold-start conversations; one of them"
       + (f" (visible clues: {list(pool['clues'].iloc[cold_start[0]['image']])})" if sft_images is not None and has_clues else "")
@@ -197,32 +197,32 @@ plots.save_figure(fig, profile, "07_distance_reward")
 # written in (peft's `trainable_token_indices`); a real base model writes all of them already.
 
 # %%
-sft_settings = gre.sft_settings(tuning_preset, gre_sft)
-pd.DataFrame({"paper preset": pd.Series(gre.PAPER_SFT), "this run": pd.Series(sft_settings)}).astype(str)
+sft_settings = chains.sft_settings(tuning_preset, gre_sft)
+pd.DataFrame({"paper preset": pd.Series(chains.PAPER_SFT), "this run": pd.Series(sft_settings)}).astype(str)
 
 # %% [markdown]
 # ## 4. GRPO with the format and distance rewards
 #
-# TRL's `GRPOTrainer` does the RL step; `geolib.gre.train_grpo` gives it the two rewards (the
+# TRL's `GRPOTrainer` does the RL step; `geolib.grpo.train_grpo` gives it the two rewards (the
 # distance one reads θ from the schedule and updates it after each batch), and writes the reward,
 # KL and θ curves as it goes. The cold-start adapter is merged into the weights first and GRPO
 # trains a new LoRA on top, so TRL's reference policy for the KL term (the model with its adapter
 # disabled) is exactly the SFT model, as in GRE. The settings beside GRE's:
 
 # %%
-grpo_settings = gre.grpo_settings(tuning_preset, gre_grpo)
+grpo_settings = grpo.grpo_settings(tuning_preset, gre_grpo)
 # "paper preset": GRE's published RL settings where the paper or its script gives them
 # (generations, β, completion length, learning rate); training a LoRA adapter instead of GRE's full
 # fine-tune, and the rest, are this study's choices.
-pd.DataFrame({"paper preset": pd.Series(gre.PAPER_GRPO), "this run": pd.Series(grpo_settings)}).astype(str)
+pd.DataFrame({"paper preset": pd.Series(grpo.PAPER_GRPO), "this run": pd.Series(grpo_settings)}).astype(str)
 
 # %%
 if gre_rl_prompts:
     seed_prompts, report = datasets.load_gre30k_seed(paths.real_data_root() / gre_rl_prompts)
     print(report)
-    prompts = gre.grpo_dataset(seed_prompts, image_column="image_path")
+    prompts = grpo.grpo_dataset(seed_prompts, image_column="image_path")
 else:  # the training split: no validation or test city is ever seen in RL either
-    prompts = gre.grpo_dataset(train_pool, image_column="row" if demo else "image_path")
+    prompts = grpo.grpo_dataset(train_pool, image_column="row" if demo else "image_path")
 print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generations']} chains for each of "
       f"{grpo_settings['per_device_train_batch_size'] // grpo_settings['num_generations']} images")
 
@@ -236,7 +236,7 @@ print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generat
 #
 # The seeds are independent, so on a CPU they train side by side: `seed_workers` processes, each
 # with one torch thread (the small demo model cannot keep two cores busy on its own), run
-# `geolib.gre.train_seed` (the cold start with `vlm.train_stage`, then `gre.train_grpo`); the loop
+# `geolib.gre.train_seed` (the cold start with `vlm.train_stage`, then `grpo.train_grpo`); the loop
 # below then calls the same function, which finds each finished run (same data, settings and
 # starting weights) and loads it, as a rerun of the notebook does. With `seed_workers: 1` the loop
 # trains them itself, one after another.
@@ -299,7 +299,7 @@ pd.DataFrame(runs).rename(columns=lambda s: f"seed {s}")
 # tables pool the seeds' answers (each image once per seed); their intervals are 95% percentile
 # bootstraps over those answers (`geolib.metrics.bootstrap_ci`). GRE's ablation, SFT + GRPO
 # minus SFT, is judged by a paired bootstrap over *images* that keeps each image's answers of all
-# seeds and both models together (`geolib.gre.paired_within_difference`).
+# seeds and both models together (`geolib.evaluation.paired_within_difference`).
 
 # %%
 eval_pool = test_pool
@@ -317,11 +317,11 @@ else:
                for s in seeds}
 eval_seconds = time.perf_counter() - t0
 models = ["SFT only", "SFT + GRPO"]
-errors_by_seed = {name: np.stack([gre.answer_errors_km(by_seed[s][name], eval_pool) for s in seeds]) for name in models}
+errors_by_seed = {name: np.stack([evaluation.answer_errors_km(by_seed[s][name], eval_pool) for s in seeds]) for name in models}
 answers = {name: [a for s in seeds for a in by_seed[s][name]] for name in models}  # seeds one after another
 answered_pool = pd.concat([eval_pool] * len(seeds), ignore_index=True)
 errors = {name: errors_by_seed[name].ravel() for name in models}  # km, aligned with answered_pool; NaN: no coordinates
-scores = pd.concat([gre.evaluate_gre(answers[name], answered_pool, n_boot=n_boot).assign(model=name) for name in models],
+scores = pd.concat([evaluation.evaluate_gre(answers[name], answered_pool, n_boot=n_boot).assign(model=name) for name in models],
                    ignore_index=True)
 io.write_parquet(results / "07_gre_answers.parquet", answered_pool[["image_id", "lat", "lon"]].assign(
     seed=np.repeat(seeds, len(eval_pool)), sft_answer=answers["SFT only"], sft_error_km=errors["SFT only"],
@@ -339,7 +339,7 @@ print(f"{len(eval_pool)} test images, two models, {len(seeds)} seeds, in {eval_s
 # %%
 thresholds = [f"within_{t}km" for t in (1, 25, 200, 750, 2500)]
 overall = scores[scores["group"] == "all"]
-headline = gre.score_table(overall, thresholds + ["format_ok", "unparsable"]).set_index("model")
+headline = evaluation.score_table(overall, thresholds + ["format_ok", "unparsable"]).set_index("model")
 headline["median km"] = overall.set_index("model")["median_km"].round(0)
 headline.drop(columns=["group"])
 
@@ -350,7 +350,7 @@ headline.drop(columns=["group"])
 # beyond the spread of the test sample and of these seeds; per scene type below.
 
 # %%
-paired = gre.paired_within_difference(errors_by_seed["SFT + GRPO"], errors_by_seed["SFT only"], n_boot=n_boot,
+paired = evaluation.paired_within_difference(errors_by_seed["SFT + GRPO"], errors_by_seed["SFT only"], n_boot=n_boot,
                                       scenes=eval_pool["scene"] if "scene" in eval_pool.columns else None)
 paired_table = pd.DataFrame({
     "group": paired["group"], "km": paired["km"].astype(int), "n images": paired["n_images"],
@@ -391,7 +391,7 @@ pd.DataFrame(beside).T
 # (on the small demo groups the intervals are wide).
 
 # %%
-by_scene = gre.score_table(scores[scores["group"] != "all"], ["within_25km", "within_750km", "within_2500km", "format_ok"])
+by_scene = evaluation.score_table(scores[scores["group"] != "all"], ["within_25km", "within_750km", "within_2500km", "format_ok"])
 by_scene.pivot(index=["group", "n"], columns="model").swaplevel(axis=1).sort_index(axis=1, level=0)
 
 # %%
@@ -408,7 +408,7 @@ plots.save_figure(fig, profile, "07_accuracy_by_scene")
 
 # %%
 if has_clues:
-    quality = {name: gre.chain_quality(a, answered_pool["clues"], n_boot=n_boot) for name, a in answers.items()}
+    quality = {name: chain_quality.chain_quality(a, answered_pool["clues"], n_boot=n_boot) for name, a in answers.items()}
     keys = ["recall", "precision", "f1", "hallucination_rate"]
     quality_table = pd.DataFrame({name: {k: f"{100 * q[k]:.1f} [{100 * q[k + '_low']:.1f}, {100 * q[k + '_high']:.1f}]"
                                          for k in keys} for name, q in quality.items()}).T
@@ -472,10 +472,10 @@ headline.drop(columns=["group"])[["within_25km", "within_750km", "format_ok"]]
 if seed_workers > 1:  # the loop loaded what the workers trained: the same data, settings and starting weights
     assert not any(sft_runs[s].trained or grpo_runs[s].trained for s in seeds), "a seed trained side by side was not found"
 for s in seeds:
-    assert all(f".{gre.SFT_STAGE}" in n and ("lora_" in n or "trainable_tokens" in n) for n in sft_trainable[s])
+    assert all(f".{chains.SFT_STAGE}" in n and ("lora_" in n or "trainable_tokens" in n) for n in sft_trainable[s])
     trainable = [n for n, p in grpo_runs[s].model.named_parameters() if p.requires_grad]
     assert all("lora_" in n for n in trainable), "GRPO trains only its LoRA"
-    assert not any(gre.SFT_STAGE in n for n, _ in grpo_runs[s].model.named_parameters()), "the cold-start adapter is merged"
+    assert not any(chains.SFT_STAGE in n for n, _ in grpo_runs[s].model.named_parameters()), "the cold-start adapter is merged"
     assert summary["sft_loss"][s]["last"] < summary["sft_loss"][s]["first"], "the cold-start loss went down"
     assert (vlm.checkpoint_dir(profile, f"gre_grpo/seed_{s}") / "adapter" / "adapter_config.json").exists()
     part = curves[curves["seed"] == s]

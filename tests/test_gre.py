@@ -1,4 +1,5 @@
-"""Tests of geolib.gre: chains, conversations, scores, and GRPO steps on tiny models (no hub)."""
+"""Tests of GRE Suite's path (notebook 07): chains and conversations (geolib.chains), scores (geolib.evaluation,
+geolib.chain_quality), and GRPO steps on tiny models (geolib.grpo, no hub)."""
 
 import json
 import math
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geolib import gre, world
+from geolib import chain_quality, chains, evaluation, grpo, world
 from geolib.answers import parse_answer
 from geolib.rewards import ThetaSchedule, format_reward
 
@@ -42,7 +43,7 @@ def _row(lat, lon, clues=(), **kw):
 @settings(max_examples=200, deadline=None)
 @given(lat=st.floats(-90, 90, allow_nan=False), lon=st.floats(-180, 180, allow_nan=False))
 def test_chain_passes_format_reward_and_parses_back_to_its_coordinates(lat, lon):
-    chain = gre.build_chain(_row(lat, lon, ["script:Latn"]))
+    chain = chains.build_chain(_row(lat, lon, ["script:Latn"]))
     assert format_reward(chain) == 1.0
     parsed = parse_answer(chain)
     assert parsed.format == "gre"
@@ -53,7 +54,7 @@ def test_chain_passes_format_reward_and_parses_back_to_its_coordinates(lat, lon)
 @pytest.mark.parametrize("lat, lon", [(-33.8688, 151.2093), (-22.9068, -43.1729), (40.7128, -74.006),
                                       (64.1466, -21.9426), (-0.1807, -78.4678), (90.0, 180.0), (-90.0, -180.0)])
 def test_chain_keeps_hemispheres_latitude_first(lat, lon):
-    chain = gre.build_chain(_row(lat, lon))
+    chain = chains.build_chain(_row(lat, lon))
     assert chain.endswith(f"<answer>{lat:.4f}, {lon:.4f}</answer>")
     parsed = parse_answer(chain)
     assert (parsed.lat, parsed.lon) == (pytest.approx(lat), pytest.approx(lon))
@@ -61,7 +62,7 @@ def test_chain_keeps_hemispheres_latitude_first(lat, lon):
 
 def test_chain_steps_in_order_each_clue_in_its_step_nothing_else_mentioned():
     clues = world.clue_ids()
-    chain = gre.build_chain(_row(48.0, 2.0, clues, scene="rural"))
+    chain = chains.build_chain(_row(48.0, 2.0, clues, scene="rural"))
     think = chain.split("<think>")[1].split("</think>")[0].strip().splitlines()
     assert [line.split(":")[0] for line in think] == [
         "1. Scene and architecture", "2. Text and language", "3. Vegetation and terrain",
@@ -70,15 +71,15 @@ def test_chain_steps_in_order_each_clue_in_its_step_nothing_else_mentioned():
     steps = dict(zip(("scene", "text", "vegetation", "transport"), think[:4]))
     for clue in clues:
         kind = clue.partition(":")[0]
-        step = next(k for k, _, types in gre.CHAIN_STEPS if kind in types)
+        step = next(k for k, _, types in chains.CHAIN_STEPS if kind in types)
         assert clue in world.clues_mentioned(steps[step]), (clue, steps[step])
 
 
 def test_chain_with_nothing_visible_says_so_and_mentions_no_clue():
-    chain = gre.build_chain(_row(35.0, 139.0, [], scene="natural", country="JP", city="Tokyo"))
+    chain = chains.build_chain(_row(35.0, 139.0, [], scene="natural", country="JP", city="Tokyo"))
     assert world.clues_mentioned(chain) == set()
-    for key, _, _ in gre.CHAIN_STEPS[1:]:
-        assert gre.NOTHING_VISIBLE[key] in chain
+    for key, _, _ in chains.CHAIN_STEPS[1:]:
+        assert chains.NOTHING_VISIBLE[key] in chain
     assert "weak guess: Japan, near Tokyo" in chain
 
 
@@ -113,18 +114,18 @@ def world_pool(tmp_path_factory):
 
 def test_hand_made_rows_chains_mention_exactly_the_visible_clues(pool):
     for row in pool.to_dict("records"):
-        chain = gre.build_chain(row)
+        chain = chains.build_chain(row)
         assert format_reward(chain) == 1.0
         assert world.clues_mentioned(chain) == set(row["clues"]), (row["clues"], chain)
-    assert "fog hides the distance" in gre.build_chain(pool.iloc[6])
-    assert "weak guess." in gre.build_chain(pool.iloc[7])  # no clue, no place: still a chain
+    assert "fog hides the distance" in chains.build_chain(pool.iloc[6])
+    assert "weak guess." in chains.build_chain(pool.iloc[7])  # no clue, no place: still a chain
 
 
 @pytest.mark.slow
 def test_demo_world_chains_mention_exactly_the_visible_clues(world_pool):
     assert len(world_pool) == N_IMAGES
     for row in world_pool.to_dict("records"):
-        chain = gre.build_chain(row)
+        chain = chains.build_chain(row)
         assert format_reward(chain) == 1.0
         assert world.clues_mentioned(chain) == set(row["clues"]), (row["clues"], chain)
         parsed = parse_answer(chain)
@@ -135,12 +136,12 @@ def test_chain_conversations_shape_and_bad_rows_skipped(pool):
     frame = pool.copy()
     frame.loc[1, "lat"] = 123.0
     with pytest.warns(UserWarning, match=r"skipped 1 of 8 rows \(row 1: .*out of range"):
-        convs = gre.chain_conversations(frame)
+        convs = chains.chain_conversations(frame)
     assert len(convs) == N_IMAGES - 1 and [c["image"] for c in convs][:2] == [0, 2]
     user, assistant = convs[0]["messages"]
-    assert user == vlm.user_message(gre.GRE_PROMPT)
+    assert user == vlm.user_message(chains.GRE_PROMPT)
     assert assistant["role"] == "assistant" and format_reward(assistant["content"][0]["text"]) == 1.0
-    keyed = gre.chain_conversations(pool.assign(key=range(10, 10 + N_IMAGES)), prompt="Where?", image_column="key")
+    keyed = chains.chain_conversations(pool.assign(key=range(10, 10 + N_IMAGES)), prompt="Where?", image_column="key")
     assert keyed[0]["image"] == 10 and keyed[0]["messages"][0] == vlm.user_message("Where?")
 
 
@@ -159,11 +160,11 @@ def test_gre30k_cot_records_become_the_same_conversation_shape(tmp_path):
     path.write_text(json.dumps(records))
     cot, _ = load_gre30k_cot(path, require_images=False)
     with pytest.warns(UserWarning, match="1 of 2 chains are not in GRE's"):
-        convs = gre.gre30k_conversations(cot)
+        convs = chains.gre30k_conversations(cot)
     assert len(convs) == 2 and convs[0]["image"].endswith("a.jpg")
     assert convs[0]["messages"][0] == vlm.user_message("Where is this?")
     assert convs[0]["messages"][1] == vlm.assistant_message(records[0]["conversations"][1]["value"])
-    assert gre.gre30k_conversations(cot.iloc[:1], prompt=gre.GRE_PROMPT)[0]["messages"][0] == vlm.user_message(gre.GRE_PROMPT)
+    assert chains.gre30k_conversations(cot.iloc[:1], prompt=chains.GRE_PROMPT)[0]["messages"][0] == vlm.user_message(chains.GRE_PROMPT)
 
 
 # --------------------------------------------------------------------------------------------- scores
@@ -184,7 +185,7 @@ def test_evaluate_gre_overall_and_per_scene_on_hand_made_answers():
         "Sydney, I think: -33.80, 151.30",                                  # ~11 km, not GRE's format
         [{"role": "assistant", "content": "<think>Sea.</think><answer>somewhere</answer>"}],  # unparsable
     ]
-    table = gre.evaluate_gre(completions, _truth(), n_boot=200)
+    table = evaluation.evaluate_gre(completions, _truth(), n_boot=200)
     assert table["group"].tolist() == ["all", "urban", "rural", "natural"]
     by = table.set_index("group")
     assert by.loc["all", "n"] == 5 and by.loc["all", "n_answered"] == 4
@@ -202,8 +203,8 @@ def test_evaluate_gre_overall_and_per_scene_on_hand_made_answers():
     for col in ("within_25km", "format_ok", "unparsable"):
         assert (table[f"{col}_low"] <= table[col] + 1e-12).all() and (table[col] <= table[f"{col}_high"] + 1e-12).all()
     with pytest.raises(ValueError, match="3 completions for 5 truth rows"):
-        gre.evaluate_gre(completions[:3], _truth())
-    assert gre.evaluate_gre(completions, _truth().drop(columns="scene"), n_boot=10)["group"].tolist() == ["all"]
+        evaluation.evaluate_gre(completions[:3], _truth())
+    assert evaluation.evaluate_gre(completions, _truth().drop(columns="scene"), n_boot=10)["group"].tolist() == ["all"]
 
 
 def test_chain_quality_recall_precision_and_hallucinations():
@@ -213,7 +214,7 @@ def test_chain_quality_recall_precision_and_hallucinations():
         "<think>Nothing to see.</think><answer>0, 0</answer>",
     ]
     truth = [["script:Cyrl", "language:ru", "driving_side:right"], ["driving_side:left"], np.array([], dtype=object)]
-    q = gre.chain_quality(completions, truth)
+    q = chain_quality.chain_quality(completions, truth)
     assert (q["n_visible"], q["n_mentioned"], q["n_correct"]) == (4, 4, 3)
     assert q["recall"] == pytest.approx(3 / 4) and q["precision"] == pytest.approx(3 / 4)
     assert q["recall_macro"] == pytest.approx((2 / 3 + 1) / 2)
@@ -222,8 +223,8 @@ def test_chain_quality_recall_precision_and_hallucinations():
                                           "n_visible": 0, "n_mentioned": 1}
     assert q["by_type"]["driving_side"]["recall"] == 0.5
     # the answer block never counts as reasoning
-    assert gre.chain_text("<think>a</think><answer>Russian</answer>") == "a"
-    assert gre.chain_quality(["no tags, Cyrillic <answer>Latin script</answer>"], [["script:Cyrl"]])["precision"] == 1.0
+    assert chain_quality.chain_text("<think>a</think><answer>Russian</answer>") == "a"
+    assert chain_quality.chain_quality(["no tags, Cyrillic <answer>Latin script</answer>"], [["script:Cyrl"]])["precision"] == 1.0
 
 
 def test_chain_quality_intervals_bracket_the_pooled_scores():
@@ -232,11 +233,11 @@ def test_chain_quality_intervals_bracket_the_pooled_scores():
                    "<think>Latin script.</think><answer>48.8, 2.3</answer>",
                    "<think>Nothing to see.</think><answer>0, 0</answer>"]
     truth = [["script:Cyrl", "driving_side:right"], ["driving_side:left"], ["script:Latn", "language:fr"], []]
-    q = gre.chain_quality(completions, truth, n_boot=300)
-    assert "recall_low" not in gre.chain_quality(completions, truth)
+    q = chain_quality.chain_quality(completions, truth, n_boot=300)
+    assert "recall_low" not in chain_quality.chain_quality(completions, truth)
     for key in ("recall", "precision", "f1", "hallucination_rate"):
         assert 0.0 <= q[f"{key}_low"] <= q[key] + 1e-12 <= q[f"{key}_high"] + 2e-12 <= 1.0 + 2e-12, key
-    again = gre.chain_quality(completions, truth, n_boot=300)  # deterministic for a seed
+    again = chain_quality.chain_quality(completions, truth, n_boot=300)  # deterministic for a seed
     assert [q[k] for k in q if k.endswith(("_low", "_high"))] == [again[k] for k in q if k.endswith(("_low", "_high"))]
 
 
@@ -244,29 +245,29 @@ def test_answer_errors_km_and_score_table():
     completions = ["<think>Paris.</think><answer>48.8566, 2.3522</answer>",
                    "<think>Brussels.</think><answer>50.8503, 4.3517</answer>", "no idea", "<answer>-33.87, 151.21</answer>",
                    "<think>x</think><answer>somewhere</answer>"]
-    d = gre.answer_errors_km(completions, _truth())
+    d = evaluation.answer_errors_km(completions, _truth())
     assert d[0] == pytest.approx(0.0, abs=1e-6) and d[1] == pytest.approx(264, rel=0.02) and np.isnan(d[2])
     assert d[3] < 1.0 and np.isnan(d[4])
     with pytest.raises(ValueError, match="2 completions for 5"):
-        gre.answer_errors_km(completions[:2], _truth())
-    scores = gre.evaluate_gre(completions, _truth(), n_boot=100).assign(model="m")
-    table = gre.score_table(scores, ["within_25km", "format_ok"])
+        evaluation.answer_errors_km(completions[:2], _truth())
+    scores = evaluation.evaluate_gre(completions, _truth(), n_boot=100).assign(model="m")
+    table = evaluation.score_table(scores, ["within_25km", "format_ok"])
     assert list(table.columns) == ["group", "n", "n_answered", "model", "within_25km", "format_ok"]
     row = scores.iloc[0]
     assert table["within_25km"].iloc[0] == (f"{100 * row['within_25km']:.1f} [{100 * row['within_25km_low']:.1f}, "
                                             f"{100 * row['within_25km_high']:.1f}]")
-    assert gre.score_table(scores, ["median_km"], percent=False, digits=0)["median_km"].iloc[-1] == "–"  # no answer
+    assert evaluation.score_table(scores, ["median_km"], percent=False, digits=0)["median_km"].iloc[-1] == "–"  # no answer
     with pytest.raises(ValueError, match="lack"):
-        gre.score_table(scores, ["within_3km"])
+        evaluation.score_table(scores, ["within_3km"])
 
 
 def test_build_chain_scores_perfectly_on_its_own_rows(pool):
-    chains = [gre.build_chain(r) for r in pool.to_dict("records")]
-    q = gre.chain_quality(chains, pool["clues"])
+    texts = [chains.build_chain(r) for r in pool.to_dict("records")]
+    q = chain_quality.chain_quality(texts, pool["clues"])
     assert q["hallucination_rate"] == 0.0
     if q["n_visible"]:
         assert q["recall"] == 1.0 and q["precision"] == 1.0
-    table = gre.evaluate_gre(chains, pool, n_boot=50)
+    table = evaluation.evaluate_gre(texts, pool, n_boot=50)
     assert (table["within_1km"] == 1.0).all() and (table["format_ok"] == 1.0).all()
 
 
@@ -274,32 +275,32 @@ def test_build_chain_scores_perfectly_on_its_own_rows(pool):
 
 
 def test_grpo_config_from_the_paper_and_demo_dicts(tmp_path):
-    paper = gre.grpo_config(tmp_path, gre.PAPER_GRPO)
+    paper = grpo.grpo_config(tmp_path, grpo.PAPER_GRPO)
     assert (paper.num_generations, paper.beta, paper.max_completion_length) == (8, 0.04, 2048)
     assert paper.per_device_train_batch_size == 8 and paper.gradient_accumulation_steps == 2
     assert paper.activation_checkpointing and not paper.remove_unused_columns
-    assert gre.PAPER_GRPO["model_id"] == "Qwen/Qwen2.5-VL-7B-Instruct"
-    demo = gre.grpo_config(tmp_path, gre.DEMO_GRPO, max_steps=1)
+    assert grpo.PAPER_GRPO["model_id"] == "Qwen/Qwen2.5-VL-7B-Instruct"
+    demo = grpo.grpo_config(tmp_path, grpo.DEMO_GRPO, max_steps=1)
     assert demo.max_steps == 1 and demo.generation_batch_size % demo.num_generations == 0
     if not torch.cuda.is_available():
         assert demo.use_cpu and not demo.bf16
     with pytest.raises(ValueError, match="unknown GRPO settings"):
-        gre.grpo_config(tmp_path, dict(gre.DEMO_GRPO, n_generations=4))
+        grpo.grpo_config(tmp_path, dict(grpo.DEMO_GRPO, n_generations=4))
 
 
 def test_sft_and_grpo_settings_take_overrides_and_reject_unknown_keys():
-    assert gre.sft_settings("demo") == gre.DEMO_SFT and gre.sft_settings("paper") == gre.PAPER_SFT
-    assert gre.sft_settings("demo", {"max_steps": 3, "lora_r": 4})["max_steps"] == 3
-    assert gre.grpo_settings("paper") == gre.PAPER_GRPO
-    demo = gre.grpo_settings("demo", {"max_steps": 2, "num_generations": 4, "lora_alpha": 8})
+    assert chains.sft_settings("demo") == chains.DEMO_SFT and chains.sft_settings("paper") == chains.PAPER_SFT
+    assert chains.sft_settings("demo", {"max_steps": 3, "lora_r": 4})["max_steps"] == 3
+    assert grpo.grpo_settings("paper") == grpo.PAPER_GRPO
+    demo = grpo.grpo_settings("demo", {"max_steps": 2, "num_generations": 4, "lora_alpha": 8})
     assert (demo["max_steps"], demo["num_generations"], demo["lora_alpha"], demo["beta"]) == (2, 4, 8, 0.04)
     with pytest.raises(ValueError, match=r"'num_generation' \(did you mean 'num_generations'\?\)"):
-        gre.grpo_settings("demo", {"num_generation": 4})
+        grpo.grpo_settings("demo", {"num_generation": 4})
     with pytest.raises(ValueError, match="unknown cold-start setting 'lora_rank'"):
-        gre.sft_settings("demo", {"lora_rank": 4})
+        chains.sft_settings("demo", {"lora_rank": 4})
     with pytest.raises(ValueError, match="unknown tuning preset 'gpu'"):
-        gre.grpo_settings("gpu")
-    gre.grpo_config("/tmp/unused", gre.grpo_settings("demo", {"max_steps": 1}))  # a valid GRPOConfig
+        grpo.grpo_settings("gpu")
+    grpo.grpo_config("/tmp/unused", grpo.grpo_settings("demo", {"max_steps": 1}))  # a valid GRPOConfig
 
 
 def test_grpo_dataset_int_keys_paths_and_bad_rows(tmp_path):
@@ -307,12 +308,12 @@ def test_grpo_dataset_int_keys_paths_and_bad_rows(tmp_path):
 
     frame = pd.DataFrame({"lat": [10.0, float("nan"), -5.0], "lon": [20.0, 1.0, -60.0]})
     with pytest.warns(UserWarning, match="skipped 1 of 3"):
-        ds = gre.grpo_dataset(frame)
+        ds = grpo.grpo_dataset(frame)
     assert ds["image"] == [0, 2] and ds["lat"] == [10.0, -5.0]
-    assert ds[0]["prompt"] == [{"role": "user", "content": gre.GRE_PROMPT}]
+    assert ds[0]["prompt"] == [{"role": "user", "content": chains.GRE_PROMPT}]
     p = tmp_path / "a.png"
     Image.new("RGB", (32, 32)).save(p)
-    ds = gre.grpo_dataset(pd.DataFrame({"lat": [1.0], "lon": [2.0], "path": [str(p)]}), image_column="path")
+    ds = grpo.grpo_dataset(pd.DataFrame({"lat": [1.0], "lon": [2.0], "path": [str(p)]}), image_column="path")
     assert isinstance(ds[0]["image"], Image.Image)
 
 
@@ -321,8 +322,8 @@ def test_grpo_dataset_int_keys_paths_and_bad_rows(tmp_path):
 
 @pytest.fixture(scope="module")
 def tok(pool, tmp_path_factory):
-    chains = [c["messages"][1]["content"][0]["text"] for c in gre.chain_conversations(pool)]
-    return vlm.train_tokenizer(chains * 3 + [gre.GRE_PROMPT], 600, tmp_path_factory.mktemp("tok"))
+    texts = [c["messages"][1]["content"][0]["text"] for c in chains.chain_conversations(pool)]
+    return vlm.train_tokenizer(texts * 3 + [chains.GRE_PROMPT], 600, tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")
@@ -336,9 +337,9 @@ def _tiny(tok, seed=0):
 
 
 def test_feature_processor_serves_trl_calls_like_encode_texts(tok, feats):
-    proc = gre.FeatureProcessor(tok, feats)
-    conv = [{"role": "user", "content": [{"type": "image", "image": 3}, {"type": "text", "text": gre.GRE_PROMPT}]}]
-    text = tok.apply_chat_template([vlm.user_message(gre.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    proc = grpo.FeatureProcessor(tok, feats)
+    conv = [{"role": "user", "content": [{"type": "image", "image": 3}, {"type": "text", "text": chains.GRE_PROMPT}]}]
+    text = tok.apply_chat_template([vlm.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
     assert proc.apply_chat_template(conv, add_generation_prompt=True) == text
     tokens = proc.apply_chat_template([conv, conv], tokenize=True, return_dict=True, add_generation_prompt=True)
     ref = vlm.encode_texts(tok, [text], [feats[3]])
@@ -351,59 +352,59 @@ def test_feature_processor_serves_trl_calls_like_encode_texts(tok, feats):
 
 
 def test_merged_cold_start_equals_the_stacked_adapter_model(tok, feats):
-    model = vlm.add_stage_adapter(_tiny(tok), gre.SFT_STAGE, vlm.lora_config(4, 8, 0.0))
+    model = vlm.add_stage_adapter(_tiny(tok), chains.SFT_STAGE, vlm.lora_config(4, 8, 0.0))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.2)
-    text = tok.apply_chat_template([vlm.user_message(gre.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template([vlm.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
     batch = vlm.encode_texts(tok, [text] * 2, [feats[0], feats[1]])
     model.eval()
     with torch.no_grad():
         stacked = model(**batch).logits
-        merged = gre.merge_adapters(model)
-        assert not gre._has_lora_layers(merged)
+        merged = grpo.merge_adapters(model)
+        assert not grpo._has_lora_layers(merged)
         assert torch.allclose(merged(**batch).logits, stacked, atol=1e-4)
 
 
 def test_chain_token_ids_and_a_cold_start_with_trainable_token_rows_merges_exactly(tok, feats, pool):
-    convs = gre.chain_conversations(pool)
-    ids = gre.chain_token_ids(tok, convs)
+    convs = chains.chain_conversations(pool)
+    ids = chains.chain_token_ids(tok, convs)
     chain = convs[0]["messages"][1]["content"][0]["text"]
     assert set(tok(chain, add_special_tokens=False)["input_ids"]) <= set(ids) and ids == sorted(set(ids))
     assert tok.convert_tokens_to_ids(vlm.IM_END) in ids
-    prompt_only = set(tok(gre.GRE_PROMPT, add_special_tokens=False)["input_ids"]) - set(ids)
+    prompt_only = set(tok(chains.GRE_PROMPT, add_special_tokens=False)["input_ids"]) - set(ids)
     assert prompt_only, "the user's prompt is not a chain: its own tokens are left out"
     lora = vlm.lora_config(4, 8, 0.0)
     lora.trainable_token_indices = ids
-    model = vlm.add_stage_adapter(_tiny(tok), gre.SFT_STAGE, lora)
+    model = vlm.add_stage_adapter(_tiny(tok), chains.SFT_STAGE, lora)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("trainable_tokens" in n for n in trainable) and all("lora_" in n or "trainable_tokens" in n for n in trainable)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name or "trainable_tokens_delta" in name:
                 p.normal_(0, 0.2)
-    text = tok.apply_chat_template([vlm.user_message(gre.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template([vlm.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
     batch = vlm.encode_texts(tok, [text + chain] * 2, [feats[0], feats[1]])
     model.eval()
     with torch.no_grad():
         stacked = model(**batch).logits
-        merged = gre.merge_adapters(model)
+        merged = grpo.merge_adapters(model)
         assert not any("trainable_tokens" in n or "lora_" in n for n, _ in merged.named_parameters())
         assert torch.allclose(merged(**batch).logits, stacked, atol=1e-4)
 
 
 def _grpo_settings(**kw):
-    base = dict(gre.DEMO_GRPO, num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
+    base = dict(grpo.DEMO_GRPO, num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
                 max_steps=1, save_steps=1, disable_tqdm=True, learning_rate=1e-2)
     return {**base, **kw}
 
 
 def test_one_grpo_step_on_the_tiny_demo_model_with_the_real_rewards(tok, feats, pool, tmp_path):
-    dataset = gre.grpo_dataset(pool)
+    dataset = grpo.grpo_dataset(pool)
     schedule = ThetaSchedule()
     out = tmp_path / "grpo"
-    result = gre.train_grpo(_tiny(tok), tok, dataset, schedule, _grpo_settings(), out, images=feats)
+    result = grpo.train_grpo(_tiny(tok), tok, dataset, schedule, _grpo_settings(), out, images=feats)
     assert result.trained and result.resumed_from is None
     step = [h for h in result.log_history if "reward" in h]
     assert len(step) == 1
@@ -421,10 +422,10 @@ def test_one_grpo_step_on_the_tiny_demo_model_with_the_real_rewards(tok, feats, 
     trainable = [n for n, p in result.model.named_parameters() if p.requires_grad]
     assert trainable == [] or all("lora_" in n for n in trainable)
     # a second call with the same inputs loads the finished run
-    again = gre.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(), _grpo_settings(), out, images=feats)
+    again = grpo.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(), _grpo_settings(), out, images=feats)
     assert not again.trained and again.theta_schedule == result.theta_schedule
     with pytest.raises(ValueError, match="pass the demo features"):
-        gre.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(), _grpo_settings(), tmp_path / "x")
+        grpo.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(), _grpo_settings(), tmp_path / "x")
 
 
 def test_theta_advances_inside_training_and_resumes_from_a_checkpoint(tok, feats, pool, tmp_path, monkeypatch):
@@ -439,19 +440,19 @@ def test_theta_advances_inside_training_and_resumes_from_a_checkpoint(tok, feats
         return 0.9
 
     monkeypatch.setattr(rewards, "gre_reward", high_reward)
-    dataset = gre.grpo_dataset(pool)
+    dataset = grpo.grpo_dataset(pool)
     out = tmp_path / "grpo"
     settings_ = _grpo_settings(max_steps=3)
     calls["interrupt"] = True
     with pytest.raises(KeyboardInterrupt):
-        gre.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(window=1, advance_at=0.6), settings_, out, images=feats)
+        grpo.train_grpo(_tiny(tok), tok, dataset, ThetaSchedule(window=1, advance_at=0.6), settings_, out, images=feats)
     saved = json.loads((out / "checkpoint-1" / "theta_schedule.json").read_text())
     assert saved["stage"] == 1 and saved["n_updates"] == 1  # one high batch: 2500 → 750 km
     assert not (out / "grpo.json").exists()
 
     calls.update(n=0, interrupt=False)
     schedule = ThetaSchedule(window=1, advance_at=0.6)
-    result = gre.train_grpo(_tiny(tok), tok, dataset, schedule, settings_, out, images=feats)
+    result = grpo.train_grpo(_tiny(tok), tok, dataset, schedule, settings_, out, images=feats)
     assert result.trained and result.resumed_from.endswith("checkpoint-1")
     thetas = [h["theta_km"] for h in result.log_history if "theta_km" in h]
     assert thetas[-2:] == [750.0, 200.0]  # θ used by steps 2 and 3, each advancing after its batch
@@ -472,53 +473,53 @@ def test_one_grpo_step_on_a_tiny_qwen25vl_with_image_files(tok, tmp_path):
         p = tmp_path / f"s{i}.png"
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (56, 56, 3), dtype=np.uint8)).save(p)
         paths.append(str(p))
-    dataset = gre.grpo_dataset(pd.DataFrame({"lat": [48.85, -33.87], "lon": [2.35, 151.21], "path": paths}),
+    dataset = grpo.grpo_dataset(pd.DataFrame({"lat": [48.85, -33.87], "lon": [2.35, 151.21], "path": paths}),
                                image_column="path")
     hp = dict(_grpo_settings(), lora_r=4, lora_alpha=8)
-    result = gre.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "grpo")
+    result = grpo.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "grpo")
     step = [h for h in result.log_history if "reward" in h]
     assert len(step) == 1 and np.isfinite(step[0]["kl"]) and step[0]["theta_km"] == 2500.0
     with pytest.raises(ValueError, match="hub processor reads the images itself"):
-        gre.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "y", images=np.zeros((2, 49, 1280)))
+        grpo.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "y", images=np.zeros((2, 49, 1280)))
 
 
 def test_train_grpo_input_errors(tok, feats, tmp_path):
     import datasets
 
     with pytest.raises(TypeError, match="ThetaSchedule"):
-        gre.train_grpo(None, tok, [], 2500.0, gre.DEMO_GRPO, tmp_path)
+        grpo.train_grpo(None, tok, [], 2500.0, grpo.DEMO_GRPO, tmp_path)
     with pytest.raises(ValueError, match=r"lacks columns \['image'"):
-        gre.train_grpo(None, tok, datasets.Dataset.from_dict({"prompt": [[]], "lat": [1.0], "lon": [2.0]}),
-                       ThetaSchedule(), gre.DEMO_GRPO, tmp_path)
+        grpo.train_grpo(None, tok, datasets.Dataset.from_dict({"prompt": [[]], "lat": [1.0], "lon": [2.0]}),
+                       ThetaSchedule(), grpo.DEMO_GRPO, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="no usable rows"):
-            gre.grpo_dataset(pd.DataFrame({"lat": [100.0], "lon": [0.0]}))
+            grpo.grpo_dataset(pd.DataFrame({"lat": [100.0], "lon": [0.0]}))
 
 
 def test_paired_difference_over_seeds_on_hand_made_errors():
     """Two seeds, four images: GRPO gets images 0-1 within 750 km in both seeds, SFT only image 0 in seed 0."""
     after = np.array([[100.0, 500.0, 3000.0, np.nan], [200.0, 700.0, 9000.0, 4000.0]])
     before = np.array([[10.0, 900.0, np.nan, 8000.0], [800.0, 2000.0, 5000.0, np.nan]])
-    table = gre.paired_within_difference(after, before, thresholds=(750, 2500), n_boot=500).set_index("km")
+    table = evaluation.paired_within_difference(after, before, thresholds=(750, 2500), n_boot=500).set_index("km")
     assert table.loc[750, "after"] == pytest.approx(0.5) and table.loc[750, "before"] == pytest.approx(0.125)
     assert table.loc[750, "difference"] == pytest.approx(0.375)
     assert table.loc[750, "after_by_seed"] == [0.5, 0.5] and table.loc[750, "before_by_seed"] == [0.25, 0.0]
     assert table.loc[2500, "difference"] == pytest.approx(0.0), "both arms: 2 of 4 images in each seed"
     assert (table["ci_low"] <= table["difference"]).all() and (table["difference"] <= table["ci_high"]).all()
     assert table.loc[750, "n_seeds"] == 2 and table.loc[750, "n_images"] == 4
-    same = gre.paired_within_difference(after, after, thresholds=(750,), n_boot=100).iloc[0]
+    same = evaluation.paired_within_difference(after, after, thresholds=(750,), n_boot=100).iloc[0]
     assert same["difference"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0, "an arm against itself: exactly 0"
-    one_seed = gre.paired_within_difference(after[0], before[0], thresholds=(750,), n_boot=100).iloc[0]
+    one_seed = evaluation.paired_within_difference(after[0], before[0], thresholds=(750,), n_boot=100).iloc[0]
     assert one_seed["n_seeds"] == 1 and one_seed["difference"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="one \\(seeds, images\\) shape"):
-        gre.paired_within_difference(after, before[:1])
+        evaluation.paired_within_difference(after, before[:1])
 
 
 def test_paired_difference_per_scene_type_keeps_the_evaluation_order():
     after = np.array([[100.0, 5000.0, 100.0], [100.0, 100.0, 9000.0]])
     before = np.full((2, 3), np.nan)
-    table = gre.paired_within_difference(after, before, thresholds=(750,), scenes=["rural", "urban", "urban"],
+    table = evaluation.paired_within_difference(after, before, thresholds=(750,), scenes=["rural", "urban", "urban"],
                                          n_boot=100)
     assert table["group"].tolist() == ["all", "urban", "rural"], "all first, then evaluate_gre's scene order"
     by = table.set_index("group")
@@ -526,4 +527,4 @@ def test_paired_difference_per_scene_type_keeps_the_evaluation_order():
     assert by.loc["urban", "difference"] == pytest.approx(0.5) and by.loc["urban", "n_images"] == 2
     assert by.loc["rural", "difference"] == pytest.approx(1.0) and by.loc["rural", "after_by_seed"] == [1.0, 1.0]
     with pytest.raises(ValueError, match="2 scene labels for 3 images"):
-        gre.paired_within_difference(after, before, scenes=["rural", "urban"])
+        evaluation.paired_within_difference(after, before, scenes=["rural", "urban"])

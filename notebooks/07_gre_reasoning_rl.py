@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import datasets, gre, io, paths, plots, rewards, runtime, vlm
+from geolib import corpora, datasets, gre, io, paths, plots, rewards, runtime, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -115,7 +115,7 @@ print(gre.GRE_PROMPT)
 
 # %%
 if gre_corpus:
-    cot, report = datasets.load_gre30k_cot(paths.real_data_root() / gre_corpus)
+    cot, report = corpora.load_gre30k_cot(paths.real_data_root() / gre_corpus)
     print(report)
     cold_start = gre.gre30k_conversations(cot, prompt=gre.GRE_PROMPT)  # one prompt for SFT, GRPO and evaluation
     sft_images = None  # the conversations' image keys are paths
@@ -218,7 +218,7 @@ pd.DataFrame({"paper preset": pd.Series(gre.PAPER_GRPO), "this run": pd.Series(g
 
 # %%
 if gre_rl_prompts:
-    seed_prompts, report = datasets.load_gre30k_seed(paths.real_data_root() / gre_rl_prompts)
+    seed_prompts, report = corpora.load_gre30k_seed(paths.real_data_root() / gre_rl_prompts)
     print(report)
     prompts = gre.grpo_dataset(seed_prompts, image_column="image_path")
 else:  # the training split: no validation or test city is ever seen in RL either

@@ -266,7 +266,7 @@ def chain_token_ids(processor, conversations: Sequence[dict]) -> list[int]:
 
 
 def gre30k_conversations(cot_df: pd.DataFrame, prompt: str | None = None) -> list[dict]:
-    """Cold-start conversations from GRE30K-CoT (:func:`geolib.datasets.load_gre30k_cot`), same shape.
+    """Cold-start conversations from GRE30K-CoT (:func:`geolib.corpora.load_gre30k_cot`), same shape.
 
     The assistant turn is GRE's chain verbatim (``answer_text``); the user turn is the record's own
     question (``question``) unless ``prompt`` replaces it. The image key is ``image_path``.

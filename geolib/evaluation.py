@@ -3,9 +3,11 @@ accuracy by locatability bin, reasoning faithfulness, error by country (notebook
 GRE Suite's GREval-style scores and its paired ablation (notebook 07_gre_reasoning_rl).
 
 The scores themselves are :mod:`geolib.metrics`' (GeoReasoner's accuracy / recall / F1, distance
-shares, median error, GeoScore) computed by :func:`geolib.baselines.baseline_table`; this module
-adds what notebook 06 needs around them:
+shares, median error, GeoScore); this module computes them for every model and adds what
+notebook 06 needs around them:
 
+* :func:`baseline_table`: every model's prediction frame (a baseline's, :mod:`geolib.baselines`,
+  or the vision-language model's parsed answers) scored with percentile-bootstrap intervals;
 * :func:`evaluation_table`: ``baseline_table`` plus the unanswered (unparsable) share, with
   bootstrap intervals, for every model;
 * :func:`interval_table`: the tidy table as ``value [low, high]`` strings, one row per model;
@@ -176,6 +178,148 @@ def error_km(pred: pd.DataFrame, test_df: pd.DataFrame) -> np.ndarray:
     return metrics.distance_errors_km(a["pred_lat"], a["pred_lon"], a["lat"], a["lon"])
 
 
+# =============================================================================================
+# The baseline table: any model's prediction frame scored with the study's metrics and intervals
+# (:func:`baseline_table`, its :data:`TABLE_METRICS` and helpers; formerly in geolib.baselines)
+# =============================================================================================
+
+#: Metric names of :func:`baseline_table`, in order.
+TABLE_METRICS = (
+    "country_accuracy", "country_recall", "country_f1",
+    "city_accuracy", "city_recall", "city_f1",
+    "within_1km", "within_25km", "within_200km", "within_750km", "within_2500km",
+    "median_km", "mean_geoscore",
+)
+
+
+def _align(pred: pd.DataFrame, test_df: pd.DataFrame, name: str) -> pd.DataFrame:
+    need = ("image_id", "pred_country", "pred_city", "pred_lat", "pred_lon")
+    missing = [c for c in need if c not in pred.columns]
+    if missing:
+        raise ValueError(f"predictions {name!r} lack columns {missing} (has {list(pred.columns)}; needs {list(need)})")
+    ids = pred["image_id"].astype(str)
+    if ids.duplicated().any():
+        raise ValueError(f"predictions {name!r} repeat image ids, e.g. {ids[ids.duplicated()].iloc[0]!r}")
+    truth_ids = set(test_df["image_id"].astype(str))
+    extra = ids[~ids.isin(truth_ids)]
+    if len(extra):
+        raise ValueError(f"predictions {name!r} hold {len(extra)} image ids not in test_df (e.g. {extra.iloc[0]!r}): "
+                         f"another split?")
+    p = pred.assign(image_id=ids).set_index("image_id")
+    t = test_df.assign(image_id=test_df["image_id"].astype(str)).set_index("image_id")
+    merged = t[["country", "city", "lat", "lon"]].join(p[["pred_country", "pred_city", "pred_lat", "pred_lon"]], how="left")
+    if len(p) < len(t):
+        warnings.warn(f"predictions {name!r} cover {len(p)} of {len(t)} test images; the rest count as unanswered",
+                      stacklevel=3)
+    return merged.reset_index()
+
+
+def _correct_and_answered(pred: Sequence[Any], truth: Sequence[Any], level: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (correct, answered) under answer_metrics' definition (one row at a time).
+
+    :func:`correct_and_answered` with the label itself as the key, not its text: exactly what the
+    point values of :func:`baseline_table` (``answer_metrics`` on the raw labels) see.
+    """
+    from geolib.metrics import answer_metrics
+
+    correct = np.zeros(len(truth), bool)
+    answered = np.zeros(len(truth), bool)
+    cache: dict = {}
+    for i, (p, t) in enumerate(zip(pred, truth)):
+        k = (p if not _missing(p) else None, t)
+        if k not in cache:
+            m = answer_metrics([k[0]], [t], level)
+            cache[k] = (m["n_correct"] == 1, m["n_answered"] == 1)
+        correct[i], answered[i] = cache[k]
+    return correct, answered
+
+
+def _nanmedian(d):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(d, axis=-1)
+
+
+def baseline_table(
+    predictions: Mapping[str, pd.DataFrame],
+    test_df: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    thresholds: Sequence[float] = (1, 25, 200, 750, 2500),
+) -> pd.DataFrame:
+    """Score predictions with the study's metrics and percentile-bootstrap 95% intervals.
+
+    GeoReasoner's accuracy / recall / F1 at country and city level
+    (:func:`geolib.metrics.answer_metrics`: a country is compared after
+    :func:`geolib.geo.normalize_country`, so codes and names both work; a city by name, case and
+    diacritics ignored; None = not answered); the distance metrics of
+    :func:`geolib.metrics.distance_summary` (share within each threshold, where a row without
+    coordinates is a miss; median km over rows with coordinates; mean GeoScore, 0 for no
+    coordinates). Intervals resample test images (paired across the metrics of one model;
+    :func:`geolib.metrics.bootstrap_ci`).
+
+    Args:
+        predictions: ``{model name: predictions}`` with ``image_id``, ``pred_country``,
+            ``pred_city``, ``pred_lat``, ``pred_lon`` (the baselines' frames, or the VLM's parsed
+            answers in the same columns; cities are not geocoded here: fill ``pred_lat``/
+            ``pred_lon`` first, e.g. with :func:`geolib.metrics.predicted_coordinates`). A test
+            image without a prediction row counts as unanswered.
+        test_df: the test split (``image_id``, ``country``, ``city``, ``lat``, ``lon``). City
+            metrics use the rows with a true city.
+        n_boot: bootstrap replicates.
+        seed: bootstrap seed.
+        thresholds: km thresholds of the ``within_*`` metrics.
+
+    Returns:
+        A tidy DataFrame, one row per (model, metric): ``model``, ``metric`` (:data:`TABLE_METRICS`
+        order), ``value``, ``ci_low``, ``ci_high``, ``n`` (images the metric is computed over).
+        Shares are in [0, 1], ``median_km`` in km, ``mean_geoscore`` in [0, 5000]. Pivot with
+        ``table.pivot(index="model", columns="metric", values="value")``.
+    """
+    from geolib.baselines import check_split
+    from geolib.geo import geoscore
+    from geolib.metrics import answer_metrics, bootstrap_ci, distance_errors_km, distance_summary
+
+    check_split(test_df, "test_df")
+    if not isinstance(predictions, Mapping) or not predictions:
+        raise ValueError("predictions must be a non-empty mapping {model name: predictions DataFrame}")
+    if test_df["image_id"].astype(str).duplicated().any():
+        raise ValueError("test_df repeats image ids")
+    rows = []
+    for name, pred in predictions.items():
+        df = _align(pred, test_df, name)
+        n = len(df)
+        for level in ("country", "city"):
+            has_truth = ~df[level].map(_missing).to_numpy()
+            sub = df[has_truth]
+            if sub.empty:
+                for m in ("accuracy", "recall", "f1"):
+                    rows.append((name, f"{level}_{m}", np.nan, np.nan, np.nan, 0))
+                continue
+            preds = sub[f"pred_{level}"].tolist()
+            truth = sub[level].tolist()
+            point = answer_metrics([None if _missing(p) else p for p in preds], truth, level)
+            c, a = _correct_and_answered(preds, truth, level)
+            for m, fn in (("accuracy", metrics.accuracy_answered), ("recall", lambda c_, a_: a_.mean(-1)),
+                          ("f1", metrics.f1_answered)):
+                lo, hi = bootstrap_ci(fn, c, a, n_boot=n_boot, seed=seed, vectorized=True)
+                rows.append((name, f"{level}_{m}", float(point[m]), lo, hi, len(sub)))
+        plat = pd.to_numeric(df["pred_lat"], errors="coerce").to_numpy(float)
+        plon = pd.to_numeric(df["pred_lon"], errors="coerce").to_numpy(float)
+        tlat, tlon = df["lat"].to_numpy(float), df["lon"].to_numpy(float)
+        summary = distance_summary(plat, plon, tlat, tlon, thresholds=tuple(thresholds))
+        d = distance_errors_km(plat, plon, tlat, tlon)
+        score = np.where(np.isnan(d), 0.0, geoscore(np.nan_to_num(d)))
+        for t in thresholds:
+            lo, hi = bootstrap_ci(lambda x, t=t: (x <= t).mean(-1), d, n_boot=n_boot, seed=seed, vectorized=True)
+            rows.append((name, f"within_{t:g}km", summary[f"within_{t:g}km"], lo, hi, n))
+        lo, hi = bootstrap_ci(_nanmedian, d, n_boot=n_boot, seed=seed, vectorized=True)
+        rows.append((name, "median_km", summary["median_km"], lo, hi, int(np.isfinite(d).sum())))
+        lo, hi = bootstrap_ci(lambda s: s.mean(-1), score, n_boot=n_boot, seed=seed, vectorized=True)
+        rows.append((name, "mean_geoscore", summary["mean_geoscore"], lo, hi, n))
+    return pd.DataFrame(rows, columns=["model", "metric", "value", "ci_low", "ci_high", "n"])
+
+
 # ---------------------------------------------------------------------------------------------
 # Tables
 
@@ -184,15 +328,13 @@ def evaluation_table(predictions: Mapping[str, pd.DataFrame], test_df: pd.DataFr
                      seed: int = 0) -> pd.DataFrame:
     """Every metric of every model with a percentile-bootstrap 95% interval (tidy).
 
-    :func:`geolib.baselines.baseline_table` (accuracy / recall / F1 at both levels, share within
+    :func:`baseline_table` (accuracy / recall / F1 at both levels, share within
     1 / 25 / 200 / 750 / 2500 km, median km, GeoScore) plus ``unanswered``: the share of test
     images without a usable answer (unparsable, refused, or missing).
 
     Returns:
         Columns ``model``, ``metric`` (:data:`EVAL_METRICS`), ``value``, ``ci_low``, ``ci_high``, ``n``.
     """
-    from geolib.baselines import baseline_table
-
     table = baseline_table(predictions, test_df, n_boot=n_boot, seed=seed)
     extra = []
     for name, pred in predictions.items():
@@ -675,6 +817,7 @@ def score_table(scores: pd.DataFrame, columns: Sequence[str], percent: bool = Tr
 
 __all__ = [
     "PAPER_TABLE1", "PAPER_ABLATION_F1", "PAPER_DATA_QUALITY", "EVAL_METRICS", "SHARE_METRICS", "paper_table",
+    "TABLE_METRICS", "baseline_table",
     "correct_and_answered", "answered_rows", "reasons_or_raw", "aligned", "error_km", "evaluation_table", "interval_table", "values",
     "table_records", "f1_difference", "quality_curve", "accuracy_by_bins", "cited_clues", "faithfulness", "within_km_curve",
     "errors_by_country",

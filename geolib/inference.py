@@ -4,7 +4,7 @@ GeoReasoner's inference asks for a country, a city and the reasons in JSON; the 
 is kept next to what :func:`geolib.answers.parse_answer` reads from it, and the predicted
 coordinates come from the answer's coordinates when it gives them, else from the predicted city
 geocoded with GeoNames (``coord_source`` says which). The result has the prediction columns of
-:mod:`geolib.baselines`, so :func:`geolib.baselines.baseline_table` scores a model and its
+:mod:`geolib.baselines`, so :func:`geolib.evaluation.baseline_table` scores a model and its
 baselines alike.
 """
 

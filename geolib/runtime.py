@@ -2,7 +2,7 @@
 
 * Offline by default: ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` unless the caller set
   them. To let the paper profile download weights and data, start Python (or the Jupyter
-  kernel) with ``HF_HUB_OFFLINE=0``; ``geolib.datasets.download_dataset`` refuses otherwise. A
+  kernel) with ``HF_HUB_OFFLINE=0``; ``geolib.downloads.download_dataset`` refuses otherwise. A
   hub load would otherwise retry for about 46 s before failing.
 * Headless plotting: matplotlib's ``Agg`` backend unless a backend was chosen.
 * The CPU-torch / PyPI-torchvision trap (docs/known-traps.md): PyPI's torchvision is built against CUDA

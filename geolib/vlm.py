@@ -2327,14 +2327,14 @@ def stage_inputs(profile: str, stage: str, spec: ModelSpec | Mapping[str, Any], 
     either is the same stage (same fingerprint) for the other.
     """
 
-    from geolib import datasets, paths
+    from geolib import corpora, datasets, paths
 
     if stage not in LORA_STAGES:
         raise ValueError(f"unknown stage {stage!r}; known: {sorted(LORA_STAGES)}")
     adapter, start, split_name = LORA_STAGES[stage]
     spec = ModelSpec.coerce(spec)
     if stage == "reasoning" and clue_corpus:
-        corpus, report = datasets.load_georeasoner_sft(paths.real_data_root() / clue_corpus)
+        corpus, report = corpora.load_georeasoner_sft(paths.real_data_root() / clue_corpus)
         print(report)
         convs = make_conversations(corpus, "reasoning", image_column="image_path", reasons_column="reasons")
         return StageInputs(convs, None, corpus, adapter, start, "reasoning")

@@ -53,7 +53,7 @@ split_seed: int = 0  # seed of the split by city
 import pandas as pd
 from IPython.display import display
 
-from geolib import curation, datasets, geo, io, paths, plots
+from geolib import curation, datasets, geo, io, paths, plots, sources
 
 results = paths.results_dir(profile)
 print(f"profile {profile!r}: pool → {datasets.manifest_path(profile)}")
@@ -67,7 +67,7 @@ print(f"profile {profile!r}: pool → {datasets.manifest_path(profile)}")
 # corrupt image, impossible coordinates, unknown country) instead of failing or silently fixing.
 
 # %%
-pool, report = datasets.build_pool(
+pool, report = sources.build_pool(
     profile, source, data_root=data_root, split=data_split, check_images=check_images, seed=seed,
     n_images=n_images, n_countries=n_countries, cities_per_country=cities_per_country,
     image_size=image_size, workers=workers or None,

@@ -64,7 +64,7 @@ num_threads: int = 1  # CPU threads of torch, BLAS and OpenMP (1 is fastest for 
 max_test_images: int = 0  # evaluate a random sample of this many test images (0: the whole test split)
 n_boot: int = 1000  # bootstrap replicates for intervals
 probe_c_grid: list[float] = [0.01, 0.1, 1.0]  # inverse L2 strengths tried for the linear probe; the best on the validation cities is used
-geoclip_head: dict = {}  # demo: overrides of geolib.baselines.GeoHeadConfig for the retrieval head, e.g. epochs
+geoclip_head: dict = {}  # demo: overrides of geolib.geoclip.GeoHeadConfig for the retrieval head, e.g. epochs
 geoclip_gallery_size: int = 0  # GPS gallery points to retrieve from (0: GeoCLIP's full 100K; a random subset is faster)
 geoclip_backbone: str = ""  # paper: GeoCLIP's CLIP backbone on the hub to run GeoCLIP itself; empty: the demo's retrieval head
 geoclip_revision: str = ""  # hub commit of geoclip_backbone
@@ -84,7 +84,7 @@ import pandas as pd
 import threadpoolctl
 import torch
 
-from geolib import baselines, curation, datasets, evaluation, features, geo, inference, io, metrics, paths, plots, runtime, sign_reader, vlm
+from geolib import baselines, curation, datasets, evaluation, features, geo, geoclip, inference, io, metrics, paths, plots, runtime, sign_reader, vlm, zero_shot
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -251,25 +251,25 @@ timings["majority and linear probes"] = time.perf_counter() - start
 
 # %%
 start = time.perf_counter()
-gallery = baselines.load_gps_gallery()
+gallery = geoclip.load_gps_gallery()
 if geoclip_gallery_size and geoclip_gallery_size < len(gallery):
     gallery = gallery[np.sort(np.random.default_rng(0).choice(len(gallery), geoclip_gallery_size, replace=False))]
 if geoclip_backbone:  # paper: GeoCLIP itself
-    geoclip = baselines.load_geoclip(geoclip_backbone, geoclip_revision or None, device=device)
-    gallery_emb = baselines.gallery_embeddings(paths.cache_dir(profile) / f"geoclip_gallery_{len(gallery)}.npy", gallery,
-                                               geoclip.location_encoder)
-    predictions["GeoCLIP"] = baselines.geoclip_image_baseline(geoclip, test["image_path"].tolist(), test["image_id"],
-                                                              gallery_emb, gallery)
-    del geoclip
+    geoclip_model = geoclip.load_geoclip(geoclip_backbone, geoclip_revision or None, device=device)
+    gallery_emb = geoclip.gallery_embeddings(paths.cache_dir(profile) / f"geoclip_gallery_{len(gallery)}.npy", gallery,
+                                             geoclip_model.location_encoder)
+    predictions["GeoCLIP"] = geoclip.geoclip_image_baseline(geoclip_model, test["image_path"].tolist(), test["image_id"],
+                                                            gallery_emb, gallery)
+    del geoclip_model
 else:  # demo: image features → a trained head → GeoCLIP's location space → the gallery
-    gallery_emb = baselines.gallery_embeddings(paths.cache_dir(profile) / f"geoclip_gallery_{len(gallery)}.npy", gallery)
-    head_config = baselines.GeoHeadConfig(**{"progress": False, **geoclip_head})
-    predictions[f"GeoCLIP retrieval head ({image_tower})"] = baselines.geoclip_head_baseline(
+    gallery_emb = geoclip.gallery_embeddings(paths.cache_dir(profile) / f"geoclip_gallery_{len(gallery)}.npy", gallery)
+    head_config = geoclip.GeoHeadConfig(**{"progress": False, **geoclip_head})
+    predictions[f"GeoCLIP retrieval head ({image_tower})"] = geoclip.geoclip_head_baseline(
         f_train, train_all, f_test, test, gallery_emb, gallery, head_config,
         checkpoint_path=paths.checkpoints_dir(profile) / f"geoclip_head_{image_tower}.pt")
 if streetclip:
-    clip_model, clip_processor = baselines.load_streetclip(streetclip, streetclip_revision or None, device=device)
-    predictions["StreetCLIP zero-shot"] = baselines.streetclip_zero_shot(
+    clip_model, clip_processor = zero_shot.load_streetclip(streetclip, streetclip_revision or None, device=device)
+    predictions["StreetCLIP zero-shot"] = zero_shot.streetclip_zero_shot(
         test["image_path"].tolist(), sorted(pool["country"].unique()), clip_model, clip_processor, image_ids=test["image_id"])
     del clip_model
 else:
@@ -292,7 +292,7 @@ if sign_reader_baseline:  # readings are cached in runs/<profile>/cache/ and sha
 # ## 3. The main table (GeoReasoner's Table 1, plus distances)
 #
 # Every number with its percentile-bootstrap 95% interval over test images
-# (`geolib.evaluation.evaluation_table` = `geolib.baselines.baseline_table` + the unanswered
+# (`geolib.evaluation.evaluation_table` = `geolib.evaluation.baseline_table` + the unanswered
 # share). Accuracy is over answered images, recall is the answered share, F1 their harmonic mean;
 # "within d km" and GeoScore (5000·e^(−d/1492.7)) count an unanswered image as a miss (0), the
 # median error is over images with coordinates.

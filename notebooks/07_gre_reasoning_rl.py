@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import chain_quality, chains, curation, datasets, evaluation, gre, grpo, io, paths, plots, rewards, runtime, vlm
+from geolib import chain_quality, chains, corpora, curation, datasets, evaluation, gre, grpo, io, paths, plots, rewards, runtime, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -115,7 +115,7 @@ print(chains.GRE_PROMPT)
 
 # %%
 if gre_corpus:
-    cot, report = datasets.load_gre30k_cot(paths.real_data_root() / gre_corpus)
+    cot, report = corpora.load_gre30k_cot(paths.real_data_root() / gre_corpus)
     print(report)
     cold_start = chains.gre30k_conversations(cot, prompt=chains.GRE_PROMPT)  # one prompt for SFT, GRPO and evaluation
     sft_images = None  # the conversations' image keys are paths
@@ -218,7 +218,7 @@ pd.DataFrame({"paper preset": pd.Series(grpo.PAPER_GRPO), "this run": pd.Series(
 
 # %%
 if gre_rl_prompts:
-    seed_prompts, report = datasets.load_gre30k_seed(paths.real_data_root() / gre_rl_prompts)
+    seed_prompts, report = corpora.load_gre30k_seed(paths.real_data_root() / gre_rl_prompts)
     print(report)
     prompts = grpo.grpo_dataset(seed_prompts, image_column="image_path")
 else:  # the training split: no validation or test city is ever seen in RL either

@@ -1,4 +1,5 @@
-"""Tests of geolib.baselines: majority, linear probe, GeoCLIP retrieval, StreetCLIP zero-shot, the table."""
+"""The baselines of notebook 06: geolib.baselines (majority, linear probe), geolib.geoclip (GeoCLIP retrieval),
+geolib.zero_shot (StreetCLIP zero-shot), and their table (geolib.evaluation.baseline_table)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from geolib import baselines as bl  # noqa: E402
+from geolib import evaluation  # noqa: E402
+from geolib import geoclip as gc  # noqa: E402
+from geolib import zero_shot as zs  # noqa: E402
 
 CITIES = {  # (country, city): (lat, lon, training images)
     ("FR", "Paris"): (48.8566, 2.3522, 26),
@@ -129,16 +133,16 @@ def test_linear_probe_rejects_bad_input(train):
 
 @pytest.fixture(scope="module")
 def encoder():
-    return bl.load_location_encoder()
+    return gc.load_location_encoder()
 
 
 @pytest.fixture(scope="module")
 def gallery():
-    return bl.load_gps_gallery()
+    return gc.load_gps_gallery()
 
 
 def test_location_encoder_holds_the_released_weights(encoder):
-    released = torch.load(bl.location_encoder_weights_path(), map_location="cpu", weights_only=True)
+    released = torch.load(gc.location_encoder_weights_path(), map_location="cpu", weights_only=True)
     state = encoder.state_dict()
     assert set(state) == set(released)
     assert all(torch.equal(state[k], released[k]) for k in released)
@@ -147,12 +151,12 @@ def test_location_encoder_holds_the_released_weights(encoder):
 
 def test_location_encoder_embeds_nearby_places_closer(encoder):
     # Paris, 5 km from Paris, Lyon, Tokyo
-    emb = bl.encode_locations([48.8566, 48.8566, 45.764, 35.6762], [2.3522, 2.4206, 4.8357, 139.6503], encoder)
+    emb = gc.encode_locations([48.8566, 48.8566, 45.764, 35.6762], [2.3522, 2.4206, 4.8357, 139.6503], encoder)
     assert emb.shape == (4, 512) and emb.dtype == torch.float32
     assert torch.allclose(emb.norm(dim=1), torch.ones(4), atol=1e-5)
     cos = emb @ emb.T
     assert cos[0, 1] > cos[0, 2] > cos[0, 3], cos
-    raw = bl.encode_locations([48.8566], [2.3522], encoder, normalize=False)
+    raw = gc.encode_locations([48.8566], [2.3522], encoder, normalize=False)
     assert not torch.allclose(raw.norm(dim=1), torch.ones(1))
 
 
@@ -167,38 +171,38 @@ def test_gps_gallery_has_100k_valid_points(gallery):
 def test_gallery_embeddings_are_cached_and_keyed(tmp_path, encoder, gallery, monkeypatch):
     small = gallery[:200]
     cache = tmp_path / "gallery.npy"
-    first = bl.gallery_embeddings(cache, small, encoder, progress=False)
+    first = gc.gallery_embeddings(cache, small, encoder, progress=False)
     assert first.shape == (200, 512) and first.dtype == np.float32
     assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=2e-3)
-    direct = bl.encode_locations(small[:, 0], small[:, 1], encoder).numpy()
+    direct = gc.encode_locations(small[:, 0], small[:, 1], encoder).numpy()
     assert np.abs(first - direct).max() < 2e-3  # float16 cache
 
     def boom(*a, **k):
         raise AssertionError("recomputed a current cache")
 
-    monkeypatch.setattr(bl, "encode_locations", boom)
-    assert np.array_equal(bl.gallery_embeddings(cache, small, encoder, progress=False), first)
+    monkeypatch.setattr(gc, "encode_locations", boom)
+    assert np.array_equal(gc.gallery_embeddings(cache, small, encoder, progress=False), first)
     with pytest.raises(AssertionError, match="recomputed"):  # another gallery: not current
-        bl.gallery_embeddings(cache, gallery[200:300], encoder, progress=False)
+        gc.gallery_embeddings(cache, gallery[200:300], encoder, progress=False)
 
 
 def test_retrieve_gps_top1_and_topk(encoder, gallery):
     coords = gallery[:500]
-    emb = bl.encode_locations(coords[:, 0], coords[:, 1], encoder)
-    lat, lon, score = bl.retrieve_gps(emb[:20], emb, coords, top_k=1, logit_scale=40.0, batch_size=7)
+    emb = gc.encode_locations(coords[:, 0], coords[:, 1], encoder)
+    lat, lon, score = gc.retrieve_gps(emb[:20], emb, coords, top_k=1, logit_scale=40.0, batch_size=7)
     assert np.allclose(lat, coords[:20, 0], atol=1e-5) and np.allclose(lon, coords[:20, 1], atol=1e-5)
     assert ((score > 0) & (score <= 1)).all()
-    lat5, lon5, score5 = bl.retrieve_gps(emb[:20], emb, coords, top_k=5, logit_scale=40.0)
+    lat5, lon5, score5 = gc.retrieve_gps(emb[:20], emb, coords, top_k=5, logit_scale=40.0)
     assert (score5 >= score - 1e-9).all()
     from geolib.geo import haversine_km
 
     assert np.median(haversine_km(lat5, lon5, coords[:20, 0], coords[:20, 1])) < 2000
     with pytest.raises(ValueError, match="top_k"):
-        bl.retrieve_gps(emb[:2], emb, coords, top_k=0)
+        gc.retrieve_gps(emb[:2], emb, coords, top_k=0)
 
 
 def test_predictions_from_coordinates_country_and_city():
-    pred = bl.predictions_from_coordinates(["a", "b", "c"], [48.8566, 0.0, np.nan], [2.3522, -30.0, np.nan], [0.5, 0.1, np.nan])
+    pred = gc.predictions_from_coordinates(["a", "b", "c"], [48.8566, 0.0, np.nan], [2.3522, -30.0, np.nan], [0.5, 0.1, np.nan])
     from geolib.geo import nearest_city
 
     assert pred.loc[0, "pred_country"] == "FR"
@@ -226,7 +230,7 @@ def head_data(encoder, gallery):
     rng = np.random.default_rng(0)
     pick = rng.choice(len(gallery), size=2000, replace=False)
     g_coords = gallery[pick]
-    g_emb = bl.gallery_embeddings(None, g_coords, encoder, progress=False)
+    g_emb = gc.gallery_embeddings(None, g_coords, encoder, progress=False)
     tr = rng.choice(len(g_coords), size=600, replace=False)
     te = np.setdiff1d(np.arange(len(g_coords)), tr)[:150]
     jitter = lambda c, s: np.clip(c + np.random.default_rng(s).normal(scale=0.05, size=c.shape), [-90, -180], [90, 180])  # noqa: E731
@@ -245,11 +249,11 @@ def test_retrieval_head_predicts_closer_than_chance(head_data):
     from geolib.geo import haversine_km
 
     d = head_data
-    config = bl.GeoHeadConfig(**FAST)
-    head, history = bl.train_geoclip_head(d["xtr"], d["tr"][:, 0], d["tr"][:, 1], d["g_emb"], config)
+    config = gc.GeoHeadConfig(**FAST)
+    head, history = gc.train_geoclip_head(d["xtr"], d["tr"][:, 0], d["tr"][:, 1], d["g_emb"], config)
     assert list(history.columns) == ["epoch", "train_loss", "temperature"] and len(history) == config.epochs
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
-    lat, lon, score = bl.predict_geoclip_head(head, d["xte"], d["g_emb"], d["g_coords"], top_k=1)
+    lat, lon, score = gc.predict_geoclip_head(head, d["xte"], d["g_emb"], d["g_coords"], top_k=1)
     err = haversine_km(lat, lon, d["te"][:, 0], d["te"][:, 1])
     rng = np.random.default_rng(5)
     chance = d["g_coords"][rng.integers(0, len(d["g_coords"]), size=len(err))]
@@ -261,13 +265,13 @@ def test_retrieval_head_predicts_closer_than_chance(head_data):
 def test_retrieval_head_checkpoint_is_loaded_resumed_and_keyed(tmp_path, head_data, monkeypatch):
     d = head_data
     ckpt = tmp_path / "head.pt"
-    config = bl.GeoHeadConfig(**{**FAST, "epochs": 6, "checkpoint_every": 2})
+    config = gc.GeoHeadConfig(**{**FAST, "epochs": 6, "checkpoint_every": 2})
     args = (d["xtr"][:200], d["tr"][:200, 0], d["tr"][:200, 1], d["g_emb"])
-    reference, ref_hist = bl.train_geoclip_head(*args, config)
+    reference, ref_hist = gc.train_geoclip_head(*args, config)
 
     # interrupted in epoch 5 (after the epoch-4 checkpoint), then resumed: the same model
     calls = {"n": 0}
-    real_loss = bl.geoclip_head_loss
+    real_loss = gc.geoclip_head_loss
 
     def interrupted(*a, **k):
         calls["n"] += 1
@@ -275,11 +279,11 @@ def test_retrieval_head_checkpoint_is_loaded_resumed_and_keyed(tmp_path, head_da
             raise KeyboardInterrupt
         return real_loss(*a, **k)
 
-    monkeypatch.setattr(bl, "geoclip_head_loss", interrupted)
+    monkeypatch.setattr(gc, "geoclip_head_loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        bl.train_geoclip_head(*args, config, checkpoint_path=ckpt)
-    monkeypatch.setattr(bl, "geoclip_head_loss", real_loss)
-    resumed, hist = bl.train_geoclip_head(*args, config, checkpoint_path=ckpt)
+        gc.train_geoclip_head(*args, config, checkpoint_path=ckpt)
+    monkeypatch.setattr(gc, "geoclip_head_loss", real_loss)
+    resumed, hist = gc.train_geoclip_head(*args, config, checkpoint_path=ckpt)
     assert len(hist) == 6 and np.allclose(hist["train_loss"], ref_hist["train_loss"])
     for k, v in reference.state_dict().items():
         assert torch.allclose(resumed.state_dict()[k], v), k
@@ -288,23 +292,23 @@ def test_retrieval_head_checkpoint_is_loaded_resumed_and_keyed(tmp_path, head_da
     def no_training(*a, **k):
         raise AssertionError("trained although the checkpoint is current")
 
-    monkeypatch.setattr(bl, "geoclip_head_loss", no_training)
-    loaded, _ = bl.train_geoclip_head(*args, config, checkpoint_path=ckpt)
+    monkeypatch.setattr(gc, "geoclip_head_loss", no_training)
+    loaded, _ = gc.train_geoclip_head(*args, config, checkpoint_path=ckpt)
     x = torch.from_numpy(d["xte"][:5])
     assert torch.allclose(loaded(x), reference(x))
-    monkeypatch.setattr(bl, "geoclip_head_loss", real_loss)
+    monkeypatch.setattr(gc, "geoclip_head_loss", real_loss)
 
     # another configuration: not current, retrained with a warning
     with pytest.warns(UserWarning, match="not current"):
-        bl.train_geoclip_head(*args, bl.GeoHeadConfig(**{**FAST, "epochs": 1}), checkpoint_path=ckpt)
+        gc.train_geoclip_head(*args, gc.GeoHeadConfig(**{**FAST, "epochs": 1}), checkpoint_path=ckpt)
 
 
 def test_geoclip_head_baseline_returns_predictions(head_data, tmp_path):
     d = head_data
     train_df = pd.DataFrame({"image_id": [f"t{i}" for i in range(len(d["tr"]))], "lat": d["tr"][:, 0], "lon": d["tr"][:, 1]})
     test_df = pd.DataFrame({"image_id": [f"q{i}" for i in range(20)]})
-    pred = bl.geoclip_head_baseline(d["xtr"], train_df, d["xte"][:20], test_df, d["g_emb"], d["g_coords"],
-                                    bl.GeoHeadConfig(**{**FAST, "epochs": 2}), tmp_path / "h.pt", top_k=3)
+    pred = gc.geoclip_head_baseline(d["xtr"], train_df, d["xte"][:20], test_df, d["g_emb"], d["g_coords"],
+                                    gc.GeoHeadConfig(**{**FAST, "epochs": 2}), tmp_path / "h.pt", top_k=3)
     assert tuple(pred.columns) == bl.PREDICTION_COLUMNS and len(pred) == 20
     assert pred["pred_lat"].notna().all() and pred["pred_country"].notna().all() and pred["pred_city"].notna().all()
 
@@ -352,7 +356,7 @@ class TinyGeoCLIP(torch.nn.Module):
         image_encoder.CLIP = tiny_clip(projection_dim=768)
         image_encoder.image_processor = tiny_image_processor()
         image_encoder.mlp = torch.nn.Sequential(torch.nn.Linear(768, 768), torch.nn.ReLU(), torch.nn.Linear(768, 512))
-        weights = bl.geoclip_package_dir() / "weights"
+        weights = gc.geoclip_package_dir() / "weights"
         image_encoder.mlp.load_state_dict(torch.load(weights / "image_encoder_mlp_weights.pth", weights_only=True))
         self.image_encoder = image_encoder.eval()
         self.location_encoder = location_encoder
@@ -364,20 +368,20 @@ def test_geoclip_paper_path_matches_geoclip_forward(encoder, gallery):
 
     model = TinyGeoCLIP(encoder)
     coords = gallery[:300]
-    images = random_images(4) + [str(bl.geoclip_package_dir().parent / "images" / "Kauai.png")]
-    pred = bl.geoclip_image_baseline(model, images, list("abcde"), gallery_coords=coords, batch_size=2, progress=False)
+    images = random_images(4) + [str(gc.geoclip_package_dir().parent / "images" / "Kauai.png")]
+    pred = gc.geoclip_image_baseline(model, images, list("abcde"), gallery_coords=coords, batch_size=2, progress=False)
     assert tuple(pred.columns) == bl.PREDICTION_COLUMNS and pred["image_id"].tolist() == list("abcde")
 
-    from geolib.baselines import _load_pil
+    from geolib.features import load_rgb
 
-    pixels = model.image_encoder.preprocess_image([_load_pil(im) for im in images])
+    pixels = model.image_encoder.preprocess_image([load_rgb(im) for im in images])
     with torch.no_grad():  # GeoCLIP's own forward on the same parts: the argmax must agree
         logits = GeoCLIP.forward(model, pixels, torch.tensor(coords, dtype=torch.float32))
     best = logits.argmax(dim=1).numpy()
     assert np.allclose(pred["pred_lat"], coords[best, 0], atol=1e-5)
     assert np.allclose(pred["pred_lon"], coords[best, 1], atol=1e-5)
     assert np.allclose(pred["score"], logits.softmax(dim=1).max(dim=1).values.numpy(), atol=1e-4)
-    emb = bl.geoclip_embed_images(model, images, batch_size=5)
+    emb = gc.geoclip_embed_images(model, images, batch_size=5)
     assert emb.shape == (5, 512)
 
 
@@ -401,37 +405,37 @@ def tiny_streetclip():
 
 
 def test_country_prompts_take_codes_and_names():
-    codes, prompts = bl.country_prompts(["FR", "Japan", "BRA"])
+    codes, prompts = zs.country_prompts(["FR", "Japan", "BRA"])
     assert codes == ["FR", "JP", "BR"]
     assert prompts[2] == "A Street View photo in Brazil."
     assert prompts[0] == "A Street View photo in France." and prompts[1] == "A Street View photo in Japan."
     with pytest.raises(ValueError, match="unknown"):
-        bl.country_prompts(["FR", "Atlantis"])
+        zs.country_prompts(["FR", "Atlantis"])
     with pytest.raises(ValueError, match="twice"):
-        bl.country_prompts(["FR", "France"])
+        zs.country_prompts(["FR", "France"])
 
 
 def test_streetclip_zero_shot_on_a_tiny_clip(tiny_streetclip):
     model, processor = tiny_streetclip
     images = random_images(5, seed=1)
     countries = ["FR", "Japan", "BR", "Kenya"]
-    codes, probs = bl.streetclip_country_probs(images, countries, model, processor, batch_size=2)
+    codes, probs = zs.streetclip_country_probs(images, countries, model, processor, batch_size=2)
     assert codes == ["FR", "JP", "BR", "KE"]
     assert probs.shape == (5, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
-    pred = bl.streetclip_zero_shot(images, countries, model, processor, batch_size=2, image_ids=list("vwxyz"))
+    pred = zs.streetclip_zero_shot(images, countries, model, processor, batch_size=2, image_ids=list("vwxyz"))
     assert tuple(pred.columns) == bl.PREDICTION_COLUMNS and pred["image_id"].tolist() == list("vwxyz")
     assert pred["pred_country"].tolist() == [codes[i] for i in probs.argmax(axis=1)]
     assert np.allclose(pred["score"], probs.max(axis=1))
     assert pred["pred_city"].isna().all() and pred["pred_lat"].isna().all()
 
-    one = [bl.streetclip_country_probs([im], countries, model, processor, batch_size=1)[1][0] for im in images]
+    one = [zs.streetclip_country_probs([im], countries, model, processor, batch_size=1)[1][0] for im in images]
     assert np.allclose(np.stack(one), probs, atol=1e-5)  # batching changes nothing
-    _, all_at_once = bl.streetclip_country_probs(images, countries, model, processor, batch_size=8)
+    _, all_at_once = zs.streetclip_country_probs(images, countries, model, processor, batch_size=8)
     assert np.allclose(all_at_once, probs, atol=1e-5)
 
     # the same numbers as CLIPModel's own forward (logits_per_image)
-    prompts = bl.country_prompts(countries)[1]
+    prompts = zs.country_prompts(countries)[1]
     inputs = processor(text=prompts, images=images, return_tensors="pt", padding=True)
     with torch.no_grad():
         ref = model(**inputs).logits_per_image.softmax(dim=-1).numpy()
@@ -457,10 +461,10 @@ def test_baseline_table_ranges_and_intervals(train, test_split):
         "perfect": perfect,
         "vlm": vlm,
     }
-    table = bl.baseline_table(preds, test_df, n_boot=200, seed=0)
+    table = evaluation.baseline_table(preds, test_df, n_boot=200, seed=0)
     assert list(table.columns) == ["model", "metric", "value", "ci_low", "ci_high", "n"]
-    assert len(table) == 4 * len(bl.TABLE_METRICS)
-    assert table.groupby("model")["metric"].apply(list).map(lambda m: tuple(m) == bl.TABLE_METRICS).all()
+    assert len(table) == 4 * len(evaluation.TABLE_METRICS)
+    assert table.groupby("model")["metric"].apply(list).map(lambda m: tuple(m) == evaluation.TABLE_METRICS).all()
     shares = table[~table["metric"].isin(["median_km", "mean_geoscore"])].dropna(subset=["value"])
     assert ((shares[["value", "ci_low", "ci_high"]] >= 0) & (shares[["value", "ci_low", "ci_high"]] <= 1)).all().all()
     geo = table[table["metric"] == "mean_geoscore"]
@@ -483,11 +487,11 @@ def test_baseline_table_alignment(train, test_split):
     (train_df, _), (test_df, _) = train, test_split
     pred = bl.majority_baseline(train_df, test_df)
     with pytest.warns(UserWarning, match="cover"):
-        part = bl.baseline_table({"m": pred.iloc[:-3]}, test_df, n_boot=20)
-    full = bl.baseline_table({"m": pred.iloc[::-1]}, test_df, n_boot=20)  # order does not matter
+        part = evaluation.baseline_table({"m": pred.iloc[:-3]}, test_df, n_boot=20)
+    full = evaluation.baseline_table({"m": pred.iloc[::-1]}, test_df, n_boot=20)  # order does not matter
     rec = lambda t: t.set_index("metric").loc["country_recall", "value"]  # noqa: E731
     assert rec(full) == 1.0 and np.isclose(rec(part), (len(test_df) - 3) / len(test_df))
     with pytest.raises(ValueError, match="not in test_df"):
-        bl.baseline_table({"m": pred.assign(image_id="other_" + pred["image_id"])}, test_df, n_boot=20)
+        evaluation.baseline_table({"m": pred.assign(image_id="other_" + pred["image_id"])}, test_df, n_boot=20)
     with pytest.raises(ValueError, match="lack columns"):
-        bl.baseline_table({"m": pred.drop(columns="pred_lat")}, test_df, n_boot=20)
+        evaluation.baseline_table({"m": pred.drop(columns="pred_lat")}, test_df, n_boot=20)

@@ -1,4 +1,5 @@
-"""geolib.datasets: the manifest schema, load reports, every loader on a tiny fixture in its real layout."""
+"""geolib.datasets (the manifest schema, load reports), geolib.sources and geolib.corpora (every loader on a tiny
+fixture in its real layout), geolib.downloads."""
 
 import json
 import zipfile
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from geolib import corpora, downloads, sources
 from geolib import datasets as D
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +265,7 @@ def _osv5m(tmp_path: Path) -> Path:
 
 def test_load_osv5m_reports_and_leaves_out_bad_rows(tmp_path):
     root = _osv5m(tmp_path)
-    df, report = D.load_osv5m(root, "test", check_images=True)
+    df, report = sources.load_osv5m(root, "test", check_images=True)
     assert df["image_id"].tolist() == ["osv5m_3859149887465501", "osv5m_1000000000000001",
                                        "osv5m_1000000000000002"]  # the long id is read exactly
     assert df["country"].tolist() == ["NZ", "FR", "JP"]
@@ -285,7 +287,7 @@ def test_load_osv5m_reports_and_leaves_out_bad_rows(tmp_path):
 
 
 def test_csv_line_numbers_hold_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "CSV_CHUNK_ROWS", 2)
+    monkeypatch.setattr(sources, "CSV_CHUNK_ROWS", 2)
     _jpg(tmp_path / "a.jpg")
     rows = ["a.jpg,48.85,2.35",            # line 2: kept
             "a.jpg,48.85,2.35",            # line 3: duplicate id
@@ -295,7 +297,7 @@ def test_csv_line_numbers_hold_across_chunks(tmp_path, monkeypatch):
             "d.jpg,48.3,2.3,x",            # line 7: too many fields
             "e.jpg,48.4,2.4"]              # line 8: image missing
     (tmp_path / "p.csv").write_text("image,lat,lon\n" + "\n".join(rows) + "\n")
-    df, report = D.load_streetview_folder(tmp_path / "p.csv")
+    df, report = sources.load_streetview_folder(tmp_path / "p.csv")
     assert report.problems == {"malformed_line": 2, "missing_image": 3, "duplicate_id": 1}
     where = {k: [e.split(":")[0] for e in v] for k, v in report.examples.items()}
     assert where == {"malformed_line": ["p.csv line 4", "p.csv line 7"],
@@ -306,25 +308,25 @@ def test_csv_line_numbers_hold_across_chunks(tmp_path, monkeypatch):
 
 def test_header_only_csv_gives_an_empty_manifest(tmp_path):
     (tmp_path / "p.csv").write_text("image,lat,lon\n")
-    df, report = D.load_streetview_folder(tmp_path / "p.csv")
+    df, report = sources.load_streetview_folder(tmp_path / "p.csv")
     assert len(df) == 0 and list(df.columns[:8]) == list(D.REQUIRED_COLUMNS)
     assert report.n_read == 0 and str(report).endswith("(nothing left out)")
 
 
 def test_osv5m_images_are_checked_by_header_without_check_images(tmp_path):
-    df, report = D.load_osv5m(_osv5m(tmp_path), "test", check_images=False)
+    df, report = sources.load_osv5m(_osv5m(tmp_path), "test", check_images=False)
     assert "osv5m_1000000000000009" not in set(df["image_id"])  # not an image: its header says so
     assert report.problems["unreadable_image"] == 1
 
 
 def test_osv5m_limit_and_bad_arguments(tmp_path):
     root = _osv5m(tmp_path)
-    df, report = D.load_osv5m(root, "test", limit=2)
+    df, report = sources.load_osv5m(root, "test", limit=2)
     assert report.n_read == 2 and len(df) == 2
     with pytest.raises(ValueError, match="split"):
-        D.load_osv5m(root, "val")
+        sources.load_osv5m(root, "val")
     with pytest.raises(FileNotFoundError, match="train.csv"):
-        D.load_osv5m(root, "train")
+        sources.load_osv5m(root, "train")
 
 
 def test_osv5m_zipped_images_ask_for_extraction(tmp_path):
@@ -336,10 +338,10 @@ def test_osv5m_zipped_images_ask_for_extraction(tmp_path):
     with zipfile.ZipFile(img / "00.zip", "w") as zf:
         zf.write(jpg, "00/7.jpg")
     with pytest.raises(ValueError, match="extract_zips"):
-        D.load_osv5m(root, "test")
-    assert D.extract_zips(img) == [img / "00.zip"]
-    assert D.extract_zips(img) == []  # once
-    df, report = D.load_osv5m(root, "test")
+        sources.load_osv5m(root, "test")
+    assert downloads.extract_zips(img) == [img / "00.zip"]
+    assert downloads.extract_zips(img) == []  # once
+    df, report = sources.load_osv5m(root, "test")
     assert df["image_id"].tolist() == ["osv5m_7"] and report.n_dropped == 0
 
 
@@ -347,7 +349,7 @@ def test_extract_zips_refuses_members_outside_the_folder(tmp_path):
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
         zf.writestr("../outside.txt", "x")  # outside-repo: a zip-slip entry on purpose
     with pytest.raises(ValueError, match="outside"):
-        D.extract_zips(tmp_path)
+        downloads.extract_zips(tmp_path)
     assert not (tmp_path.parent / "outside.txt").exists()
 
 
@@ -368,7 +370,7 @@ def test_streetview_folder_with_configured_columns(tmp_path):
         "d.jpg,abc,-3.7,Spain,Madrid,0\n"         # latitude not a number
         "e.jpg,10.0,10.0,Narnia,,0\n"             # unknown country
         ",10.0,10.0,France,,0\n")                 # no image name
-    df, report = D.load_streetview_folder(folder / "meta.csv", folder / "pics", image_col="file",
+    df, report = sources.load_streetview_folder(folder / "meta.csv", folder / "pics", image_col="file",
                                           lat_col="latitude", lon_col="longitude", country_col="nation",
                                           city_col="town", source="gsv")
     assert df["image_id"].tolist() == ["gsv_a", "gsv_b"]
@@ -384,11 +386,11 @@ def test_streetview_folder_with_configured_columns(tmp_path):
 def test_streetview_folder_without_country_uses_the_coordinates(tmp_path):
     _jpg(tmp_path / "x.jpg")
     (tmp_path / "points.csv").write_text("image,lat,lon\nx.jpg,48.8566,2.3522\n")
-    df, report = D.load_streetview_folder(tmp_path / "points.csv")
+    df, report = sources.load_streetview_folder(tmp_path / "points.csv")
     assert df["country"].tolist() == ["FR"] and df["country_source"].tolist() == ["coordinates"]
     assert report.n_kept == 1
     with pytest.raises(ValueError, match=r"no latitude column 'latitude'.*\['image', 'lat', 'lon'\]"):
-        D.load_streetview_folder(tmp_path / "points.csv", lat_col="latitude")
+        sources.load_streetview_folder(tmp_path / "points.csv", lat_col="latitude")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,7 +419,7 @@ def _im2gps3k(tmp_path: Path, header: str = IM2GPS3K_HEADER, rows=None) -> Path:
 
 
 def test_load_im2gps3k_derives_the_country_from_coordinates(tmp_path):
-    df, report = D.load_im2gps3k(_im2gps3k(tmp_path))
+    df, report = sources.load_im2gps3k(_im2gps3k(tmp_path))
     assert df["country"].tolist() == ["GB", "US", "AU"]
     assert df["continent"].tolist() == ["EU", "NA", "OC"]
     assert set(df["country_source"]) == {"coordinates"}
@@ -436,8 +438,8 @@ def test_im2gps3k_with_swapped_lat_lon_labels_raises_then_reads(tmp_path):
     swapped = IM2GPS3K_HEADER.replace("LAT,LON", "LON,LAT")  # the mislabelled copy: values lat first
     root = _im2gps3k(tmp_path, swapped, rows)
     with pytest.raises(ValueError, match=r"labels look swapped.*lat_col='LON', lon_col='LAT'"):
-        D.load_im2gps3k(root)
-    df, report = D.load_im2gps3k(root, lat_col="LON", lon_col="LAT")
+        sources.load_im2gps3k(root)
+    df, report = sources.load_im2gps3k(root, lat_col="LON", lon_col="LAT")
     assert report.n_read == 30
     assert np.allclose(df["lat"], lat[[int(i.split("_")[1]) for i in df["image_id"]]])
 
@@ -449,7 +451,7 @@ def test_load_yfcc4k_ids_without_extension(tmp_path):
         "IMG_ID,LAT,LON\n25935894,48.8566,2.3522\n99999999,35.68,139.69\n")
     _jpg(root / "images" / "25935894.jpg")
     _jpg(root / "images" / "99999999.jpg")
-    df, report = D.load_yfcc4k(root)
+    df, report = sources.load_yfcc4k(root)
     assert df["image_id"].tolist() == ["yfcc4k_25935894", "yfcc4k_99999999"]
     assert df["country"].tolist() == ["FR", "JP"] and report.n_dropped == 0
     assert df["image_path"].iat[0].endswith("images/25935894.jpg")
@@ -488,8 +490,8 @@ def test_load_georeasoner_sft(tmp_path):
                                                {"from": "assistant", "value": "{'country': 'France'}"}]},
     ]
     (root / "georeasoner_sft.json").write_text(json.dumps(records))
-    df, report = D.load_georeasoner_sft(root / "georeasoner_sft.json", image_root=root / "imgs")
-    assert list(df.columns[:5]) == list(D.CONVERSATION_COLUMNS)
+    df, report = corpora.load_georeasoner_sft(root / "georeasoner_sft.json", image_root=root / "imgs")
+    assert list(df.columns[:5]) == list(corpora.CONVERSATION_COLUMNS)
     assert df["sample_id"].tolist() == ["identity_0", "identity_1"]
     assert df["country"].tolist() == ["FR", "JP"] and df["country_name"].tolist() == ["France", "Japan"]
     assert pd.isna(df["city"].iat[0]) and df["city"].iat[1] == "Tokyo"
@@ -501,32 +503,32 @@ def test_load_georeasoner_sft(tmp_path):
                                "missing_image": 1}
     assert "I think this is France" in report.examples["unparsable_answer"][0]
     assert _problem_sum(report) == report.n_read - report.n_kept
-    kept, _ = D.load_georeasoner_sft(root / "georeasoner_sft.json", image_root=root / "imgs",
+    kept, _ = corpora.load_georeasoner_sft(root / "georeasoner_sft.json", image_root=root / "imgs",
                                      require_images=False)
     assert "identity_3" in set(kept["sample_id"])
 
 
 def test_parse_answer_dict_cases():
-    assert D.parse_answer_dict("{'country': 'France', 'reasons': 'x'}") == {"country": "France", "reasons": "x"}
-    assert D.parse_answer_dict('Answer: {"country": "Peru"} done') == {"country": "Peru"}
-    assert D.parse_answer_dict("__import__('os').system('echo hi')") is None  # literals only, never code
-    assert D.parse_answer_dict("['France']") is None
-    assert D.parse_answer_dict(None) is None
-    assert D.parse_answer_dict("{" * 10_000) is None
+    assert corpora.parse_answer_dict("{'country': 'France', 'reasons': 'x'}") == {"country": "France", "reasons": "x"}
+    assert corpora.parse_answer_dict('Answer: {"country": "Peru"} done') == {"country": "Peru"}
+    assert corpora.parse_answer_dict("__import__('os').system('echo hi')") is None  # literals only, never code
+    assert corpora.parse_answer_dict("['France']") is None
+    assert corpora.parse_answer_dict(None) is None
+    assert corpora.parse_answer_dict("{" * 10_000) is None
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=300))
 def test_parse_answer_dict_never_raises(text):
-    out = D.parse_answer_dict(text)
+    out = corpora.parse_answer_dict(text)
     assert out is None or isinstance(out, dict)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["country", "city", "reasons"]), st.text(max_size=40), min_size=1))
 def test_parse_answer_dict_reads_back_any_python_dict(d):
-    assert D.parse_answer_dict(repr(d)) == d
-    assert D.parse_answer_dict(json.dumps(d)) == d
+    assert corpora.parse_answer_dict(repr(d)) == d
+    assert corpora.parse_answer_dict(json.dumps(d)) == d
 
 
 def test_resolve_image_path(tmp_path):
@@ -556,7 +558,7 @@ def test_load_gre30k_cot(tmp_path):
                _gre_record("images/2.jpg", 100.0, 37.62, chain),     # impossible latitude
                {"conversations": []}]                                # no image field
     (root / "gre_cot.json").write_text(json.dumps(records))
-    df, report = D.load_gre30k_cot(root / "gre_cot.json", image_root=root / "imgs")
+    df, report = corpora.load_gre30k_cot(root / "gre_cot.json", image_root=root / "imgs")
     assert df["sample_id"].tolist() == ["cot_0"]
     assert df["question"].iat[0] == "Where was this photo taken? Think step by step."
     assert df["answer_text"].iat[0] == chain
@@ -573,7 +575,7 @@ def test_load_gre30k_judge(tmp_path):
     records = [_gre_record(f"imgs/{k}.jpg", 10.0, 20.0, ans, predicted_cot="<think>..</think>",
                            predicted_answer="[10, 20]") for k, ans in enumerate(["True", "False", "Maybe"])]
     (root / "gre_judge.json").write_text(json.dumps(records))
-    df, report = D.load_gre30k_judge(root / "gre_judge.json")
+    df, report = corpora.load_gre30k_judge(root / "gre_judge.json")
     assert df["label"].tolist() == [True, False]
     assert df["predicted_answer"].tolist() == ["[10, 20]", "[10, 20]"]
     assert report.problems == {"unparsable_answer": 1}
@@ -590,7 +592,7 @@ def test_load_gre30k_seed_jsonl_with_a_malformed_line(tmp_path):
              json.dumps({"image": "imgs/b.jpg", "instructions": "Where?", "gt_lat": None, "gt_lon": 2.0}),
              json.dumps({"image": "imgs/b.jpg", "instructions": "Where?", "gt_lat": True, "gt_lon": 2.0})]
     (root / "gre_seed.jsonl").write_text("\n".join(lines) + "\n")
-    df, report = D.load_gre30k_seed(root / "gre_seed.jsonl")
+    df, report = corpora.load_gre30k_seed(root / "gre_seed.jsonl")
     assert df["sample_id"].tolist() == ["seed_1"]  # its line number
     assert df["question"].tolist() == ["Where is this?"] and df["answer_text"].isna().all()
     assert (df["lat"].iat[0], df["lon"].iat[0]) == (-22.9, -43.2)
@@ -633,8 +635,8 @@ def _online(monkeypatch, on: bool):
 
 def test_download_refuses_while_offline(tmp_path, monkeypatch, fake_hub):
     _online(monkeypatch, False)
-    with pytest.raises(D.DownloadsDisabled, match=r"HF_HUB_OFFLINE=0"):
-        D.download_dataset("osv5m", "a" * 40, tmp_path / "osv5m")
+    with pytest.raises(downloads.DownloadsDisabled, match=r"HF_HUB_OFFLINE=0"):
+        downloads.download_dataset("osv5m", "a" * 40, tmp_path / "osv5m")
     assert fake_hub == []
 
 
@@ -642,29 +644,29 @@ def test_download_is_pinned_and_idempotent(tmp_path, monkeypatch, fake_hub):
     _online(monkeypatch, True)
     local = tmp_path / "osv5m"
     rev = "0123456789abcdef0123456789abcdef01234567"
-    assert D.download_dataset("osv5m", rev, local) == local
+    assert downloads.download_dataset("osv5m", rev, local) == local
     assert fake_hub == [{"repo_id": "osv5m/osv5m", "repo_type": "dataset", "revision": rev,
                          "allow_patterns": ["README.md", "test.csv", "images/test/*.zip"],
                          "local_dir": str(local)}]
-    marker = json.loads((local / D.DOWNLOAD_MARKER).read_text())
+    marker = json.loads((local / downloads.DOWNLOAD_MARKER).read_text())
     assert marker["files"] == ["images/test/00.zip", "test.csv"]
-    D.download_dataset("osv5m", rev, local)
+    downloads.download_dataset("osv5m", rev, local)
     assert len(fake_hub) == 1  # skipped: complete
     _online(monkeypatch, False)
-    D.download_dataset("osv5m", rev, local)  # a complete download needs no network
+    downloads.download_dataset("osv5m", rev, local)  # a complete download needs no network
     assert len(fake_hub) == 1
     (local / "test.csv").unlink()
-    with pytest.raises(D.DownloadsDisabled):  # incomplete now, and offline
-        D.download_dataset("osv5m", rev, local)
+    with pytest.raises(downloads.DownloadsDisabled):  # incomplete now, and offline
+        downloads.download_dataset("osv5m", rev, local)
     _online(monkeypatch, True)
-    D.download_dataset("osv5m", rev, local)
-    D.download_dataset("osv5m", "f" * 40, local)  # another revision is another download
+    downloads.download_dataset("osv5m", rev, local)
+    downloads.download_dataset("osv5m", "f" * 40, local)  # another revision is another download
     assert [c["revision"] for c in fake_hub] == [rev, rev, "f" * 40]
 
 
 def test_download_needs_a_known_name_and_a_revision(tmp_path, fake_hub):
     with pytest.raises(ValueError, match="unknown data set 'osv6m'"):
-        D.download_dataset("osv6m", "a" * 40, tmp_path)
+        downloads.download_dataset("osv6m", "a" * 40, tmp_path)
     with pytest.raises(ValueError, match="pinned revision"):
-        D.download_dataset("osv5m", None, tmp_path)
+        downloads.download_dataset("osv5m", None, tmp_path)
     assert fake_hub == []

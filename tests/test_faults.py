@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from geolib import answers, io, metrics, runtime, study
+from geolib import answers, corpora, downloads, io, metrics, runtime, sources, study
 from geolib import datasets as D
 from geolib import params as P
 from tests.test_params import write_notebook
@@ -857,12 +857,12 @@ def hub_model_at_a_branch_is_refused_before_loading(ctx):
 
 @case("clear_error")
 def dataset_download_at_a_branch(ctx):
-    _raises(ValueError, "40-hex commit hash.*'main'", D.download_dataset, "osv5m", "main", ctx.tmp / "osv")
+    _raises(ValueError, "40-hex commit hash.*'main'", downloads.download_dataset, "osv5m", "main", ctx.tmp / "osv")
 
 
 @case("clear_error")
 def dataset_download_at_an_uppercase_hash(ctx):
-    _raises(ValueError, "40-hex commit", D.download_dataset, "gre30k", "A" * 40, ctx.tmp / "gre")
+    _raises(ValueError, "40-hex commit", downloads.download_dataset, "gre30k", "A" * 40, ctx.tmp / "gre")
 
 
 @case("correct_result")
@@ -1005,27 +1005,27 @@ def parsed_placeholder_answers_are_not_answers(ctx):
 
 @case("clear_error")
 def empty_csv(ctx):
-    _bad_file(ctx, "pool.csv", b"", D.DataFileError, r"pool\.csv: cannot be read as CSV", D.load_streetview_folder)
+    _bad_file(ctx, "pool.csv", b"", D.DataFileError, r"pool\.csv: cannot be read as CSV", sources.load_streetview_folder)
 
 
 @case("clear_error")
 def binary_csv(ctx):
-    _bad_file(ctx, "pool.csv", bytes(range(256)) * 4, D.DataFileError, r"pool\.csv", D.load_streetview_folder)
+    _bad_file(ctx, "pool.csv", bytes(range(256)) * 4, D.DataFileError, r"pool\.csv", sources.load_streetview_folder)
 
 
 @case("clear_error")
 def broken_json_list(ctx):
-    _bad_file(ctx, "cot.json", '[{"image": "a.jpg", "gt_lat": 1', D.DataFileError, r"cot\.json: not valid JSON", D.load_gre30k_cot)
+    _bad_file(ctx, "cot.json", '[{"image": "a.jpg", "gt_lat": 1', D.DataFileError, r"cot\.json: not valid JSON", corpora.load_gre30k_cot)
 
 
 @case("clear_error")
 def empty_json(ctx):
-    _bad_file(ctx, "sft.json", "  \n", D.DataFileError, r"sft\.json: the file is empty", D.load_georeasoner_sft)
+    _bad_file(ctx, "sft.json", "  \n", D.DataFileError, r"sft\.json: the file is empty", corpora.load_georeasoner_sft)
 
 
 @case("clear_error")
 def binary_json(ctx):
-    _bad_file(ctx, "seed.jsonl", b"\xff\xd8\xff\xe0\x00\x10JFIF", D.DataFileError, r"seed\.jsonl: not UTF-8", D.load_gre30k_seed)
+    _bad_file(ctx, "seed.jsonl", b"\xff\xd8\xff\xe0\x00\x10JFIF", D.DataFileError, r"seed\.jsonl: not UTF-8", corpora.load_gre30k_seed)
 
 
 @case("clear_error")
@@ -1039,14 +1039,14 @@ def truncated_manifest(ctx):
 
 @case("correct_result")
 def image_path_to_a_system_file_is_left_out(ctx):
-    df, report = D.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("/etc/hostname", 48.85, 2.35, "FR")]))
+    df, report = sources.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("/etc/hostname", 48.85, 2.35, "FR")]))
     assert list(df["image_id"]) == ["streetview_a"] and report.problems == {"outside_data_folder": 1}
 
 
 @case("correct_result")
 def image_path_leading_up_and_out_is_left_out(ctx):
     _png(ctx.tmp / "secret.png")
-    df, report = D.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("../secret.png", 48.85, 2.35, "FR")]))  # outside-repo: a path that escapes on purpose
+    df, report = sources.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("../secret.png", 48.85, 2.35, "FR")]))  # outside-repo: a path that escapes on purpose
     assert len(df) == 1 and report.problems == {"outside_data_folder": 1}
 
 
@@ -1063,7 +1063,7 @@ def json_record_pointing_outside_the_image_root_is_not_used(ctx):
 
 @case("correct_result")
 def country_contradicting_the_coordinates_is_reported(ctx):
-    df, report = D.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("b.png", 48.85, 2.35, "JP")]))
+    df, report = sources.load_streetview_folder(_streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("b.png", 48.85, 2.35, "JP")]))
     assert list(df["country"]) == ["FR"] and report.problems == {"country_mismatch": 1}
     assert "country='JP'" in report.examples["country_mismatch"][0] and "FR" in report.examples["country_mismatch"][0]
 
@@ -1072,7 +1072,7 @@ def country_contradicting_the_coordinates_is_reported(ctx):
 def corrupt_image_is_left_out_without_asking(ctx):
     csv = _streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("b.png", 52.52, 13.40, "DE")])
     (csv.parent / "b.png").write_bytes(b"\x89PNG\r\n not really")
-    df, report = D.load_streetview_folder(csv)
+    df, report = sources.load_streetview_folder(csv)
     assert len(df) == 1 and report.problems == {"unreadable_image": 1}
 
 
@@ -1080,7 +1080,7 @@ def corrupt_image_is_left_out_without_asking(ctx):
 def zero_byte_image_is_left_out(ctx):
     csv = _streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("b.png", 52.52, 13.40, "DE")])
     (csv.parent / "b.png").write_bytes(b"")
-    df, report = D.load_streetview_folder(csv)
+    df, report = sources.load_streetview_folder(csv)
     assert len(df) == 1 and report.problems == {"unreadable_image": 1}
 
 
@@ -1089,7 +1089,7 @@ def truncated_image_is_left_out_with_check_images(ctx):
     csv = _streetview(ctx, [("a.png", 48.85, 2.35, "FR"), ("b.png", 52.52, 13.40, "DE")])
     _png(csv.parent / "b.png", size=(64, 64))
     _truncate(csv.parent / "b.png", 0.5)
-    df, report = D.load_streetview_folder(csv, check_images=True)
+    df, report = sources.load_streetview_folder(csv, check_images=True)
     assert len(df) == 1 and report.problems == {"unreadable_image": 1}
 
 

@@ -146,7 +146,7 @@ def test_chain_conversations_shape_and_bad_rows_skipped(pool):
 
 
 def test_gre30k_cot_records_become_the_same_conversation_shape(tmp_path):
-    from geolib.datasets import load_gre30k_cot
+    from geolib.corpora import load_gre30k_cot
 
     records = [
         {"image": "imgs/a.jpg", "conversations": [{"from": "human", "value": "<image>\nWhere is this?"},

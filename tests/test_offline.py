@@ -16,7 +16,7 @@ def test_sockets_are_blocked_in_tests():
 
 @pytest.mark.parametrize("load", [
     lambda: __import__("geolib.segmentation", fromlist=["x"]).load_segmenter("facebook/maskformer-swin-large-ade", revision=REV),
-    lambda: __import__("geolib.baselines", fromlist=["x"]).load_streetclip("geolocal/StreetCLIP", revision=REV),
+    lambda: __import__("geolib.zero_shot", fromlist=["x"]).load_streetclip("geolocal/StreetCLIP", revision=REV),
     lambda: __import__("geolib.vlm", fromlist=["x"]).build_model({"model_id": "Qwen/Qwen2.5-VL-7B-Instruct", "revision": REV}),
 ], ids=["segmenter", "streetclip", "vlm"])
 def test_a_hub_load_offline_fails_at_once_with_a_clear_message(load):

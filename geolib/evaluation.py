@@ -1,6 +1,6 @@
 """The evaluation's tables: per-image correctness, the main and ablation tables, paired differences,
-accuracy by locatability bin, reasoning faithfulness, error by country (notebook 06_evaluation);
-GRE Suite's GREval-style scores and its paired ablation (notebook 07_gre_reasoning_rl).
+accuracy by locatability bin, reasoning faithfulness, error by country (notebook 06_evaluation;
+notebook 08_read_the_signs scores the sign reader with them).
 
 The scores themselves are :mod:`geolib.metrics`' (GeoReasoner's accuracy / recall / F1, distance
 shares, median error, GeoScore); this module computes them for every model and adds what
@@ -21,15 +21,7 @@ notebook 06 needs around them:
 * the published numbers of GeoReasoner's Tables 1 and 3 and its data-quality experiment
   (:func:`paper_table`), printed beside this study's as a reference (they are on another test set).
 
-For notebook 07 (GRE Suite), in a section of its own:
-
-* :func:`evaluate_gre`: share within 1/25/200/750/2500 km overall and per scene type with
-  bootstrap intervals, format compliance, unparsable share, median error; :func:`score_table`
-  shows them as ``value [low, high]`` text;
-* :func:`answer_errors_km` and :func:`paired_within_difference`: each answer's error in km, and
-  GRE's ablation (SFT + GRPO minus SFT only) as a paired comparison over images and seeds.
-
-The chains' clue recall and precision are :mod:`geolib.chain_quality`'s.
+GRE Suite's scores (notebook 07) are :mod:`geolib.gre_scores`'.
 """
 
 from __future__ import annotations
@@ -43,8 +35,6 @@ import numpy as np
 import pandas as pd
 
 from geolib import metrics
-from geolib.metrics import THRESHOLDS_KM
-from geolib.rewards import completion_text, format_reward
 
 #: GeoReasoner Table 1 (its own Street View test set): accuracy, recall, F1 per model and level.
 PAPER_TABLE1 = {
@@ -543,7 +533,7 @@ def faithfulness(reasons: Sequence[Any], visible: Sequence[Any], n_boot: int = 1
 
     Clues are read from the text with :func:`geolib.world.clues_mentioned` (the demo world's clue
     vocabulary: script, language, driving side, road lines, plates, signs, vegetation), as in
-    :func:`geolib.chain_quality.chain_quality`, whose numbers these are (micro: pooled over images).
+    :func:`geolib.gre_scores.chain_quality`, whose numbers these are (micro: pooled over images).
 
     Args:
         reasons: the reasons per image (None: no reasons given).
@@ -557,7 +547,7 @@ def faithfulness(reasons: Sequence[Any], visible: Sequence[Any], n_boot: int = 1
         (share of images with reasons), ``clues_per_answer`` (mean cited), ``n``, ``n_cited``,
         ``n_visible``, ``n_cited_visible``, and ``by_type`` (per clue type, from ``chain_quality``).
     """
-    from geolib.chain_quality import chain_quality
+    from geolib.gre_scores import chain_quality
 
     table = cited_clues(reasons, visible)
     if table.empty:
@@ -616,211 +606,10 @@ def errors_by_country(pred: pd.DataFrame, test_df: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["country", "n", "answered", "country_correct", "median_km"])
 
 
-# =============================================================================================
-# GRE Suite's scores (notebook 07_gre_reasoning_rl): GREval-style shares within each distance,
-# overall and per scene type, the paired ablation over seeds, and their tables
-
-
-def distances_km(texts: Sequence[str], true_lat: Sequence[Any], true_lon: Sequence[Any]) -> np.ndarray:
-    """Great-circle error (km) of each answer text's coordinates against the true ones (NaN when it gives none).
-
-    Also the error that :mod:`geolib.grpo` logs for each scored GRPO batch.
-    """
-    from geolib.answers import parse_answer
-    from geolib.metrics import distance_errors_km
-
-    plat = np.full(len(texts), np.nan)
-    plon = np.full(len(texts), np.nan)
-    for i, t in enumerate(texts):
-        p = parse_answer(t)
-        if p.lat is not None and p.lon is not None:
-            plat[i], plon[i] = p.lat, p.lon
-    return distance_errors_km(plat, plon, np.asarray(true_lat, dtype=float), np.asarray(true_lon, dtype=float))
-
-
-def answer_errors_km(completions: Sequence[Any], truth_df: pd.DataFrame) -> np.ndarray:
-    """Great-circle error (km) of each answer's coordinates against ``truth_df``'s ``lat``/``lon``; NaN: none given.
-
-    The coordinates are read as in :func:`evaluate_gre` (:func:`geolib.answers.parse_answer`).
-    """
-    texts = _texts(completions)
-    if len(texts) != len(truth_df):
-        raise ValueError(f"{len(texts)} completions for {len(truth_df)} truth rows")
-    return distances_km(texts, truth_df["lat"].to_numpy(), truth_df["lon"].to_numpy())
-
-
-def _texts(completions: Sequence[Any]) -> list[str]:
-    if isinstance(completions, str):
-        raise TypeError("completions must be a sequence of answers, not a single string")
-    return [completion_text(c) for c in completions]
-
-
-def evaluate_gre(
-    completions: Sequence[Any],
-    truth_df: pd.DataFrame,
-    thresholds: Sequence[float] = THRESHOLDS_KM,
-    scene_column: str = "scene",
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """GREval-Bench style scores: accuracy within each distance overall and per scene type.
-
-    An answer's coordinates are read by :func:`geolib.answers.parse_answer` (``<answer>`` first);
-    an answer without valid coordinates is *unparsable* and counts as a miss at every distance.
-    Intervals are percentile bootstraps over images (:func:`geolib.metrics.bootstrap_ci`).
-
-    Args:
-        completions: the model's answers (strings or TRL chat completions), aligned with ``truth_df``.
-        truth_df: ``lat``, ``lon`` (degrees) and ``scene_column`` (optional) per answer.
-        thresholds: distances in km (GRE / Im2GPS3k: 1, 25, 200, 750, 2500), ``<=``.
-        scene_column: the scene-type column; missing: only the overall row.
-        n_boot, seed, alpha: bootstrap replicates, seed and 1 − coverage.
-
-    Returns:
-        One row per group, ``"all"`` first, then scene types (urban, suburban, rural, natural,
-        landmark, then any other, in that order), with ``group``, ``n``, ``n_answered``, and for
-        each score its ``_low``/``_high`` interval: ``within_<t>km`` (share in [0, 1]),
-        ``format_ok`` (share passing GRE's format), ``unparsable`` (share without coordinates),
-        ``median_km`` (over answered rows; NaN when none).
-    """
-    from geolib.metrics import bootstrap_ci
-
-    texts = _texts(completions)
-    if len(texts) != len(truth_df):
-        raise ValueError(f"{len(texts)} completions for {len(truth_df)} truth rows")
-    if len(texts) == 0:
-        raise ValueError("evaluate_gre needs at least one completion")
-    for c in ("lat", "lon"):
-        if c not in truth_df.columns:
-            raise ValueError(f"truth_df needs columns 'lat' and 'lon'; columns: {list(truth_df.columns)}")
-    thresholds = tuple(float(t) for t in thresholds)
-    dist = distances_km(texts, truth_df["lat"].to_numpy(), truth_df["lon"].to_numpy())
-    fmt = np.array([format_reward(t) for t in texts], dtype=float)
-    groups = _scene_groups(truth_df[scene_column] if scene_column in truth_df.columns else None, len(texts))
-
-    def median(d):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmedian(d, axis=-1)
-
-    rows = []
-    for name, mask in groups:
-        d, f = dist[mask], fmt[mask]
-        answered = np.isfinite(d)
-        row: dict[str, Any] = {"group": name, "n": int(mask.sum()), "n_answered": int(answered.sum())}
-        stats = {"format_ok": (lambda f_, d_: f_.mean(axis=-1)),
-                 "unparsable": (lambda f_, d_: (~np.isfinite(d_)).mean(axis=-1))}
-        for t in thresholds:
-            stats[f"within_{t:g}km"] = (lambda f_, d_, t=t: (np.nan_to_num(d_, nan=np.inf) <= t).mean(axis=-1))
-        stats["median_km"] = lambda f_, d_: median(d_)
-        for key, fn in stats.items():
-            value = fn(f, d)
-            low, high = bootstrap_ci(fn, f, d, n_boot=n_boot, seed=seed, alpha=alpha, vectorized=True)
-            row[key], row[f"{key}_low"], row[f"{key}_high"] = float(value), low, high
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _scene_groups(scenes: Any, n: int) -> list[tuple[str, np.ndarray]]:
-    """``("all", every row)``, then one ``(scene, mask)`` per scene type present (urban, suburban,
-    rural, natural, landmark, then any other, sorted); missing scenes belong to "all" only."""
-    groups = [("all", np.ones(n, dtype=bool))]
-    if scenes is not None:
-        from geolib.chains import SCENE_WORDS  # the scene types in the chains' order
-
-        values = pd.Series(scenes).astype(object)
-        values = values.where(values.notna(), None).to_numpy()
-        present = [s for s in dict.fromkeys(values) if s is not None]
-        order = [s for s in SCENE_WORDS if s in present] + sorted(str(s) for s in present if s not in SCENE_WORDS)
-        groups += [(s, values == s) for s in order]
-    return groups
-
-
-def paired_within_difference(
-    errors_after: Any,
-    errors_before: Any,
-    thresholds: Sequence[float] = THRESHOLDS_KM,
-    scenes: Sequence[Any] | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """GRE's ablation as a paired comparison: share within each distance after minus before, over seeds.
-
-    Both arms answered the same test images once per training seed. Per image, each arm's hit
-    rate is its mean over seeds (an unparsable answer, NaN, is a miss); the difference of the two
-    arms' shares and its percentile bootstrap interval resample *images* (the seeds of an image
-    stay together, both arms together), so the interval covers both the test sample and the
-    training seeds that were run.
-
-    Args:
-        errors_after, errors_before: km errors, ``(n_seeds, n_images)`` (or ``(n_images,)`` for one
-            seed), the same images in the same order; NaN where the answer had no coordinates.
-        thresholds: distances in km, ``<=``.
-        scenes: each image's scene type (optional): the same comparison per scene type too, in
-            :func:`evaluate_gre`'s group order.
-        n_boot, seed, alpha: bootstrap replicates, seed and 1 − coverage.
-
-    Returns:
-        One row per group (``"all"`` first, then scene types) and threshold: ``group``, ``km``,
-        ``after``, ``before``, ``difference``, ``ci_low``, ``ci_high``, ``n_images``, ``n_seeds``,
-        and ``after_by_seed`` / ``before_by_seed`` (lists).
-    """
-    from geolib.metrics import bootstrap_ci
-
-    after, before = (np.atleast_2d(np.asarray(e, dtype=float)) for e in (errors_after, errors_before))
-    if after.shape != before.shape or after.ndim != 2 or after.shape[1] == 0:
-        raise ValueError(f"both arms need errors of one (seeds, images) shape, got {after.shape} and {before.shape}")
-    if scenes is not None and len(scenes) != after.shape[1]:
-        raise ValueError(f"{len(scenes)} scene labels for {after.shape[1]} images")
-    rows = []
-    for group, mask in _scene_groups(scenes, after.shape[1]):
-        for t in (float(t) for t in thresholds):
-            hit_a = (np.nan_to_num(after[:, mask], nan=np.inf) <= t).astype(float)
-            hit_b = (np.nan_to_num(before[:, mask], nan=np.inf) <= t).astype(float)
-            per_image = hit_a.mean(axis=0) - hit_b.mean(axis=0)
-            low, high = bootstrap_ci(lambda d: d.mean(axis=-1), per_image, n_boot=n_boot, seed=seed, alpha=alpha,
-                                     vectorized=True)
-            rows.append({"group": group, "km": t, "after": float(hit_a.mean()), "before": float(hit_b.mean()),
-                         "difference": float(per_image.mean()), "ci_low": low, "ci_high": high,
-                         "n_images": int(mask.sum()), "n_seeds": int(after.shape[0]),
-                         "after_by_seed": hit_a.mean(axis=1).tolist(), "before_by_seed": hit_b.mean(axis=1).tolist()})
-    return pd.DataFrame(rows)
-
-def score_table(scores: pd.DataFrame, columns: Sequence[str], percent: bool = True, digits: int = 1) -> pd.DataFrame:
-    """Scores with their intervals as text, ``"41.2 [37.9, 44.6]"``, for the notebook's tables.
-
-    Args:
-        scores: rows from :func:`evaluate_gre` (columns ``<score>``, ``<score>_low``, ``<score>_high``),
-            with any label columns (``model``, ``group``) kept as they are.
-        columns: the scores to show, e.g. ``["within_25km", "format_ok"]``.
-        percent: shares as percentages.
-        digits: decimals.
-
-    Returns:
-        The label columns (those not among the scores or their bounds) and one text column per score.
-    """
-    missing = [c for c in columns if not {c, f"{c}_low", f"{c}_high"} <= set(scores.columns)]
-    if missing:
-        raise ValueError(f"scores lack {missing} or their _low/_high bounds; columns: {list(scores.columns)}")
-    scored = {c for c in scores.columns if f"{c}_low" in scores.columns and f"{c}_high" in scores.columns}
-    bounds = {f"{c}_{end}" for c in scored for end in ("low", "high")}
-    labels = [c for c in scores.columns if c not in scored and c not in bounds]
-    scale = 100.0 if percent else 1.0
-    out = scores[labels].copy()
-    for c in columns:
-        v, lo, hi = (scores[k].to_numpy(dtype=float) * scale for k in (c, f"{c}_low", f"{c}_high"))
-        out[c] = [f"{a:.{digits}f} [{b:.{digits}f}, {d:.{digits}f}]" if np.isfinite(a) else "–" for a, b, d in zip(v, lo, hi)]
-    return out
-
-
 __all__ = [
     "PAPER_TABLE1", "PAPER_ABLATION_F1", "PAPER_DATA_QUALITY", "EVAL_METRICS", "SHARE_METRICS", "paper_table",
     "TABLE_METRICS", "baseline_table",
     "correct_and_answered", "answered_rows", "reasons_or_raw", "aligned", "error_km", "evaluation_table", "interval_table", "values",
     "table_records", "f1_difference", "quality_curve", "accuracy_by_bins", "cited_clues", "faithfulness", "within_km_curve",
     "errors_by_country",
-    # GRE Suite's scores
-    "distances_km", "answer_errors_km", "evaluate_gre", "paired_within_difference", "score_table",
 ]

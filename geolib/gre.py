@@ -4,8 +4,8 @@ GRE (Wang et al., NeurIPS 2025) teaches a vision-language model to answer in a s
 ``<think>…</think><answer>latitude, longitude</answer>``: cold-start SFT on reasoning chains
 (:mod:`geolib.chains`), then GRPO on a format reward and a distance-shaped reward
 (:mod:`geolib.grpo`, :mod:`geolib.rewards`); GREval-Bench scores the answers per scene type and
-distance granularity (:func:`geolib.evaluation.evaluate_gre`), and the chains for the clues they
-use (:mod:`geolib.chain_quality`).
+distance granularity (:func:`geolib.gre_scores.evaluate_gre`), and the chains for the clues they
+use (:mod:`geolib.gre_scores`).
 
 This module runs that path in the study's layout, the one GRE module that uses it: a seed's cold
 start and GRPO run in the study's checkpoint folders (:func:`train_seed`), and the ablation pair's

@@ -44,7 +44,7 @@ import pandas as pd
 from geolib import io as gio
 from geolib import runtime
 from geolib.chains import GRE_PROMPT, check_coordinates, row_images, unknown_keys_error, warn_skipped
-from geolib.evaluation import distances_km
+from geolib.gre_scores import distances_km
 from geolib.rewards import DistanceReward, FormatReward, ThetaSchedule, completion_text
 
 runtime.patch_torchvision()

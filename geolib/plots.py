@@ -524,7 +524,7 @@ def plot_gre_accuracy(scores, thresholds=(1, 25, 200, 750, 2500), n_label: str =
     """Share within each distance, per model, overall and per scene type, with 95% intervals (07_accuracy_by_scene).
 
     Args:
-        scores: rows of :func:`geolib.evaluation.evaluate_gre` with a ``model`` column (e.g. SFT only,
+        scores: rows of :func:`geolib.gre_scores.evaluate_gre` with a ``model`` column (e.g. SFT only,
             SFT + GRPO); ``group`` is ``all`` or a scene type.
         thresholds: the distances, km.
         n_label: what a panel's ``n`` counts, said under the title (e.g. "answers: test images × 3 seeds").

@@ -457,7 +457,7 @@ decile_table.pivot(index="bin", columns="model", values="accuracy").round(3)
 #
 # The demo world knows which clues each image shows (the script and language of its signs, the
 # driving side, road-line colours, plates, vegetation). The clues a model's reasons cite are read
-# with the same keyword patterns (`geolib.world.clues_mentioned`, as in `geolib.chain_quality.chain_quality`):
+# with the same keyword patterns (`geolib.world.clues_mentioned`, as in `geolib.gre_scores.chain_quality`):
 #
 # * **precision**: the share of cited clues that are really visible (1 − precision is what the
 #   reasons hallucinate);

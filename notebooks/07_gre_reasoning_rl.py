@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import chain_quality, chains, corpora, curation, datasets, evaluation, gre, grpo, io, paths, plots, rewards, runtime, vlm
+from geolib import chains, corpora, curation, datasets, gre, gre_scores, grpo, io, paths, plots, rewards, runtime, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -299,7 +299,7 @@ pd.DataFrame(runs).rename(columns=lambda s: f"seed {s}")
 # tables pool the seeds' answers (each image once per seed); their intervals are 95% percentile
 # bootstraps over those answers (`geolib.metrics.bootstrap_ci`). GRE's ablation, SFT + GRPO
 # minus SFT, is judged by a paired bootstrap over *images* that keeps each image's answers of all
-# seeds and both models together (`geolib.evaluation.paired_within_difference`).
+# seeds and both models together (`geolib.gre_scores.paired_within_difference`).
 
 # %%
 eval_pool = test_pool
@@ -317,11 +317,11 @@ else:
                for s in seeds}
 eval_seconds = time.perf_counter() - t0
 models = ["SFT only", "SFT + GRPO"]
-errors_by_seed = {name: np.stack([evaluation.answer_errors_km(by_seed[s][name], eval_pool) for s in seeds]) for name in models}
+errors_by_seed = {name: np.stack([gre_scores.answer_errors_km(by_seed[s][name], eval_pool) for s in seeds]) for name in models}
 answers = {name: [a for s in seeds for a in by_seed[s][name]] for name in models}  # seeds one after another
 answered_pool = pd.concat([eval_pool] * len(seeds), ignore_index=True)
 errors = {name: errors_by_seed[name].ravel() for name in models}  # km, aligned with answered_pool; NaN: no coordinates
-scores = pd.concat([evaluation.evaluate_gre(answers[name], answered_pool, n_boot=n_boot).assign(model=name) for name in models],
+scores = pd.concat([gre_scores.evaluate_gre(answers[name], answered_pool, n_boot=n_boot).assign(model=name) for name in models],
                    ignore_index=True)
 io.write_parquet(results / "07_gre_answers.parquet", answered_pool[["image_id", "lat", "lon"]].assign(
     seed=np.repeat(seeds, len(eval_pool)), sft_answer=answers["SFT only"], sft_error_km=errors["SFT only"],
@@ -339,7 +339,7 @@ print(f"{len(eval_pool)} test images, two models, {len(seeds)} seeds, in {eval_s
 # %%
 thresholds = [f"within_{t}km" for t in (1, 25, 200, 750, 2500)]
 overall = scores[scores["group"] == "all"]
-headline = evaluation.score_table(overall, thresholds + ["format_ok", "unparsable"]).set_index("model")
+headline = gre_scores.score_table(overall, thresholds + ["format_ok", "unparsable"]).set_index("model")
 headline["median km"] = overall.set_index("model")["median_km"].round(0)
 headline.drop(columns=["group"])
 
@@ -350,7 +350,7 @@ headline.drop(columns=["group"])
 # beyond the spread of the test sample and of these seeds; per scene type below.
 
 # %%
-paired = evaluation.paired_within_difference(errors_by_seed["SFT + GRPO"], errors_by_seed["SFT only"], n_boot=n_boot,
+paired = gre_scores.paired_within_difference(errors_by_seed["SFT + GRPO"], errors_by_seed["SFT only"], n_boot=n_boot,
                                       scenes=eval_pool["scene"] if "scene" in eval_pool.columns else None)
 paired_table = pd.DataFrame({
     "group": paired["group"], "km": paired["km"].astype(int), "n images": paired["n_images"],
@@ -391,7 +391,7 @@ pd.DataFrame(beside).T
 # (on the small demo groups the intervals are wide).
 
 # %%
-by_scene = evaluation.score_table(scores[scores["group"] != "all"], ["within_25km", "within_750km", "within_2500km", "format_ok"])
+by_scene = gre_scores.score_table(scores[scores["group"] != "all"], ["within_25km", "within_750km", "within_2500km", "format_ok"])
 by_scene.pivot(index=["group", "n"], columns="model").swaplevel(axis=1).sort_index(axis=1, level=0)
 
 # %%
@@ -408,7 +408,7 @@ plots.save_figure(fig, profile, "07_accuracy_by_scene")
 
 # %%
 if has_clues:
-    quality = {name: chain_quality.chain_quality(a, answered_pool["clues"], n_boot=n_boot) for name, a in answers.items()}
+    quality = {name: gre_scores.chain_quality(a, answered_pool["clues"], n_boot=n_boot) for name, a in answers.items()}
     keys = ["recall", "precision", "f1", "hallucination_rate"]
     quality_table = pd.DataFrame({name: {k: f"{100 * q[k]:.1f} [{100 * q[k + '_low']:.1f}, {100 * q[k + '_high']:.1f}]"
                                          for k in keys} for name, q in quality.items()}).T

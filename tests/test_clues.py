@@ -42,7 +42,7 @@ def test_vegetation_follows_the_city_not_the_country():
 def test_model_code_imports_no_renderer():
     code = (
         "import sys\n"
-        "from geolib import facts, clue_oracle, chains, grpo, gre, evaluation, chain_quality\n"
+        "from geolib import facts, clue_oracle, chains, grpo, gre, evaluation, gre_scores\n"
         "facts.clues_mentioned('yellow diamond warning signs'); clue_oracle.country_clue_values('DE')\n"
         "loaded = sorted(m for m in sys.modules if m == 'geolib.world' or m.startswith('geolib.world.'))\n"
         "assert not loaded, f'the renderer was imported: {loaded}'\n"

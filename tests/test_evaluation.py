@@ -113,9 +113,9 @@ def test_faithfulness_counts_cited_and_visible_clues():
     assert math.isclose(f["precision"], 2 / 3) and math.isclose(f["recall"], 2 / 4)
     assert math.isclose(f["hallucination_rate"], 1 / 3) and math.isclose(f["with_reasons"], 2 / 3)
     assert f["precision_low"] <= f["precision"] <= f["precision_high"]
-    from geolib import chain_quality
+    from geolib import gre_scores
 
-    q = chain_quality.chain_quality([r or "" for r in reasons], visible)
+    q = gre_scores.chain_quality([r or "" for r in reasons], visible)
     assert math.isclose(q["precision"], f["precision"]) and math.isclose(q["recall"], f["recall"])
     nothing = evaluation.faithfulness([None, None], visible[:2], n_boot=10)
     assert math.isnan(nothing["precision"]) and nothing["recall"] == 0.0

@@ -1,5 +1,5 @@
 """Tests of GRE Suite's path (notebook 07): chains and conversations (geolib.chains), scores (geolib.evaluation,
-geolib.chain_quality), and GRPO steps on tiny models (geolib.grpo, no hub)."""
+geolib.gre_scores), and GRPO steps on tiny models (geolib.grpo, no hub)."""
 
 import json
 import math
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geolib import chain_quality, chains, evaluation, grpo, world
+from geolib import chains, gre_scores, grpo, world
 from geolib.answers import parse_answer
 from geolib.rewards import ThetaSchedule, format_reward
 
@@ -185,7 +185,7 @@ def test_evaluate_gre_overall_and_per_scene_on_hand_made_answers():
         "Sydney, I think: -33.80, 151.30",                                  # ~11 km, not GRE's format
         [{"role": "assistant", "content": "<think>Sea.</think><answer>somewhere</answer>"}],  # unparsable
     ]
-    table = evaluation.evaluate_gre(completions, _truth(), n_boot=200)
+    table = gre_scores.evaluate_gre(completions, _truth(), n_boot=200)
     assert table["group"].tolist() == ["all", "urban", "rural", "natural"]
     by = table.set_index("group")
     assert by.loc["all", "n"] == 5 and by.loc["all", "n_answered"] == 4
@@ -203,8 +203,8 @@ def test_evaluate_gre_overall_and_per_scene_on_hand_made_answers():
     for col in ("within_25km", "format_ok", "unparsable"):
         assert (table[f"{col}_low"] <= table[col] + 1e-12).all() and (table[col] <= table[f"{col}_high"] + 1e-12).all()
     with pytest.raises(ValueError, match="3 completions for 5 truth rows"):
-        evaluation.evaluate_gre(completions[:3], _truth())
-    assert evaluation.evaluate_gre(completions, _truth().drop(columns="scene"), n_boot=10)["group"].tolist() == ["all"]
+        gre_scores.evaluate_gre(completions[:3], _truth())
+    assert gre_scores.evaluate_gre(completions, _truth().drop(columns="scene"), n_boot=10)["group"].tolist() == ["all"]
 
 
 def test_chain_quality_recall_precision_and_hallucinations():
@@ -214,7 +214,7 @@ def test_chain_quality_recall_precision_and_hallucinations():
         "<think>Nothing to see.</think><answer>0, 0</answer>",
     ]
     truth = [["script:Cyrl", "language:ru", "driving_side:right"], ["driving_side:left"], np.array([], dtype=object)]
-    q = chain_quality.chain_quality(completions, truth)
+    q = gre_scores.chain_quality(completions, truth)
     assert (q["n_visible"], q["n_mentioned"], q["n_correct"]) == (4, 4, 3)
     assert q["recall"] == pytest.approx(3 / 4) and q["precision"] == pytest.approx(3 / 4)
     assert q["recall_macro"] == pytest.approx((2 / 3 + 1) / 2)
@@ -223,8 +223,8 @@ def test_chain_quality_recall_precision_and_hallucinations():
                                           "n_visible": 0, "n_mentioned": 1}
     assert q["by_type"]["driving_side"]["recall"] == 0.5
     # the answer block never counts as reasoning
-    assert chain_quality.chain_text("<think>a</think><answer>Russian</answer>") == "a"
-    assert chain_quality.chain_quality(["no tags, Cyrillic <answer>Latin script</answer>"], [["script:Cyrl"]])["precision"] == 1.0
+    assert gre_scores.chain_text("<think>a</think><answer>Russian</answer>") == "a"
+    assert gre_scores.chain_quality(["no tags, Cyrillic <answer>Latin script</answer>"], [["script:Cyrl"]])["precision"] == 1.0
 
 
 def test_chain_quality_intervals_bracket_the_pooled_scores():
@@ -233,11 +233,11 @@ def test_chain_quality_intervals_bracket_the_pooled_scores():
                    "<think>Latin script.</think><answer>48.8, 2.3</answer>",
                    "<think>Nothing to see.</think><answer>0, 0</answer>"]
     truth = [["script:Cyrl", "driving_side:right"], ["driving_side:left"], ["script:Latn", "language:fr"], []]
-    q = chain_quality.chain_quality(completions, truth, n_boot=300)
-    assert "recall_low" not in chain_quality.chain_quality(completions, truth)
+    q = gre_scores.chain_quality(completions, truth, n_boot=300)
+    assert "recall_low" not in gre_scores.chain_quality(completions, truth)
     for key in ("recall", "precision", "f1", "hallucination_rate"):
         assert 0.0 <= q[f"{key}_low"] <= q[key] + 1e-12 <= q[f"{key}_high"] + 2e-12 <= 1.0 + 2e-12, key
-    again = chain_quality.chain_quality(completions, truth, n_boot=300)  # deterministic for a seed
+    again = gre_scores.chain_quality(completions, truth, n_boot=300)  # deterministic for a seed
     assert [q[k] for k in q if k.endswith(("_low", "_high"))] == [again[k] for k in q if k.endswith(("_low", "_high"))]
 
 
@@ -245,29 +245,29 @@ def test_answer_errors_km_and_score_table():
     completions = ["<think>Paris.</think><answer>48.8566, 2.3522</answer>",
                    "<think>Brussels.</think><answer>50.8503, 4.3517</answer>", "no idea", "<answer>-33.87, 151.21</answer>",
                    "<think>x</think><answer>somewhere</answer>"]
-    d = evaluation.answer_errors_km(completions, _truth())
+    d = gre_scores.answer_errors_km(completions, _truth())
     assert d[0] == pytest.approx(0.0, abs=1e-6) and d[1] == pytest.approx(264, rel=0.02) and np.isnan(d[2])
     assert d[3] < 1.0 and np.isnan(d[4])
     with pytest.raises(ValueError, match="2 completions for 5"):
-        evaluation.answer_errors_km(completions[:2], _truth())
-    scores = evaluation.evaluate_gre(completions, _truth(), n_boot=100).assign(model="m")
-    table = evaluation.score_table(scores, ["within_25km", "format_ok"])
+        gre_scores.answer_errors_km(completions[:2], _truth())
+    scores = gre_scores.evaluate_gre(completions, _truth(), n_boot=100).assign(model="m")
+    table = gre_scores.score_table(scores, ["within_25km", "format_ok"])
     assert list(table.columns) == ["group", "n", "n_answered", "model", "within_25km", "format_ok"]
     row = scores.iloc[0]
     assert table["within_25km"].iloc[0] == (f"{100 * row['within_25km']:.1f} [{100 * row['within_25km_low']:.1f}, "
                                             f"{100 * row['within_25km_high']:.1f}]")
-    assert evaluation.score_table(scores, ["median_km"], percent=False, digits=0)["median_km"].iloc[-1] == "–"  # no answer
+    assert gre_scores.score_table(scores, ["median_km"], percent=False, digits=0)["median_km"].iloc[-1] == "–"  # no answer
     with pytest.raises(ValueError, match="lack"):
-        evaluation.score_table(scores, ["within_3km"])
+        gre_scores.score_table(scores, ["within_3km"])
 
 
 def test_build_chain_scores_perfectly_on_its_own_rows(pool):
     texts = [chains.build_chain(r) for r in pool.to_dict("records")]
-    q = chain_quality.chain_quality(texts, pool["clues"])
+    q = gre_scores.chain_quality(texts, pool["clues"])
     assert q["hallucination_rate"] == 0.0
     if q["n_visible"]:
         assert q["recall"] == 1.0 and q["precision"] == 1.0
-    table = evaluation.evaluate_gre(texts, pool, n_boot=50)
+    table = gre_scores.evaluate_gre(texts, pool, n_boot=50)
     assert (table["within_1km"] == 1.0).all() and (table["format_ok"] == 1.0).all()
 
 
@@ -501,25 +501,25 @@ def test_paired_difference_over_seeds_on_hand_made_errors():
     """Two seeds, four images: GRPO gets images 0-1 within 750 km in both seeds, SFT only image 0 in seed 0."""
     after = np.array([[100.0, 500.0, 3000.0, np.nan], [200.0, 700.0, 9000.0, 4000.0]])
     before = np.array([[10.0, 900.0, np.nan, 8000.0], [800.0, 2000.0, 5000.0, np.nan]])
-    table = evaluation.paired_within_difference(after, before, thresholds=(750, 2500), n_boot=500).set_index("km")
+    table = gre_scores.paired_within_difference(after, before, thresholds=(750, 2500), n_boot=500).set_index("km")
     assert table.loc[750, "after"] == pytest.approx(0.5) and table.loc[750, "before"] == pytest.approx(0.125)
     assert table.loc[750, "difference"] == pytest.approx(0.375)
     assert table.loc[750, "after_by_seed"] == [0.5, 0.5] and table.loc[750, "before_by_seed"] == [0.25, 0.0]
     assert table.loc[2500, "difference"] == pytest.approx(0.0), "both arms: 2 of 4 images in each seed"
     assert (table["ci_low"] <= table["difference"]).all() and (table["difference"] <= table["ci_high"]).all()
     assert table.loc[750, "n_seeds"] == 2 and table.loc[750, "n_images"] == 4
-    same = evaluation.paired_within_difference(after, after, thresholds=(750,), n_boot=100).iloc[0]
+    same = gre_scores.paired_within_difference(after, after, thresholds=(750,), n_boot=100).iloc[0]
     assert same["difference"] == 0 and same["ci_low"] == 0 and same["ci_high"] == 0, "an arm against itself: exactly 0"
-    one_seed = evaluation.paired_within_difference(after[0], before[0], thresholds=(750,), n_boot=100).iloc[0]
+    one_seed = gre_scores.paired_within_difference(after[0], before[0], thresholds=(750,), n_boot=100).iloc[0]
     assert one_seed["n_seeds"] == 1 and one_seed["difference"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="one \\(seeds, images\\) shape"):
-        evaluation.paired_within_difference(after, before[:1])
+        gre_scores.paired_within_difference(after, before[:1])
 
 
 def test_paired_difference_per_scene_type_keeps_the_evaluation_order():
     after = np.array([[100.0, 5000.0, 100.0], [100.0, 100.0, 9000.0]])
     before = np.full((2, 3), np.nan)
-    table = evaluation.paired_within_difference(after, before, thresholds=(750,), scenes=["rural", "urban", "urban"],
+    table = gre_scores.paired_within_difference(after, before, thresholds=(750,), scenes=["rural", "urban", "urban"],
                                          n_boot=100)
     assert table["group"].tolist() == ["all", "urban", "rural"], "all first, then evaluate_gre's scene order"
     by = table.set_index("group")
@@ -527,4 +527,4 @@ def test_paired_difference_per_scene_type_keeps_the_evaluation_order():
     assert by.loc["urban", "difference"] == pytest.approx(0.5) and by.loc["urban", "n_images"] == 2
     assert by.loc["rural", "difference"] == pytest.approx(1.0) and by.loc["rural", "after_by_seed"] == [1.0, 1.0]
     with pytest.raises(ValueError, match="2 scene labels for 3 images"):
-        evaluation.paired_within_difference(after, before, scenes=["rural", "urban"])
+        gre_scores.paired_within_difference(after, before, scenes=["rural", "urban"])

@@ -296,6 +296,16 @@ def _load_gre(report: LoadReport, records: list[tuple[str, int, Any]], *, kind: 
                                  require_images=require_images, check_images=check_images)
 
 
+def _load_gre_json(json_path, kind: str, image_root, require_images: bool, check_images: bool):
+    """Read a GRE30K JSON file of ``kind`` ("cot" or "judge") into a table and its load report."""
+    json_path = Path(json_path)
+    report = LoadReport(f"gre30k_{kind} ({json_path})")
+    records = _read_json_records(json_path, report)
+    root = Path(image_root) if image_root is not None else json_path.parent
+    return _load_gre(report, records, kind=kind, root=root, require_images=require_images,
+                     check_images=check_images), report
+
+
 def load_gre30k_cot(json_path: str | os.PathLike, *, image_root: str | os.PathLike | None = None,
                     require_images: bool = True, check_images: bool = False) -> tuple[pd.DataFrame, LoadReport]:
     """Load GRE30K-CoT (cold-start SFT chains) as a conversations table.
@@ -311,13 +321,7 @@ def load_gre30k_cot(json_path: str | os.PathLike, *, image_root: str | os.PathLi
         ``answer_text`` (the reasoning chain, verbatim), ``source``, ``lat``, ``lon``
         (``gt_lat``/``gt_lon``); and the load report.
     """
-    json_path = Path(json_path)
-    report = LoadReport(f"gre30k_cot ({json_path})")
-    records = _read_json_records(json_path, report)
-    root = Path(image_root) if image_root is not None else json_path.parent
-    out = _load_gre(report, records, kind="cot", root=root, require_images=require_images,
-                    check_images=check_images)
-    return out, report
+    return _load_gre_json(json_path, "cot", image_root, require_images, check_images)
 
 
 def load_gre30k_judge(json_path: str | os.PathLike, *, image_root: str | os.PathLike | None = None,
@@ -328,13 +332,7 @@ def load_gre30k_judge(json_path: str | os.PathLike, *, image_root: str | os.Path
         The CoT columns plus ``label`` (bool, from the answer ``"True"``/``"False"``),
         ``predicted_cot`` and ``predicted_answer``; and the load report.
     """
-    json_path = Path(json_path)
-    report = LoadReport(f"gre30k_judge ({json_path})")
-    records = _read_json_records(json_path, report)
-    root = Path(image_root) if image_root is not None else json_path.parent
-    out = _load_gre(report, records, kind="judge", root=root, require_images=require_images,
-                    check_images=check_images)
-    return out, report
+    return _load_gre_json(json_path, "judge", image_root, require_images, check_images)
 
 
 def load_gre30k_seed(path: str | os.PathLike, *, image_root: str | os.PathLike | None = None,

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from geolib import metrics
+
 #: Columns of every baseline's predictions, in order.
 PREDICTION_COLUMNS = ("image_id", "pred_country", "pred_city", "pred_lat", "pred_lon", "score")
 
@@ -113,11 +115,6 @@ def check_split(df: pd.DataFrame, name: str, need: Sequence[str] = TRUTH_COLUMNS
         raise ValueError(f"{name} has no rows")
 
 
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType" or (
-        isinstance(v, str) and not v.strip())
-
-
 def spherical_mean(lat: Any, lon: Any, weights: Any = None, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Mean position of points on the sphere (the mean unit vector, projected back), in degrees.
 
@@ -156,9 +153,9 @@ def training_centroids(train_df: pd.DataFrame, target: str = "country") -> pd.Da
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     check_split(train_df, "train_df", ("country", "city", "lat", "lon"))
     df = train_df[["country", "city", "lat", "lon"]].copy()
-    df = df[~df["country"].map(_is_missing)]
+    df = df[~df["country"].map(metrics.is_missing)]
     if target == "city":
-        df = df[~df["city"].map(_is_missing)]
+        df = df[~df["city"].map(metrics.is_missing)]
     else:
         df["city"] = ""
     if df.empty:

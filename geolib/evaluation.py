@@ -85,11 +85,6 @@ def paper_table() -> pd.DataFrame:
 # Per-image correctness
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType" or (
-        isinstance(v, str) and not v.strip())
-
-
 def correct_and_answered(predicted: Sequence[Any], truth: Sequence[Any], level: str = "country") -> tuple[np.ndarray, np.ndarray]:
     """Per image: was a label answered, and was it right (GeoReasoner's definitions).
 
@@ -112,7 +107,7 @@ def correct_and_answered(predicted: Sequence[Any], truth: Sequence[Any], level: 
     answered = np.zeros(len(truth), bool)
     cache: dict = {}
     for i, (p, t) in enumerate(zip(predicted, truth)):
-        key = (None if _missing(p) else str(p), t)
+        key = (None if metrics.is_missing(p) else str(p), t)
         if key not in cache:
             m = metrics.answer_metrics([key[0]], [t], level)
             cache[key] = (m["n_correct"] == 1, m["n_answered"] == 1)
@@ -125,7 +120,7 @@ def answered_rows(pred: pd.DataFrame) -> np.ndarray:
     a country, a city or coordinates (a baseline)."""
     if "answered" in pred.columns:
         return pred["answered"].fillna(False).to_numpy(dtype=bool)
-    has = ~pred["pred_country"].map(_missing).to_numpy(bool) | ~pred["pred_city"].map(_missing).to_numpy(bool)
+    has = ~pred["pred_country"].map(metrics.is_missing).to_numpy(bool) | ~pred["pred_city"].map(metrics.is_missing).to_numpy(bool)
     coords = np.isfinite(pd.to_numeric(pred["pred_lat"], errors="coerce").to_numpy(float))
     return has | coords
 
@@ -216,7 +211,7 @@ def _correct_and_answered(pred: Sequence[Any], truth: Sequence[Any], level: str)
     answered = np.zeros(len(truth), bool)
     cache: dict = {}
     for i, (p, t) in enumerate(zip(pred, truth)):
-        k = (p if not _missing(p) else None, t)
+        k = (p if not metrics.is_missing(p) else None, t)
         if k not in cache:
             m = answer_metrics([k[0]], [t], level)
             cache[k] = (m["n_correct"] == 1, m["n_answered"] == 1)
@@ -280,7 +275,7 @@ def baseline_table(
         df = _align(pred, test_df, name)
         n = len(df)
         for level in ("country", "city"):
-            has_truth = ~df[level].map(_missing).to_numpy()
+            has_truth = ~df[level].map(metrics.is_missing).to_numpy()
             sub = df[has_truth]
             if sub.empty:
                 for m in ("accuracy", "recall", "f1"):
@@ -288,7 +283,7 @@ def baseline_table(
                 continue
             preds = sub[f"pred_{level}"].tolist()
             truth = sub[level].tolist()
-            point = answer_metrics([None if _missing(p) else p for p in preds], truth, level)
+            point = answer_metrics([None if metrics.is_missing(p) else p for p in preds], truth, level)
             c, a = _correct_and_answered(preds, truth, level)
             for m, fn in (("accuracy", metrics.accuracy_answered), ("recall", lambda c_, a_: a_.mean(-1)),
                           ("f1", metrics.f1_answered)):

@@ -69,7 +69,7 @@ def f1_from(accuracy: float, recall: float) -> float:
     return 0.0 if a + r == 0 else 2 * a * r / (a + r)
 
 
-def _is_missing(label: Any) -> bool:
+def is_missing(label: Any) -> bool:
     """None, NaN (any float type), ``pd.NA``/``pd.NaT`` or a blank string: not an answer."""
     if label is None:
         return True
@@ -150,10 +150,10 @@ def answer_metrics(predicted: Sequence[Any], truth: Sequence[Any], level: str = 
     key = _country_key if level == "country" else normalize_city_label
     n_answered = n_correct = 0
     for i, (p, t) in enumerate(zip(predicted, truth)):
-        if _is_missing(t):
+        if is_missing(t):
             raise ValueError(f"truth label {i} is missing ({t!r}); every image needs a true {level}")
         p = _label_of(p, level)
-        if _is_missing(p):
+        if is_missing(p):
             continue
         n_answered += 1
         n_correct += key(p) == key(t)

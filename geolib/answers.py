@@ -23,7 +23,7 @@ Conventions (GRE's released reward gets the first two wrong, docs/known-traps.md
 ``answered`` is True when a country, a city or valid coordinates were found. A refusal
 (``"I cannot determine"``, ``"Unknown"``, ``"N/A"``) or text with none of the above is not
 answered, which is what GeoReasoner's *Recall* counts. A country name that
-:func:`geolib.geo.normalize_country` does not know leaves ``country=None`` but keeps
+:func:`geolib.gazetteer.normalize_country` does not know leaves ``country=None`` but keeps
 ``country_text``, and still counts as answered (an answer, and a wrong one);
 :attr:`ParsedAnswer.country_label` gives the label to score.
 """
@@ -160,7 +160,7 @@ def _clean_value(value: str) -> str:
 
 
 def _normalize_country(text: str) -> str | None:
-    from geolib.geo import normalize_country
+    from geolib.gazetteer import normalize_country
 
     code = normalize_country(text)
     if code is None and "(" in text:
@@ -710,7 +710,8 @@ def _country_in_prose(text: str, fields: _Fields) -> None:
     Every run of capitalised words (and sub-runs of it) is looked up as a country name; one
     country named is taken; several are resolved by the country the coordinates fall in, else none.
     """
-    from geolib.geo import _country_name_index, _norm_key, country_of
+    from geolib.gazetteer import _country_name_index, _norm_key
+    from geolib.borders import country_of
 
     names, _ = _country_name_index()
     found: dict[str, str] = {}

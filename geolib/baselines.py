@@ -31,8 +31,8 @@ The baselines:
    * Paper: GeoCLIP itself (:func:`load_geoclip`, a hub download of its CLIP backbone; only on
      the paper profile) through :func:`geoclip_image_baseline`.
 
-   The country of a predicted point is :func:`geolib.geo.country_of` (the nearest city's
-   country for a point out at sea), its city :func:`geolib.geo.nearest_city`.
+   The country of a predicted point is :func:`geolib.borders.country_of` (the nearest city's
+   country for a point out at sea), its city :func:`geolib.gazetteer.nearest_city`.
 4. StreetCLIP zero-shot (paper profile; :func:`load_streetclip`, :func:`streetclip_zero_shot`):
    CLIP similarity of the image with one prompt per candidate country,
    ``"A Street View photo in {country}."``; the most similar is the answer.
@@ -636,7 +636,7 @@ def retrieve_gps(
 def predictions_from_coordinates(image_id: Sequence[Any], lat: Any, lon: Any, score: Any = None) -> pd.DataFrame:
     """Predictions from predicted points: country by polygon, city = the nearest GeoNames city.
 
-    A point that :func:`geolib.geo.country_of` places in no country (open sea beyond 22 km) takes
+    A point that :func:`geolib.borders.country_of` places in no country (open sea beyond 22 km) takes
     its nearest city's country, so a retrieval baseline always answers.
 
     Args:
@@ -647,7 +647,8 @@ def predictions_from_coordinates(image_id: Sequence[Any], lat: Any, lon: Any, sc
     Returns:
         Predictions (:data:`PREDICTION_COLUMNS`).
     """
-    from geolib.geo import country_of, nearest_city
+    from geolib.borders import country_of
+    from geolib.gazetteer import nearest_city
 
     lat = np.asarray(lat, dtype=float).reshape(-1)
     lon = np.asarray(lon, dtype=float).reshape(-1)
@@ -1105,7 +1106,7 @@ def country_prompts(countries: Sequence[str], template: str = STREETCLIP_PROMPT)
     """Alpha-2 codes and prompts for candidate countries given as codes or names.
 
     Args:
-        countries: ``"FR"`` or ``"France"`` alike (read by :func:`geolib.geo.normalize_country`).
+        countries: ``"FR"`` or ``"France"`` alike (read by :func:`geolib.gazetteer.normalize_country`).
         template: a prompt with ``{country}``, filled with the English name (CLDR).
 
     Returns:
@@ -1116,7 +1117,7 @@ def country_prompts(countries: Sequence[str], template: str = STREETCLIP_PROMPT)
     """
     import babel
 
-    from geolib.geo import normalize_country
+    from geolib.gazetteer import normalize_country
 
     if isinstance(countries, str):
         raise TypeError("countries must be a sequence of country codes or names, not one string")
@@ -1297,7 +1298,7 @@ def baseline_table(
 
     GeoReasoner's accuracy / recall / F1 at country and city level
     (:func:`geolib.metrics.answer_metrics`: a country is compared after
-    :func:`geolib.geo.normalize_country`, so codes and names both work; a city by name, case and
+    :func:`geolib.gazetteer.normalize_country`, so codes and names both work; a city by name, case and
     diacritics ignored; None = not answered); the distance metrics of
     :func:`geolib.metrics.distance_summary` (share within each threshold, where a row without
     coordinates is a miss; median km over rows with coordinates; mean GeoScore, 0 for no

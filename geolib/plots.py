@@ -410,7 +410,7 @@ def plot_curation_map(pool, kept, countries):
     Args:
         pool: the pool (``city``, ``country``, ``lat``, ``lon``), one row per image.
         kept: boolean per image, aligned with ``pool``.
-        countries: polygons (geolib.geo.country_polygons()).
+        countries: polygons (geolib.borders.country_polygons()).
     """
     import numpy as np
     import pandas as pd
@@ -640,7 +640,7 @@ def plot_error_map(per_country, countries, title: str):
 
     Args:
         per_country: columns ``country`` (alpha-2), ``median_km`` (NaN: no answer gave coordinates), ``n``.
-        countries: polygons with ``iso_a2`` (geolib.geo.country_polygons()).
+        countries: polygons with ``iso_a2`` (geolib.borders.country_polygons()).
         title: the figure's title (names the model).
     """
     import numpy as np
@@ -749,7 +749,7 @@ def plot_read_signs(readings, images, countries, truths=None, top: int = 4):
     Args:
         readings: :class:`geolib.sign_reader.Reading` objects, one per row of the figure.
         images: the photos as PIL images (what the reader saw, upright), same order.
-        countries: polygons with ``iso_a2`` (geolib.geo.country_polygons()).
+        countries: polygons with ``iso_a2`` (geolib.borders.country_polygons()).
         truths: optional ground truth per photo, shown in the title (e.g. ``"Brazil, Salvador"``).
         top: candidates shown per photo.
     """

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from geolib import geo
+from geolib import gazetteer
 
 #: Images larger than this many pixels are refused (a clear error, not a decompression bomb).
 MAX_PIXELS = 80_000_000
@@ -584,10 +584,10 @@ def _countries_info() -> dict:
 
 
 def country_name(code: str) -> str:
-    """English name of a country that :func:`geolib.geo.normalize_country` reads back to ``code``."""
+    """English name of a country that :func:`geolib.gazetteer.normalize_country` reads back to ``code``."""
     info = _countries_info().get(code)
-    for name in (geo._country_name(code), info["name"] if info else None):
-        if name and geo.normalize_country(name) == code:
+    for name in (gazetteer._country_name(code), info["name"] if info else None):
+        if name and gazetteer.normalize_country(name) == code:
             return name
     return code
 
@@ -643,7 +643,7 @@ def word_index() -> dict[str, dict]:
     index: dict[str, dict] = {}
 
     def add(word: str, lang: str, country: str | None = None):
-        key = geo._norm_key(word) if word else ""
+        key = gazetteer._norm_key(word) if word else ""
         if len(key) < 3 and not any(char_script(c) in ("Hani", "Jpan", "Kore") for c in key):
             return
         entry = index.setdefault(key, {"languages": set(), "countries": set(), "word": word})
@@ -759,7 +759,7 @@ def detect_languages(text: str, script: str | None) -> dict[str, float]:
     candidates = tuple(sorted(lang for lang, s in by_script.items() if s == script or (script == "Hani" and lang == "zh")))
     words = word_index()
     hits: set[str] = set()
-    for key in {geo._norm_key(text), *(geo._norm_key(span) for span in _spans(text))}:
+    for key in {gazetteer._norm_key(text), *(gazetteer._norm_key(span) for span in _spans(text))}:
         if key in words:
             hits |= words[key]["languages"]
     in_script = {lang for lang in hits if by_script.get(lang, script) == script}
@@ -822,7 +822,7 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
     reasons: dict[str, list] = defaultdict(list)
     city_votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     words = word_index()
-    cities = geo._cities()
+    cities = gazetteer._cities()
     territories = language_territories()
     for b in boxes:
         languages = detect_languages(b.text, b.script)
@@ -830,7 +830,7 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
         quoted = f"“{b.text}”"
         named = set()
         for span in sorted(_spans(b.text), key=len, reverse=True):
-            key = geo._norm_key(span)
+            key = gazetteer._norm_key(span)
             cjk = any(char_script(c) in ("Hani", "Jpan", "Kore") for c in key)
             if len(key) < (2 if cjk else 4):
                 continue
@@ -1186,7 +1186,7 @@ def street_photo(lines: Sequence[str], size: tuple[int, int] = (960, 640), seed:
 
 def matches(read: str, expected: str) -> bool:
     """Whether a reading is the expected text (case, spacing, punctuation and diacritics ignored)."""
-    return bool(expected) and geo._norm_key(expected) in geo._norm_key(read)
+    return bool(expected) and gazetteer._norm_key(expected) in gazetteer._norm_key(read)
 
 
 def script_reading_check(scripts: Sequence[str] | None = None, words_per_script: int = 4, **kwargs):

@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geolib import datasets, evaluation, geo, io, paths, plots, sign_reader
+from geolib import borders, datasets, evaluation, io, paths, plots, sign_reader
 
 pool = datasets.study_pool(profile)
 test = datasets.read_manifest(paths.data_dir(profile) / "split_test.parquet").reset_index(drop=True)
@@ -113,7 +113,7 @@ with pd.option_context("display.max_colwidth", 160):
 
 # %%
 images = [sign_reader.load_photo(p)[0] if r.error is None else None for p, r in zip(photos, readings)]
-fig = plots.plot_read_signs(readings, images, geo.country_polygons(), truths)
+fig = plots.plot_read_signs(readings, images, borders.country_polygons(), truths)
 plots.save_figure(fig, profile, "08_read_signs")
 
 # %% [markdown]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geolib import geo, paths, plots
+from geolib import borders, paths, plots
 
 matplotlib.use("Agg")
 
@@ -23,7 +23,7 @@ def test_every_plot_function_is_drawn_by_a_notebook():
 
 @pytest.fixture(scope="module")
 def countries():
-    return geo.country_polygons()
+    return borders.country_polygons()
 
 
 def test_curation_map_shows_the_kept_share_of_every_city(countries):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from geolib import answers, geo, sign_reader
+from geolib import answers, gazetteer, sign_reader
 
 SCRIPTS = ("Latn", "Cyrl", "Grek", "Arab", "Hebr", "Deva", "Beng", "Thai", "Geor", "Armn", "Ethi", "Sinh", "Taml",
            "Hans", "Hant", "Jpan", "Kore")
@@ -128,11 +128,11 @@ def test_the_answer_names_a_country_that_parse_answer_reads_back(code):
     parsed = answers.parse_answer(sign_reader.answer_text([cand], [_box("x")]))
     assert parsed.country == code and parsed.city
     if parsed.city:
-        assert geo.geocode_city(parsed.city, code) is not None
+        assert gazetteer.geocode_city(parsed.city, code) is not None
 
 
 def test_every_countrys_name_reads_back():
-    bad = [c for c in sign_reader._countries_info() if geo.normalize_country(sign_reader.country_name(c)) != c]
+    bad = [c for c in sign_reader._countries_info() if gazetteer.normalize_country(sign_reader.country_name(c)) != c]
     assert len(bad) <= 3, bad
 
 

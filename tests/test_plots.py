@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geolib import borders, paths, plots
+from geolib import borders, ocr, paths, plots
 
 matplotlib.use("Agg")
 
@@ -66,7 +66,7 @@ def test_read_signs_shows_boxes_candidates_reasons_and_a_map(countries):
 
     from geolib import sign_reader
 
-    box = sign_reader.TextBox("FARMACIA", 0.98, [[10, 10], [90, 10], [90, 30], [10, 30]], "Latn")
+    box = ocr.TextBox("FARMACIA", 0.98, [[10, 10], [90, 10], [90, 30], [10, 30]], "Latn")
     read = sign_reader.Reading("shop.jpg", (120, 80), [box], [sign_reader.Candidate("ES", 0.7, "Madrid", ["why"]),
                                                             sign_reader.Candidate("MX", 0.3)])
     read.answer = sign_reader.answer_text(read.candidates, read.boxes)

@@ -1,4 +1,4 @@
-"""Speed of geolib.geo on one core, each beside a baseline measured in the same run.
+"""Speed of geolib.borders.country_of and geolib.geo.haversine_km on one core, each beside a baseline measured in the same run.
 
 * ``country_of`` (grid + exact test, default 22.2 km offshore margin) against a geopandas spatial
   join (``geopandas.sjoin(points, countries, predicate="within")``) on the same polygons.
@@ -28,7 +28,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from geolib import geo  # noqa: E402
+from geolib import borders, geo  # noqa: E402
 
 
 def random_points(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,16 +59,16 @@ def main(argv: list[str] | None = None) -> None:
     import pandas as pd
     from geopy.distance import great_circle
 
-    countries = geo.country_polygons()
+    countries = borders.country_polygons()
     warm_lat, warm_lon = random_points(2000, seed=99)
-    geo.country_of(warm_lat, warm_lon)  # loads the grid and the polygons
+    borders.country_of(warm_lat, warm_lon)  # loads the grid and the polygons
     warm = gpd.GeoDataFrame(geometry=gpd.points_from_xy(warm_lon, warm_lat), crs=countries.crs)
     gpd.sjoin(warm, countries, predicate="within")  # builds the spatial index, prepares polygons
 
     rows = []
     for n in sizes:
         lat, lon = random_points(n, seed=n)
-        t_ours = best_time(lambda: geo.country_of(lat, lon), repeat)
+        t_ours = best_time(lambda: borders.country_of(lat, lon), repeat)
         start = time.perf_counter()
         points = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=countries.crs)
         t_points = time.perf_counter() - start  # not charged to the join
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         join = gpd.sjoin(points, countries, predicate="within", how="left")
         joined = join.groupby(level=0)["iso_a2"].first().reindex(range(n)).to_numpy(dtype=object)
         joined = np.where(pd.isna(joined), None, joined)
-        agree = np.mean(geo.country_of(lat, lon, max_offshore_km=0) == joined)
+        agree = np.mean(borders.country_of(lat, lon, max_offshore_km=0) == joined)
         rows.append(("country_of", n, n / t_ours, "geopandas.sjoin within", n / t_join,
                      f"join only (+{t_points:.2f} s to build its points); same country at 0 km margin: {agree:.3%}"))
 

@@ -2,7 +2,7 @@
 
 * ``read_photos`` (rapidocr's detector, its recogniser on the straightened lines, tesseract's
   script models on the same lines where installed, then the evidence) on photo-like street scenes
-  with a shop sign, drawn here (:func:`geolib.sign_reader.street_photo`), at 224 px (the demo
+  with a shop sign, drawn here (:func:`geolib.sign_photos.street_photo`), at 224 px (the demo
   world's size) and at 1,920 px (a phone photo), with the share of each step;
 * the baseline: rapidocr's stock call ``RapidOCR()(image)`` (detector, orientation classifier,
   recogniser) on the same photos;
@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from geolib import sign_reader
+from geolib import ocr, sign_photos, sign_reader
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,13 +42,13 @@ def main(argv: list[str] | None = None) -> None:
 
     stock = RapidOCR(params={"Global.log_level": "error"})
     lines = ["FARMACIA", "Tel. +34 915 551 234", "www.farmacia-sol.es"]
-    sign_reader.read_photos([sign_reader.street_photo(lines, (320, 224))])  # warm-up: models, CLDR and GeoNames indexes
-    stock(np.asarray(sign_reader.street_photo(lines, (320, 224))))
+    sign_reader.read_photos([sign_photos.street_photo(lines, (320, 224))])  # warm-up: models, CLDR and GeoNames indexes
+    stock(np.asarray(sign_photos.street_photo(lines, (320, 224))))
     print(f"{platform.processor() or platform.machine()}, {n} photos per size; "
-          f"tesseract scripts: {', '.join(sign_reader.tesseract_scripts()) or 'none (not installed)'}")
+          f"tesseract scripts: {', '.join(ocr.tesseract_scripts()) or 'none (not installed)'}")
     print(f"{'size':>12} {'reader photos/s':>16} {'rapidocr stock photos/s':>24}  reader's time by step")
     for size in ((224, 224), (1920, 1280)):
-        photos = [sign_reader.street_photo(lines, size, seed=i) for i in range(n)]
+        photos = [sign_photos.street_photo(lines, size, seed=i) for i in range(n)]
         start = time.perf_counter()
         readings = sign_reader.read_photos(photos)
         ours = time.perf_counter() - start
@@ -66,14 +66,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{size[0]:>5}×{size[1]:<6} {n / ours:>16.2f} {n / theirs:>24.2f}  {shares}; Spain in {answered}/{n}")
 
     batch = 8 if args.quick else 16
-    folder = [sign_reader.street_photo(lines, (224, 224), seed=100 + i) for i in range(4 * batch)]
+    folder = [sign_photos.street_photo(lines, (224, 224), seed=100 + i) for i in range(4 * batch)]
     start = time.perf_counter()
     overlapped = sign_reader.read_photos(folder, batch_size=batch)
     ours = time.perf_counter() - start
     start = time.perf_counter()
     one_by_one = []
     for b in range(0, len(folder), batch):
-        boxes, _ = sign_reader.read_text(folder[b: b + batch], threads=0)
+        boxes, _ = ocr.read_text(folder[b: b + batch], threads=0)
         one_by_one += [sign_reader.answer_text(sign_reader.identify(x), x) for x in boxes]
     theirs = time.perf_counter() - start
     same = [r.answer for r in overlapped] == one_by_one

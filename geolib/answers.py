@@ -20,10 +20,12 @@ Conventions (GRE's released reward gets the first two wrong, docs/known-traps.md
 * ``S`` and ``W`` make a value negative (the hemisphere wins over a stray sign);
 * ``|lat| > 90`` or ``|lon| > 180`` is rejected: no coordinates, ``error`` says why.
 
+The coordinate grammar (and these conventions) is :mod:`geolib.coordinates`.
+
 ``answered`` is True when a country, a city or valid coordinates were found. A refusal
 (``"I cannot determine"``, ``"Unknown"``, ``"N/A"``) or text with none of the above is not
 answered, which is what GeoReasoner's *Recall* counts. A country name that
-:func:`geolib.geo.normalize_country` does not know leaves ``country=None`` but keeps
+:func:`geolib.gazetteer.normalize_country` does not know leaves ``country=None`` but keeps
 ``country_text``, and still counts as answered (an answer, and a wrong one);
 :attr:`ParsedAnswer.country_label` gives the label to score.
 """
@@ -32,11 +34,12 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
+
+from geolib.coordinates import axis_value, check_range, keyed_coordinates, read_coordinates, signed_float
 
 #: Longest text read; anything after it is ignored (generation limits are far below this).
 MAX_CHARS = 200_000
@@ -160,7 +163,7 @@ def _clean_value(value: str) -> str:
 
 
 def _normalize_country(text: str) -> str | None:
-    from geolib.geo import normalize_country
+    from geolib.gazetteer import normalize_country
 
     code = normalize_country(text)
     if code is None and "(" in text:
@@ -233,7 +236,7 @@ class _Fields:
             return
         if lat is None or lon is None:
             return
-        checked = _check_range(lat, lon)
+        checked = check_range(lat, lon)
         if isinstance(checked, str):
             self.coord_error = checked
         else:
@@ -253,172 +256,14 @@ class _Fields:
         return self.place_found or (self.lat is not None and self.lon is not None)
 
 
-def _check_range(lat: float, lon: float) -> tuple[float, float] | str:
-    if not (math.isfinite(lat) and math.isfinite(lon)):
-        return f"coordinates not finite: ({lat}, {lon})"
-    if abs(lat) > 90:
-        return f"latitude {lat:g} outside [-90, 90] (coordinates rejected; pairs are read latitude first)"
-    if abs(lon) > 180:
-        return f"longitude {lon:g} outside [-180, 180] (coordinates rejected)"
-    return float(lat) + 0.0, float(lon) + 0.0
-
-
 # --------------------------------------------------------------------------------------------
-# coordinates
-
-_MINUS = "-−‐‑–"  # ASCII hyphen-minus, minus sign, hyphens, en dash
-_MINUS_CLASS = r"\-−‐‑–"
-_NUM = r"\d++(?:\.\d++)?+"  # possessive: a number is never split (no backtracking blow-up)
-_DEG_SIGN = r"(?:°|º|˚|\s?deg(?:rees?)?\b)"
-_MIN_SIGN = r"(?:['′’ʹ]|\s?min\b)"
-_SEC_SIGN = r"(?:\"|″|”|''|′′|’’|\s?sec\b)"
-_HEM = r"(?:[NSEW](?![A-Za-z])|(?i:north|south|east|west)\b)"
-
-# one coordinate: optional sign, degrees, optional minutes and seconds, optional hemisphere
-_COMPONENT = re.compile(
-    rf"(?P<sign>[+{_MINUS_CLASS}])?\s*(?P<deg>{_NUM})\s*{_DEG_SIGN}?\s*"
-    rf"(?:(?P<min>{_NUM})\s*{_MIN_SIGN}\s*(?:(?P<sec>{_NUM})\s*{_SEC_SIGN}\s*)?)?"
-    rf"(?P<hem>{_HEM})?"
-)
-# the same with the hemisphere required after the number: 48.86°N, 40°26′46″N, 33.9 S
-_HEMI_AFTER = re.compile(
-    rf"(?<![\w.])(?P<sign>[+{_MINUS_CLASS}])?(?P<deg>{_NUM})\s*{_DEG_SIGN}?\s*"
-    rf"(?:(?P<min>{_NUM})\s*{_MIN_SIGN}\s*(?:(?P<sec>{_NUM})\s*{_SEC_SIGN}\s*)?)?"
-    rf"(?P<hem>{_HEM})"
-)
-# hemisphere first: N 48.86, S33.9°
-_HEMI_BEFORE = re.compile(rf"(?<![A-Za-z])(?P<hem>[NSEW])\s?(?P<deg>{_NUM})(?:\s*{_DEG_SIGN})?(?![\w]|\.\d)")
-_KEYED = re.compile(r"\b(?P<key>latitude|lat|longitude|lng|lon|long)\b[\"']?\s*(?:\([^()\n]{0,20}\)\s*)?[:=]?\s*[\"']?", re.IGNORECASE)
-_SIGNED = rf"[+{_MINUS_CLASS}]?{_NUM}"
-_PAIR = re.compile(
-    rf"(?<![\w.°′″'])(?P<a>{_SIGNED})\s*°?\s*[,;]\s*(?P<b>{_SIGNED})\s*°?(?![\w°′'\"″]|\.\d)"
-)
-_PAIR_ALONE = re.compile(rf"\s*[(\[]?\s*(?P<a>{_SIGNED})\s*°?\s*[,;\s]\s*(?P<b>{_SIGNED})\s*°?\s*[)\]]?\s*[.]?\s*")
-
-
-def _signed_float(text: str) -> float:
-    if text and text[0] in _MINUS:
-        return -float(text[1:])
-    return float(text)
-
-
-def _component_value(m: re.Match) -> tuple[float, str | None] | None:
-    """Degrees from a component match, with its hemisphere letter (N/S/E/W) or None."""
-    deg = float(m.group("deg"))
-    minutes = float(m.group("min")) if m.groupdict().get("min") else 0.0
-    seconds = float(m.group("sec")) if m.groupdict().get("sec") else 0.0
-    if minutes >= 60 or seconds >= 60:
-        return None
-    value = deg + minutes / 60 + seconds / 3600
-    hem = m.group("hem")
-    letter = hem[0].upper() if hem else None
-    if letter in ("S", "W"):
-        value = -value
-    elif letter is None and m.groupdict().get("sign") and m.group("sign") in _MINUS:
-        value = -value
-    return value, letter
-
-
-def _keyed_coordinates(region: str) -> tuple[float | None, float | None, str | None, tuple[int, int] | None]:
-    """``Latitude: 48.85, Longitude: 2.35`` in either order (hemispheres and DMS allowed)."""
-    found: dict[str, tuple[float, tuple[int, int]]] = {}
-    error = None
-    for km in _KEYED.finditer(region):
-        axis = "lat" if km.group("key").lower().startswith("lat") else "lon"
-        if axis in found:
-            continue
-        cm = _COMPONENT.match(region, km.end())
-        if cm is None:
-            continue
-        got = _component_value(cm)
-        if got is None:
-            error = f"malformed minutes/seconds in {cm.group(0).strip()!r}"
-            continue
-        value, letter = got
-        if letter is not None and ((axis == "lat") != (letter in "NS")):
-            error = f"{'latitude' if axis == 'lat' else 'longitude'} given with hemisphere {letter}"
-            continue
-        found[axis] = (value, (km.start(), cm.end()))
-    if "lat" in found and "lon" in found:
-        span = (min(found["lat"][1][0], found["lon"][1][0]), max(found["lat"][1][1], found["lon"][1][1]))
-        return found["lat"][0], found["lon"][0], None, span
-    if found:
-        only = "latitude" if "lat" in found else "longitude"
-        return None, None, error or f"only the {only} was given", None
-    return None, None, error, None
-
-
-def _hemisphere_coordinates(region: str) -> tuple[float | None, float | None, str | None, tuple[int, int] | None]:
-    """Values marked with hemispheres, in either order: the first N/S one is the latitude."""
-    lat = lon = None
-    spans: list[tuple[int, int]] = []
-    error = None
-    for pattern in (_HEMI_AFTER, _HEMI_BEFORE):
-        lat = lon = None
-        spans = []
-        for m in pattern.finditer(region):
-            got = _component_value(m)
-            if got is None:
-                error = f"malformed minutes/seconds in {m.group(0).strip()!r}"
-                continue
-            value, letter = got
-            if letter in ("N", "S") and lat is None:
-                lat = value
-                spans.append(m.span())
-            elif letter in ("E", "W") and lon is None:
-                lon = value
-                spans.append(m.span())
-            if lat is not None and lon is not None:
-                return lat, lon, None, (min(s[0] for s in spans), max(s[1] for s in spans))
-    return None, None, error, None
-
-
-def _pair_coordinates(region: str, strict: bool) -> tuple[float | None, float | None, str | None, tuple[int, int] | None]:
-    """An unkeyed pair, latitude first (GRE's convention).
-
-    ``strict`` (free prose outside an answer tag): the pair must be bracketed or carry a decimal
-    point, so that "In 2019, 45 signs…" is not read as coordinates.
-    """
-    m = _PAIR_ALONE.fullmatch(region)
-    if m is None:
-        for cand in _PAIR.finditer(region):
-            if strict:
-                bracketed = region[: cand.start()].rstrip().endswith(("(", "[")) and region[cand.end() :].lstrip().startswith((")", "]"))
-                if not (bracketed or "." in cand.group("a") or "." in cand.group("b")):
-                    continue
-            m = cand
-            break
-    if m is None:
-        return None, None, None, None
-    try:
-        return _signed_float(m.group("a")), _signed_float(m.group("b")), None, m.span()
-    except ValueError:  # pragma: no cover - the regex only admits numbers
-        return None, None, f"unreadable pair {m.group(0)!r}", None
-
-
-def read_coordinates(region: str, *, strict: bool = False) -> tuple[float | None, float | None, str | None, tuple[int, int] | None]:
-    """Find one (lat, lon) in ``region``: keyed, then hemisphere-marked, then an unkeyed pair.
-
-    Returns:
-        ``(lat, lon, error, span)``: degrees (not yet range-checked) or Nones, an error string
-        when something coordinate-like could not be used, and the span of the text read.
-    """
-    error = None
-    for reader in (_keyed_coordinates, _hemisphere_coordinates):
-        lat, lon, err, span = reader(region)
-        if lat is not None:
-            return lat, lon, None, span
-        error = error or err
-    lat, lon, err, span = _pair_coordinates(region, strict)
-    if lat is not None:
-        return lat, lon, None, span
-    return None, None, error or err, None
+# coordinates (the grammar: geolib.coordinates)
 
 
 def _coords_from_value(value: Any) -> tuple[float | None, float | None, str | None]:
     """A ``coordinates`` value: [lat, lon], (lat, lon), "48.85, 2.35" or {"lat":…, "lon":…}."""
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        a, b = (_axis_value(v, None) for v in value)
+        a, b = (axis_value(v, None) for v in value)
         if a is None or b is None:
             return None, None, f"unreadable coordinates {value!r}"
         return a, b, None
@@ -430,26 +275,6 @@ def _coords_from_value(value: Any) -> tuple[float | None, float | None, str | No
         _fill_from_mapping(fields, value)
         return fields.lat, fields.lon, fields.coord_error
     return None, None, None
-
-
-def _axis_value(value: Any, axis: str | None) -> float | None:
-    """A single latitude or longitude given as a number or a string ("33.9° S", "-33.9")."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        m = _COMPONENT.fullmatch(value.strip().rstrip(",;."))
-        if m is None:
-            return None
-        got = _component_value(m)
-        if got is None:
-            return None
-        v, letter = got
-        if axis is not None and letter is not None and ((axis == "lat") != (letter in "NS")):
-            return None
-        return v
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,7 +314,7 @@ def _fill_from_mapping(fields: _Fields, mapping: dict, depth: int = 0) -> bool:
             fields.set_coords(lat, lon, err)
     given = [v for v in (lat_raw, lon_raw) if v is not None and not (isinstance(v, str) and is_refusal(v))]
     if given:
-        lat, lon = _axis_value(lat_raw, "lat"), _axis_value(lon_raw, "lon")
+        lat, lon = axis_value(lat_raw, "lat"), axis_value(lon_raw, "lon")
         if lat is None or lon is None:
             fields.set_coords(None, None, f"unreadable coordinates lat={lat_raw!r}, lon={lon_raw!r}")
         else:
@@ -580,7 +405,7 @@ def _lenient_object(text: str) -> dict:
 
 def _num_or_str(value: str) -> Any:
     try:
-        return _signed_float(value)
+        return signed_float(value)
     except ValueError:
         return value
 
@@ -710,7 +535,8 @@ def _country_in_prose(text: str, fields: _Fields) -> None:
     Every run of capitalised words (and sub-runs of it) is looked up as a country name; one
     country named is taken; several are resolved by the country the coordinates fall in, else none.
     """
-    from geolib.geo import _country_name_index, _norm_key, country_of
+    from geolib.gazetteer import _country_name_index, _norm_key
+    from geolib.borders import country_of
 
     names, _ = _country_name_index()
     found: dict[str, str] = {}
@@ -791,7 +617,7 @@ def parse_answer(text: Any) -> ParsedAnswer:
         if fields.lat is None:
             # beside Country:/City: lines, only keyed coordinates (Latitude: …) are read, so
             # numbers in the reasons are never taken for a location
-            lat, lon, err, _ = _keyed_coordinates(region)
+            lat, lon, err, _ = keyed_coordinates(region)
             fields.set_coords(lat, lon, err)
     if fmt is None:
         lat, lon, err, span = read_coordinates(region, strict=not in_tag)

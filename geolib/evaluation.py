@@ -236,7 +236,7 @@ def baseline_table(
 
     GeoReasoner's accuracy / recall / F1 at country and city level
     (:func:`geolib.metrics.answer_metrics`: a country is compared after
-    :func:`geolib.geo.normalize_country`, so codes and names both work; a city by name, case and
+    :func:`geolib.gazetteer.normalize_country`, so codes and names both work; a city by name, case and
     diacritics ignored; None = not answered); the distance metrics of
     :func:`geolib.metrics.distance_summary` (share within each threshold, where a row without
     coordinates is a miss; median km over rows with coordinates; mean GeoScore, 0 for no

@@ -20,8 +20,8 @@ the ``geoclip`` package (:func:`load_location_encoder`, :func:`load_gps_gallery`
 * Paper: GeoCLIP itself (:func:`load_geoclip`, a hub download of its CLIP backbone; only on
   the paper profile) through :func:`geoclip_image_baseline`.
 
-The country of a predicted point is :func:`geolib.geo.country_of` (the nearest city's
-country for a point out at sea), its city :func:`geolib.geo.nearest_city`.
+The country of a predicted point is :func:`geolib.borders.country_of` (the nearest city's
+country for a point out at sea), its city :func:`geolib.gazetteer.nearest_city`.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def retrieve_gps(
 def predictions_from_coordinates(image_id: Sequence[Any], lat: Any, lon: Any, score: Any = None) -> pd.DataFrame:
     """Predictions from predicted points: country by polygon, city = the nearest GeoNames city.
 
-    A point that :func:`geolib.geo.country_of` places in no country (open sea beyond 22 km) takes
+    A point that :func:`geolib.borders.country_of` places in no country (open sea beyond 22 km) takes
     its nearest city's country, so a retrieval baseline always answers.
 
     Args:
@@ -312,7 +312,8 @@ def predictions_from_coordinates(image_id: Sequence[Any], lat: Any, lon: Any, sc
     Returns:
         Predictions (:data:`PREDICTION_COLUMNS`).
     """
-    from geolib.geo import country_of, nearest_city
+    from geolib.borders import country_of
+    from geolib.gazetteer import nearest_city
 
     lat = np.asarray(lat, dtype=float).reshape(-1)
     lon = np.asarray(lon, dtype=float).reshape(-1)

@@ -98,7 +98,7 @@ def normalize_city_label(city: str) -> str:
 
 
 def _country_key(label: Any) -> str:
-    from geolib.geo import normalize_country
+    from geolib.gazetteer import normalize_country
 
     text = str(label).strip()
     code = normalize_country(text)
@@ -124,7 +124,7 @@ def answer_metrics(predicted: Sequence[Any], truth: Sequence[Any], level: str = 
             :class:`geolib.answers.ParsedAnswer` items are accepted (their ``country_label`` or
             ``city``).
         truth: one label per image, aligned with ``predicted``; none may be missing.
-        level: ``"country"``: both sides go through :func:`geolib.geo.normalize_country`, so
+        level: ``"country"``: both sides go through :func:`geolib.gazetteer.normalize_country`, so
             ``"France"``, ``"FR"`` and ``"fra"`` are the same label (an unrecognised name is an
             answer compared by its text, so normally wrong); ``"city"``: compared case- and
             diacritic-insensitively (:func:`normalize_city_label`).
@@ -261,7 +261,7 @@ def predicted_coordinates(parsed_answers: Sequence[Any], geocode: bool = True) -
 
     Args:
         parsed_answers: :class:`geolib.answers.ParsedAnswer` items (None = no answer).
-        geocode: look cities up with :func:`geolib.geo.geocode_city` (``(city, country)``; the
+        geocode: look cities up with :func:`geolib.gazetteer.geocode_city` (``(city, country)``; the
             country is the answer's alpha-2 or None). Each distinct pair is looked up once.
 
     Returns:
@@ -281,7 +281,7 @@ def predicted_coordinates(parsed_answers: Sequence[Any], geocode: bool = True) -
         elif geocode and getattr(ans, "city", None):
             key = (ans.city, ans.country)
             if key not in cache:
-                from geolib.geo import geocode_city
+                from geolib.gazetteer import geocode_city
 
                 cache[key] = geocode_city(ans.city, ans.country)
             found = cache[key]

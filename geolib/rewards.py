@@ -86,7 +86,7 @@ def gre_reward(completion: Any, true_lat: float, true_lon: float, theta_km: floa
     a reward (no coordinates → 0). ``use_city=False`` by default: GRE's RL stage trains the
     coordinate answer that Im2GPS3k scores, and rewarding a geocoded city would pay the policy
     for skipping the coordinates; set ``use_city=True`` to score a city answer at its GeoNames
-    coordinates (:func:`geolib.geo.geocode_city`).
+    coordinates (:func:`geolib.gazetteer.geocode_city`).
 
     Args:
         completion: the model's text.
@@ -104,7 +104,7 @@ def gre_reward(completion: Any, true_lat: float, true_lon: float, theta_km: floa
     parsed = parse_answer(completion)
     lat, lon = parsed.lat, parsed.lon
     if (lat is None or lon is None) and use_city and parsed.city:
-        from geolib.geo import geocode_city
+        from geolib.gazetteer import geocode_city
 
         found = geocode_city(parsed.city, parsed.country)
         if found is not None:

@@ -4,12 +4,10 @@ A geo-game player's strongest clue is text. This module reads it without a netwo
 answers like GeoReasoner (a country, a city and reasons that quote what was read), so
 :func:`geolib.answers.parse_answer` and the study's metrics score it unchanged:
 
-1. **Text boxes (OCR).** ``rapidocr``'s PP-OCR detector finds text lines and its recogniser reads
-   Latin (about 45 languages), Chinese and Japanese; the weights ship inside the wheel. Every box is
-   also read by **tesseract** with its script models (Debian ``tesseract-ocr-script-*``: Cyrillic,
-   Greek, Arabic, Hebrew, Devanagari, Bengali, Thai, Georgian, Armenian, Ethiopic, Sinhala, Tamil,
-   Hangul), one tesseract process for a whole batch of photos. Where tesseract is not installed
-   those scripts cannot be read, and :func:`unreadable_scripts` says so.
+1. **Text boxes (OCR)**, :mod:`geolib.ocr`: ``rapidocr``'s PP-OCR detector finds text lines and
+   its recogniser reads Latin, Chinese and Japanese; every box is also read by **tesseract** with
+   its script models (Cyrillic, Greek, Arabic, Hebrew, Devanagari, …) where it is installed
+   (:func:`geolib.ocr.unreadable_scripts` says what cannot be read here).
 2. **Script and language.** The script of a box comes from its letters (Unicode names). The
    language: an exact match of a CLDR word (day, month or country name in that language), else
    ``lingua`` restricted to the languages written in that script (lingua's advice for short
@@ -24,7 +22,8 @@ answers like GeoReasoner (a country, a city and reasons that quote what was read
 A photo without text answers ``{"country": "unknown", ..., "reasons": "no text found"}``, which the
 metrics count as not answered. A file that cannot be read (not an image, truncated, too large)
 gives a reading whose ``error`` says why in one line; CMYK, 16-bit, palette and EXIF-rotated
-images are converted (``notes`` says how).
+images are converted (``notes`` says how). Photos for checking the reader (real photos shipped by
+installed packages, rendered signs) are made by :mod:`geolib.sign_photos`.
 """
 
 from __future__ import annotations
@@ -33,9 +32,6 @@ import functools
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 import unicodedata
 from collections import defaultdict
@@ -46,25 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from geolib import geo
+from geolib import gazetteer
+from geolib.ocr import OcrBatch, TextBox, char_script, tesseract_scripts
 
 #: Images larger than this many pixels are refused (a clear error, not a decompression bomb).
 MAX_PIXELS = 80_000_000
-#: The longest side the OCR sees (larger photos are downscaled first; rapidocr's own cap is 2000).
-MAX_SIDE = 2000
-
-#: Scripts and the engine that reads them. ``Tfng`` (Tifinagh) has no model in either engine.
-RAPIDOCR_SCRIPTS = ("Latn", "Hani", "Jpan")
-#: ISO 15924 script → tesseract script model (Debian package ``tesseract-ocr-script-<code>``).
-TESSERACT_MODELS = {
-    "Cyrl": "Cyrillic", "Grek": "Greek", "Arab": "Arabic", "Hebr": "Hebrew", "Deva": "Devanagari",
-    "Beng": "Bengali", "Thai": "Thai", "Geor": "Georgian", "Armn": "Armenian", "Ethi": "Ethiopic",
-    "Sinh": "Sinhala", "Taml": "Tamil", "Kore": "Hangul",
-}
-#: The Debian packages that hold the models above (scripts/setup.sh installs them).
-TESSERACT_PACKAGES = ("tesseract-ocr", *(f"tesseract-ocr-script-{s.lower()}" for s in
-                                        ("cyrl", "grek", "arab", "hebr", "deva", "beng", "thai", "geor", "armn", "ethi",
-                                         "sinh", "taml", "hang")))
 
 #: What each kind of evidence adds to a country's score (see the module docstring).
 EVIDENCE_WEIGHTS = {
@@ -77,11 +59,6 @@ EVIDENCE_WEIGHTS = {
 }
 #: ccTLDs used worldwide as generic domains: no evidence of a country.
 GENERIC_DOMAINS = frozenset({"co", "io", "tv", "me", "ai", "fm", "ly", "to", "cc", "ws", "gg", "la", "so", "app", "am", "is"})
-#: rapidocr boxes below this recogniser score are dropped.
-MIN_OCR_SCORE = 0.5
-#: tesseract words below this confidence (0-100) are dropped.
-MIN_TESSERACT_CONF = 55.0
-
 #: Without a CLDR word, lingua's best language must reach this probability to count.
 MIN_LANGUAGE_CONFIDENCE = 0.5
 #: Without a CLDR word, a line needs this many letters to be given a language.
@@ -97,31 +74,6 @@ class PhotoError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # results
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TextBox:
-    """One line of text read on the photo.
-
-    Attributes:
-        text: what was read (the chosen engine's text).
-        score: the engine's confidence in [0, 1].
-        box: the line's corners in photo pixels, ``[[x, y]] * 4`` (clockwise from top left).
-        script: ISO 15924 code of its letters (``Latn``, ``Cyrl``, ``Hani``, …) or None (digits).
-        engine: ``rapidocr`` or ``tesseract``.
-        language: ISO 639-1 code, or None when it could not be told.
-        language_score: confidence of ``language`` in [0, 1].
-        alternative: the other engine's reading, when it differed.
-    """
-
-    text: str
-    score: float
-    box: list
-    script: str | None = None
-    engine: str = "rapidocr"
-    language: str | None = None
-    language_score: float = 0.0
-    alternative: str | None = None
 
 
 @dataclass
@@ -237,338 +189,6 @@ def load_photo(source: Any, max_pixels: int = MAX_PIXELS):
 
 
 # ---------------------------------------------------------------------------------------------
-# scripts
-# ---------------------------------------------------------------------------------------------
-
-# Unicode character-name prefixes → ISO 15924.
-_UNICODE_SCRIPT = {
-    "LATIN": "Latn", "CYRILLIC": "Cyrl", "GREEK": "Grek", "ARABIC": "Arab", "HEBREW": "Hebr",
-    "DEVANAGARI": "Deva", "BENGALI": "Beng", "THAI": "Thai", "GEORGIAN": "Geor", "ARMENIAN": "Armn",
-    "ETHIOPIC": "Ethi", "SINHALA": "Sinh", "TAMIL": "Taml", "TIFINAGH": "Tfng", "HANGUL": "Kore",
-    "HIRAGANA": "Jpan", "KATAKANA": "Jpan", "CJK": "Hani", "FULLWIDTH": None,
-}
-
-
-def char_script(ch: str) -> str | None:
-    """ISO 15924 code of a letter (Hangul → ``Kore``, kana → ``Jpan``, Han → ``Hani``), else None."""
-    if unicodedata.category(ch)[0] not in "LM":
-        return None
-    name = unicodedata.name(ch, "")
-    return _UNICODE_SCRIPT.get(name.split(" ", 1)[0]) if name else None
-
-
-def text_script(text: str) -> str | None:
-    """The script of most letters of ``text``; Han with any kana is Japanese, with Hangul Korean."""
-    counts: dict[str, int] = defaultdict(int)
-    for ch in text:
-        s = char_script(ch)
-        if s:
-            counts[s] += 1
-    if not counts:
-        return None
-    if counts.get("Hani") and counts.get("Jpan"):
-        return "Jpan"
-    if counts.get("Hani") and counts.get("Kore"):
-        return "Kore"
-    return max(counts, key=counts.get)
-
-
-def tesseract_binary() -> str | None:
-    """Path of the ``tesseract`` program, or None when it is not installed."""
-    return shutil.which(os.environ.get("GEOLIB_TESSERACT", "tesseract"))
-
-
-@functools.lru_cache(maxsize=4)
-def _tesseract_models(binary: str | None) -> tuple[str, ...]:
-    if not binary:
-        return ()
-    try:
-        out = subprocess.run([binary, "--list-langs"], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    return tuple(line.strip() for line in out.splitlines()[1:] if line.strip())
-
-
-def tesseract_scripts() -> tuple[str, ...]:
-    """ISO 15924 codes of the scripts the installed tesseract can read (empty without tesseract)."""
-    have = set(_tesseract_models(tesseract_binary()))
-    return tuple(s for s, m in TESSERACT_MODELS.items() if m in have)
-
-
-def readable_scripts() -> tuple[str, ...]:
-    """Every script this machine can read: rapidocr's always, tesseract's where installed."""
-    return RAPIDOCR_SCRIPTS + tesseract_scripts()
-
-
-def unreadable_scripts() -> dict[str, str]:
-    """Scripts of the study that cannot be read here, each with why (what to install)."""
-    out = {"Tfng": "no OCR model for Tifinagh in rapidocr or tesseract"}
-    if not tesseract_binary():
-        for s in TESSERACT_MODELS:
-            out[s] = "tesseract is not installed (Debian: apt-get install " + " ".join(TESSERACT_PACKAGES[:1]) + " and its script packages; `make setup` does)"
-        return out
-    have = set(tesseract_scripts())
-    for s, m in TESSERACT_MODELS.items():
-        if s not in have:
-            out[s] = f"tesseract has no {m} model (Debian: apt-get install tesseract-ocr-script-{s.lower()})"
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# OCR
-# ---------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=2)
-def _rapidocr(threads: int):
-    from rapidocr import RapidOCR
-
-    params = {"Global.log_level": "error"}
-    if threads > 0:
-        params |= {"EngineConfig.onnxruntime.intra_op_num_threads": threads,
-                   "EngineConfig.onnxruntime.inter_op_num_threads": 1}
-    return RapidOCR(params=params)
-
-
-def _clean(text: str) -> str:
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc", "Co"))
-    return " ".join(text.split())
-
-
-def _rectified_crop(image: np.ndarray, quad: np.ndarray, height: int = 64, pad: float = 0.12) -> np.ndarray:
-    """The box straightened, widened by ``pad`` of its height on every side, scaled to ``height`` px."""
-    import cv2
-
-    quad = np.asarray(quad, dtype=np.float32)
-    w = max(np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[3]))
-    h = max(np.linalg.norm(quad[3] - quad[0]), np.linalg.norm(quad[2] - quad[1]))
-    if w < 2 or h < 2:
-        return np.full((height, height) + image.shape[2:], 255, np.uint8)
-    # grow the quad along its own axes so that ascenders, descenders and diacritics stay in
-    ux, uy = (quad[1] - quad[0]) / max(w, 1e-6), (quad[3] - quad[0]) / max(h, 1e-6)
-    m = pad * h
-    grown = quad + np.array([-ux - uy, ux - uy, ux + uy, -ux + uy], dtype=np.float32) * m
-    gw, gh = w + 2 * m, h + 2 * m
-    out_w = max(8, int(round(gw * height / gh)))
-    dst = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, height - 1], [0, height - 1]], dtype=np.float32)
-    return cv2.warpPerspective(image, cv2.getPerspectiveTransform(grown, dst), (out_w, height), flags=cv2.INTER_CUBIC,
-                               borderMode=cv2.BORDER_REPLICATE)
-
-
-def _dark_on_light(crop: np.ndarray) -> np.ndarray:
-    """A grey crop with dark text on a light ground, contrast stretched (tesseract's liking)."""
-    import cv2
-
-    gray = crop if crop.ndim == 2 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    thresh, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    if (gray > thresh).mean() < 0.5:  # the bright pixels are the fewer: light text on a dark sign
-        gray = 255 - gray
-    lo, hi = np.percentile(gray, 2), np.percentile(gray, 98)
-    if hi - lo > 10:
-        gray = np.clip((gray.astype(np.float32) - lo) * 255.0 / (hi - lo), 0, 255).astype(np.uint8)
-    # dark blobs touching the crop's edge are the sign's border or the street behind it, not text
-    _, dark = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    n, labels = cv2.connectedComponents(dark.astype(np.uint8))
-    if n > 1:
-        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-        gray = gray.copy()
-        gray[np.isin(labels, edge[edge > 0])] = 255
-    return gray
-
-
-class _TesseractJob:
-    """One tesseract process reading a sheet of one-line crops, started now and read later.
-
-    :func:`read_photos` starts a batch's job and detects the next batch's text while it runs, so
-    tesseract (a separate process) and the detector use both cores; the output is the same as
-    reading the batch at once.
-    """
-
-    def __init__(self, crops: list[np.ndarray], binary: str, models: Sequence[str]):
-        from PIL import Image
-
-        self.gap, self.spans, self.proc = 28, [], None
-        if not crops:
-            return
-        margin = 16
-        width = min(4000, max(c.shape[1] for c in crops) + 2 * margin)
-        height = sum(c.shape[0] + self.gap for c in crops) + self.gap
-        sheet = np.full((height, width), 255, np.uint8)
-        y = self.gap
-        for c in crops:
-            c = c[:, : width - 2 * margin]
-            sheet[y: y + c.shape[0], margin: margin + c.shape[1]] = c
-            self.spans.append((y, y + c.shape[0]))
-            y += c.shape[0] + self.gap
-        self.tmp = tempfile.TemporaryDirectory()
-        png = Path(self.tmp.name) / "lines.png"
-        Image.fromarray(sheet).save(png)
-        env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-        try:
-            self.proc = subprocess.Popen([binary, str(png), "-", "--psm", "6", "-l", "+".join(models), "tsv"],
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        except BaseException:
-            self.tmp.cleanup()
-            raise
-
-    def close(self) -> None:
-        """Stop the process if it still runs (a batch abandoned by an error) and remove its sheet."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
-        if self.proc is not None:
-            self.tmp.cleanup()
-
-    def result(self) -> list[tuple[str, float]]:
-        """(text, confidence 0-100) per crop; waits for the process."""
-        if self.proc is None:
-            return []
-        try:
-            stdout, _ = self.proc.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise
-        finally:
-            self.tmp.cleanup()
-        return _tesseract_words(stdout, self.spans, self.gap)
-
-
-def _tesseract_words(stdout: str, spans: list[tuple[int, int]], gap: int) -> list[tuple[str, float]]:
-    """Tesseract's TSV output of a sheet of lines → (text, confidence) per line (``spans``: its rows)."""
-    words: list[list[tuple[int, str, float]]] = [[] for _ in spans]
-    for row in stdout.splitlines()[1:]:
-        parts = row.split("\t")
-        if len(parts) < 12 or parts[0] != "5":
-            continue
-        text, conf = _clean(parts[11]), float(parts[10])
-        if not text:
-            continue
-        left, top, hgt = int(parts[6]), int(parts[7]), int(parts[9])
-        mid = top + hgt / 2
-        for i, (a, b) in enumerate(spans):
-            if a - gap / 2 <= mid <= b + gap / 2:
-                words[i].append((left, text, conf))
-                break
-    out = []
-    for ws in words:
-        ws = [w for w in ws if any(unicodedata.category(ch)[0] in "LN" for ch in w[1])]  # "|" from a sign's edge
-        line_script = text_script(" ".join(t for _, t, _ in ws))
-        ws.sort(reverse=line_script in _RTL)  # words in reading order
-        good = [(t, c) for _, t, c in ws if c >= MIN_TESSERACT_CONF]
-        if line_script:  # a short stray word in another script is noise ("[ss திங்கள்")
-            good = [(t, c) for t, c in good if text_script(t) in (line_script, None) or len(t) > 3]
-        out.append((" ".join(t for t, _ in good), float(np.mean([c for _, c in good])) if good else 0.0))
-    return out
-
-
-# Letters that look alike in Latin, Cyrillic and Greek capitals/lower case (for telling which a
-# reading really is).
-_CONFUSABLE = str.maketrans("АВЕКМНОРСТХУаеорсухкмнтвЅІЈΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοκνρτυχ",
-                            "ABEKMHOPCTXYaeopcyxkmhtbSIJABEZHIKMNOPTYXaoknptyx")
-_RTL = ("Arab", "Hebr")
-_CASE_FLIP = re.compile(r"[a-zа-яα-ω][A-ZА-ЯΑ-Ω]")
-
-
-def _choose(rapid: tuple[str, float] | None, tess: tuple[str, float] | None) -> tuple[str, float, str, str | None]:
-    """Pick one reading of a box: (text, score 0-1, engine, the other reading)."""
-    r_text, r_score = rapid if rapid else ("", 0.0)
-    t_text, t_conf = tess if tess else ("", 0.0)
-    t_score = t_conf / 100.0
-    r_script, t_script = text_script(r_text), text_script(t_text)
-    use_t = False
-    if t_text and t_script not in (None, "Latn", "Hani", "Jpan") and t_score >= MIN_TESSERACT_CONF / 100:
-        # tesseract read a script rapidocr cannot; rapidocr's Latin look-alike ("MockBa" for
-        # "Москва") loses, unless it reads as plausible Latin and the two are not look-alikes
-        lookalike = r_text.translate(_CONFUSABLE).casefold() == t_text.translate(_CONFUSABLE).casefold()
-        implausible = (not r_text or r_script not in RAPIDOCR_SCRIPTS or bool(_CASE_FLIP.search(r_text)) or r_score < 0.9
-                       or len(r_text) < 0.5 * len(t_text))
-        use_t = lookalike or implausible or t_score > r_score
-    elif not r_text and t_text and t_script == "Latn":
-        use_t = True
-    if use_t:
-        return t_text, t_score, "tesseract", (r_text or None)
-    return r_text, r_score, "rapidocr", (t_text if t_text and t_text != r_text else None)
-
-
-def read_text(images: Sequence[Any], use_tesseract: bool = True, threads: int = 0) -> tuple[list[list[TextBox]], dict]:
-    """OCR a batch of RGB images: text boxes per image, and seconds per step.
-
-    rapidocr's detector finds the lines (of any script); each line, straightened, is read by
-    rapidocr's recogniser and, where tesseract is installed, by tesseract's script models (one
-    process for the batch); :func:`_choose` keeps one reading.
-
-    Args:
-        images: PIL RGB images (see :func:`load_photo`).
-        use_tesseract: also read every box with tesseract's script models (where installed).
-        threads: onnxruntime threads (0: its default).
-
-    Returns:
-        ``(boxes, seconds)``: a list of :class:`TextBox` per image (language not yet set), and
-        ``{"detector", "recogniser", "tesseract"}`` seconds for the whole batch.
-    """
-    return _OcrBatch(images, use_tesseract, threads).boxes()
-
-
-class _OcrBatch:
-    """:func:`read_text` in two halves: rapidocr now (in this process), tesseract started beside it.
-
-    Constructing it detects and recognises the lines and starts the batch's tesseract process;
-    :meth:`boxes` waits for tesseract and chooses one reading per line.
-    """
-
-    def __init__(self, images: Sequence[Any], use_tesseract: bool = True, threads: int = 0):
-        engine = _rapidocr(threads)
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.found: list[list[tuple[np.ndarray, np.ndarray, str, float]]] = []
-        for img in images:
-            if max(img.size) > MAX_SIDE:
-                scale = MAX_SIDE / max(img.size)
-                img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
-            else:
-                scale = 1.0
-            arr = np.asarray(img)
-            start = time.perf_counter()
-            det = engine(arr, use_det=True, use_cls=False, use_rec=False)
-            self.seconds["detector"] += time.perf_counter() - start
-            quads = [] if getattr(det, "boxes", None) is None else [np.asarray(q, dtype=np.float32) for q in det.boxes]
-            crops = [_rectified_crop(arr, q) for q in quads]
-            texts: list[tuple[str, float]] = []
-            if crops:
-                start = time.perf_counter()
-                rec = engine.recognize_txt([c[:, :, ::-1].copy() for c in crops])  # rapidocr works in BGR
-                self.seconds["recogniser"] += time.perf_counter() - start
-                texts = [(_clean(t), float(sc)) for t, sc in zip(rec.txts, rec.scores)]
-            self.found.append([(q / scale, c, t, sc) for q, c, (t, sc) in zip(quads, crops, texts)])
-        binary = tesseract_binary() if use_tesseract else None
-        models = [TESSERACT_MODELS[s] for s in tesseract_scripts()] if binary else []
-        self.job = None
-        if models and any(self.found):
-            self._tess_start = time.perf_counter()
-            self.job = _TesseractJob([_dark_on_light(c) for rows in self.found for _, c, _, _ in rows], binary, models)
-
-    def boxes(self) -> tuple[list[list[TextBox]], dict]:
-        """``(boxes per image, seconds per step)``; ``tesseract`` counts from its start to its end."""
-        tess: list[tuple[str, float]] = []
-        if self.job is not None:
-            tess = self.job.result()
-            self.seconds["tesseract"] += time.perf_counter() - self._tess_start
-        result, k = [], 0
-        for rows in self.found:
-            boxes = []
-            for quad, _, text, score in rows:
-                t = tess[k] if tess else None
-                k += 1
-                rapid = (text, score) if text and score >= MIN_OCR_SCORE else None
-                chosen, conf, eng, alt = _choose(rapid, t)
-                if not chosen or not any(unicodedata.category(c)[0] in "LN" for c in chosen):
-                    continue
-                boxes.append(TextBox(chosen, round(conf, 4), quad.round(1).tolist(), text_script(chosen), eng, alternative=alt))
-            result.append(boxes)
-        return result, dict(self.seconds)
-
-
-# ---------------------------------------------------------------------------------------------
 # what the text says: CLDR, GeoNames, conventions
 # ---------------------------------------------------------------------------------------------
 
@@ -584,10 +204,10 @@ def _countries_info() -> dict:
 
 
 def country_name(code: str) -> str:
-    """English name of a country that :func:`geolib.geo.normalize_country` reads back to ``code``."""
+    """English name of a country that :func:`geolib.gazetteer.normalize_country` reads back to ``code``."""
     info = _countries_info().get(code)
-    for name in (geo._country_name(code), info["name"] if info else None):
-        if name and geo.normalize_country(name) == code:
+    for name in (gazetteer._country_name(code), info["name"] if info else None):
+        if name and gazetteer.normalize_country(name) == code:
             return name
     return code
 
@@ -643,7 +263,7 @@ def word_index() -> dict[str, dict]:
     index: dict[str, dict] = {}
 
     def add(word: str, lang: str, country: str | None = None):
-        key = geo._norm_key(word) if word else ""
+        key = gazetteer._norm_key(word) if word else ""
         if len(key) < 3 and not any(char_script(c) in ("Hani", "Jpan", "Kore") for c in key):
             return
         entry = index.setdefault(key, {"languages": set(), "countries": set(), "word": word})
@@ -759,7 +379,7 @@ def detect_languages(text: str, script: str | None) -> dict[str, float]:
     candidates = tuple(sorted(lang for lang, s in by_script.items() if s == script or (script == "Hani" and lang == "zh")))
     words = word_index()
     hits: set[str] = set()
-    for key in {geo._norm_key(text), *(geo._norm_key(span) for span in _spans(text))}:
+    for key in {gazetteer._norm_key(text), *(gazetteer._norm_key(span) for span in _spans(text))}:
         if key in words:
             hits |= words[key]["languages"]
     in_script = {lang for lang in hits if by_script.get(lang, script) == script}
@@ -822,7 +442,7 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
     reasons: dict[str, list] = defaultdict(list)
     city_votes: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     words = word_index()
-    cities = geo._cities()
+    cities = gazetteer._cities()
     territories = language_territories()
     for b in boxes:
         languages = detect_languages(b.text, b.script)
@@ -830,7 +450,7 @@ def identify(boxes: Sequence[TextBox], countries: Sequence[str] | None = None, w
         quoted = f"“{b.text}”"
         named = set()
         for span in sorted(_spans(b.text), key=len, reverse=True):
-            key = geo._norm_key(span)
+            key = gazetteer._norm_key(span)
             cjk = any(char_script(c) in ("Hani", "Jpan", "Kore") for c in key)
             if len(key) < (2 if cjk else 4):
                 continue
@@ -986,7 +606,7 @@ def read_photos(sources: Sequence[Any], countries: Sequence[str] | None = None, 
                 readings.append(r)
             if not loaded:
                 continue
-            previous, pending = pending, (slots, _OcrBatch(loaded, use_tesseract=use_tesseract, threads=threads))
+            previous, pending = pending, (slots, OcrBatch(loaded, use_tesseract=use_tesseract, threads=threads))
             if previous is not None:
                 finish(previous)
         if pending is not None:
@@ -1076,149 +696,3 @@ def predictions_from_cache(frame):
     from geolib import inference
 
     return inference.predictions_from_texts(frame["image_id"].tolist(), frame["answer"].tolist())
-
-
-# ---------------------------------------------------------------------------------------------
-# photos that ship with installed packages; rendered signs for checking the reader
-# ---------------------------------------------------------------------------------------------
-
-#: Real photos inside installed packages: (distribution, path in it, place, licence).
-PACKAGE_PHOTOS = (
-    ("geoclip", "geoclip/images/Kauai.png", "Kauai, Hawaii, US", "MIT (geoclip)"),
-    ("ultralytics", "ultralytics/assets/bus.jpg", "Madrid, ES", "AGPL-3.0 (ultralytics): used in place, never copied"),
-)
-
-
-def package_photos() -> list[dict]:
-    """The real photos that installed packages ship (:data:`PACKAGE_PHOTOS`), where present."""
-    import importlib.metadata as md
-
-    out = []
-    for dist, rel, place, licence in PACKAGE_PHOTOS:
-        try:
-            files = md.distribution(dist).files or ()
-        except md.PackageNotFoundError:
-            continue
-        for f in files:
-            if str(f).replace("\\", "/") == rel:
-                path = Path(f.locate())
-                if path.is_file():
-                    out.append({"path": str(path), "place": place, "licence": licence, "package": dist})
-    return out
-
-
-def sign_words(script: str, n: int = 4) -> tuple[str, list[str]]:
-    """``n`` CLDR words (weekday and month names, the country's name) of a language in ``script``."""
-    from babel import Locale, localedata
-
-    lang, country = {
-        "Latn": ("pl", "PL"), "Cyrl": ("ru", "RU"), "Grek": ("el", "GR"), "Arab": ("ar", "EG"), "Hebr": ("he", "IL"),
-        "Deva": ("hi", "IN"), "Beng": ("bn", "BD"), "Thai": ("th", "TH"), "Geor": ("ka", "GE"), "Armn": ("hy", "AM"),
-        "Ethi": ("am", "ET"), "Sinh": ("si", "LK"), "Taml": ("ta", "LK"), "Hans": ("zh_Hans", "CN"),
-        "Hant": ("zh_Hant", "TW"), "Jpan": ("ja", "JP"), "Kore": ("ko", "KR"), "Tfng": ("zgh", "MA"),
-    }[script]
-    getattr(localedata, "_cache", {}).clear()
-    loc = Locale.parse(lang)
-    words = [loc.territories[country], loc.days["format"]["wide"][0], loc.months["format"]["wide"][5],
-             loc.days["format"]["wide"][3], loc.months["format"]["wide"][10]]
-    getattr(localedata, "_cache", {}).clear()
-    return lang, words[:n]
-
-
-def render_sign(lines: Sequence[str], script: str, size: int = 40, canvas: tuple[int, int] = (480, 240), seed: int = 0):
-    """A white-on-blue street sign holding ``lines`` in the script's Noto font (the demo world's),
-    centred on a plain ``canvas`` (an RGB PIL image)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    from geolib import world
-
-    path, index = world.font_file(script)
-    font = ImageFont.truetype(path, size, index=index, layout_engine=ImageFont.Layout.RAQM)
-    rng = np.random.default_rng(seed)
-    img = Image.new("RGB", canvas, tuple(int(v) for v in rng.integers(170, 240, 3)))
-    d = ImageDraw.Draw(img)
-    text_w = max(d.textlength(line, font=font) for line in lines)
-    w, h = int(text_w + size), int(size * 1.6 * len(lines) + size * 0.6)
-    x0, y0 = max(4, (canvas[0] - w) // 2), max(4, (canvas[1] - h) // 2)
-    d.rectangle([x0, y0, x0 + w, y0 + h], fill=(20, 60, 140))
-    for i, line in enumerate(lines):
-        d.text((x0 + size // 2, y0 + size * 0.3 + i * size * 1.6), line, font=font, fill="white")
-    return img
-
-
-def street_photo(lines: Sequence[str], size: tuple[int, int] = (960, 640), seed: int = 0):
-    """A photo-like street scene (sky, facades with windows, a road, blur and noise) with a green
-    shop sign holding ``lines`` in Noto Sans, or no sign when ``lines`` is empty (an RGB PIL image)."""
-    from PIL import Image, ImageDraw, ImageFilter, ImageFont
-
-    from geolib import world
-
-    rng = np.random.default_rng(seed)
-    w, h = size
-    sky = np.linspace([120, 170, 225], [200, 220, 240], h // 2).astype(np.uint8)
-    img = Image.new("RGB", size, (90, 90, 95))
-    img.paste(Image.fromarray(np.repeat(sky[:, None, :], w, axis=1)), (0, 0))
-    d = ImageDraw.Draw(img)
-    x, unit = 0, w / 960
-    while x < w:
-        bw = int(rng.integers(120, 260) * unit) + 1
-        top = int(rng.integers(60, 200) * h / 640)
-        d.rectangle([x, top, x + bw, int(h * 0.72)], fill=tuple(int(v) for v in rng.integers(120, 220, 3)))
-        step = max(4, int(45 * unit))
-        for wy in range(top + step // 2, int(h * 0.6), max(4, int(50 * unit))):
-            for wx in range(x + step // 3, x + bw - step // 2, step):
-                d.rectangle([wx, wy, wx + step // 2, wy + int(step * 0.66)], fill=(60, 70, 90))
-        x += bw
-    d.polygon([(0, h), (w, h), (w * 0.6, h * 0.72), (w * 0.4, h * 0.72)], fill=(70, 70, 72))
-    if lines:
-        path, index = world.font_file("Latn")
-        em = max(8, int(34 * unit))
-        font = ImageFont.truetype(path, em, index=index)
-        sx, sy = int(w * 0.18), int(h * 0.33)
-        width = int(max(font.getlength(t) for t in lines) + em)
-        d.rectangle([sx, sy, sx + width, sy + int(em * 1.5) * len(lines) + em // 2], fill=(20, 110, 60))
-        for i, line in enumerate(lines):
-            d.text((sx + em // 2, sy + em // 3 + int(em * 1.5) * i), line, font=font, fill="white")
-    arr = np.asarray(img.filter(ImageFilter.GaussianBlur(0.8 * max(unit, 0.5)))).astype(np.float32)
-    arr += rng.normal(0, 6, arr.shape)
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-
-
-def matches(read: str, expected: str) -> bool:
-    """Whether a reading is the expected text (case, spacing, punctuation and diacritics ignored)."""
-    return bool(expected) and geo._norm_key(expected) in geo._norm_key(read)
-
-
-def script_reading_check(scripts: Sequence[str] | None = None, words_per_script: int = 4, **kwargs):
-    """Render CLDR words of every script on signs, one sign a word, read them, and score the reading.
-
-    Args:
-        scripts: ISO 15924 codes (default: every script of the demo world but Tifinagh).
-        words_per_script: signs per script.
-
-    Returns:
-        DataFrame ``script, language, word, read, engine, correct, readable`` (``readable``: the
-        machine has a model for the script; unreadable scripts are listed, not read).
-    """
-    import pandas as pd
-
-    scripts = list(scripts or ("Latn", "Cyrl", "Grek", "Arab", "Hebr", "Deva", "Beng", "Thai", "Geor", "Armn", "Ethi",
-                               "Sinh", "Taml", "Hans", "Hant", "Jpan", "Kore"))
-    readable = set(readable_scripts()) | {"Hans", "Hant"}
-    rows, images = [], []
-    for s in scripts:
-        lang, words = sign_words(s, words_per_script)
-        for i, word in enumerate(words):
-            rows.append({"script": s, "language": lang, "word": word, "readable": s in readable})
-            if s in readable:
-                images.append(render_sign([word], s, seed=i))
-    readings = iter(read_photos(images, **kwargs))
-    for row in rows:
-        if row["readable"]:
-            r = next(readings)
-            row["read"] = r.text
-            row["engine"] = ",".join(sorted({b.engine for b in r.boxes}))
-            row["correct"] = matches(r.text, row["word"])
-        else:
-            row.update(read="", engine="", correct=False)
-    return pd.DataFrame(rows)

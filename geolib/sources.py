@@ -80,7 +80,7 @@ _ALPHA2 = re.compile(r"^[A-Z]{2}$")
 def _normalize_countries(values: Iterable[Any]) -> list[str | None]:
     """Alpha-2 code for each raw country value (None where it does not normalise); each
     distinct value is normalised once."""
-    from geolib.geo import normalize_country
+    from geolib.gazetteer import normalize_country
 
     values = list(values)
     table: dict[Any, str | None] = {}
@@ -92,7 +92,7 @@ def _normalize_countries(values: Iterable[Any]) -> list[str | None]:
 
 def _countries_at(lat: np.ndarray, lon: np.ndarray) -> list[str | None]:
     """Alpha-2 code of the country holding each point (None where none does)."""
-    from geolib.geo import country_of
+    from geolib.borders import country_of
 
     if len(lat) == 0:
         return []
@@ -453,7 +453,7 @@ def load_streetview_folder(csv_path: str | os.PathLike, image_dir: str | os.Path
         lat_col: latitude column, degrees.
         lon_col: longitude column, degrees.
         country_col: country column (names or codes, normalised with
-            :func:`geolib.geo.normalize_country`). When the file has no such column (or None is
+            :func:`geolib.gazetteer.normalize_country`). When the file has no such column (or None is
             passed), the country is the one holding the point (``country_source =
             "coordinates"``).
         city_col: city column, used when the file has it.

@@ -51,7 +51,7 @@ def country_prompts(countries: Sequence[str], template: str = STREETCLIP_PROMPT)
     """Alpha-2 codes and prompts for candidate countries given as codes or names.
 
     Args:
-        countries: ``"FR"`` or ``"France"`` alike (read by :func:`geolib.geo.normalize_country`).
+        countries: ``"FR"`` or ``"France"`` alike (read by :func:`geolib.gazetteer.normalize_country`).
         template: a prompt with ``{country}``, filled with the English name (CLDR).
 
     Returns:
@@ -62,7 +62,7 @@ def country_prompts(countries: Sequence[str], template: str = STREETCLIP_PROMPT)
     """
     import babel
 
-    from geolib.geo import normalize_country
+    from geolib.gazetteer import normalize_country
 
     if isinstance(countries, str):
         raise TypeError("countries must be a sequence of country codes or names, not one string")

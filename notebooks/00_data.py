@@ -53,7 +53,7 @@ split_seed: int = 0  # seed of the split by city
 import pandas as pd
 from IPython.display import display
 
-from geolib import curation, datasets, geo, io, paths, plots, sources
+from geolib import borders, curation, datasets, io, paths, plots, sources
 
 results = paths.results_dir(profile)
 print(f"profile {profile!r}: pool → {datasets.manifest_path(profile)}")
@@ -89,7 +89,7 @@ print(example["reasoning"])
 # ## Where the images are
 
 # %%
-fig = plots.plot_world_map(pool, geo.country_polygons())
+fig = plots.plot_world_map(pool, borders.country_polygons())
 plots.save_figure(fig, profile, "00_world_map")
 
 # %% [markdown]
@@ -261,7 +261,7 @@ if source == "demo_world":
     assert len(pool) == n_images
     assert pool["country"].nunique() >= min(n_countries, 5)
     # labels agree with the Natural Earth polygons
-    assert (geo.country_of(pool["lat"].to_numpy(), pool["lon"].to_numpy()) == pool["country"].to_numpy()).all()
+    assert (borders.country_of(pool["lat"].to_numpy(), pool["lon"].to_numpy()) == pool["country"].to_numpy()).all()
     # variety: some images with clues, some without; building proportion spreads
     has_clues = pool["clues"].map(len) > 0
     assert 0.2 < has_clues.mean() < 0.98, has_clues.mean()

@@ -39,7 +39,7 @@ quality_shares: list[float] = [0.0, 0.25, 0.5, 0.75, 1.0]  # shares of highly lo
 import numpy as np
 import pandas as pd
 
-from geolib import curation, datasets, features, geo, io, locatability, locnet, paths, plots
+from geolib import borders, curation, datasets, features, io, locatability, locnet, paths, plots
 
 pool = datasets.study_pool(profile)  # the manifest with its split by city (notebook 00)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -83,7 +83,7 @@ fig = plots.plot_threshold_sweep(sweep, threshold, curation_threshold if match_p
 plots.save_figure(fig, profile, "03_threshold_sweep")
 
 # %%
-fig = plots.plot_curation_map(pool, keep, geo.country_polygons())
+fig = plots.plot_curation_map(pool, keep, borders.country_polygons())
 plots.save_figure(fig, profile, "03_curation_map")
 
 # %% [markdown]

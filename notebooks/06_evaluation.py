@@ -84,7 +84,7 @@ import pandas as pd
 import threadpoolctl
 import torch
 
-from geolib import baselines, curation, datasets, evaluation, features, geo, geoclip, inference, io, metrics, paths, plots, runtime, sign_reader, vlm, zero_shot
+from geolib import baselines, borders, curation, datasets, evaluation, features, geoclip, inference, io, metrics, paths, plots, runtime, sign_reader, vlm, zero_shot
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -119,7 +119,7 @@ pd.DataFrame({"images": [len(train_all), len(val), len(test)],
 # (the small demo model cannot keep two cores busy by itself); the answers are the same as one
 # after another. Each answer is parsed with
 # `geolib.answers.parse_answer` and keeps the raw text beside what was read from it. A city is
-# scored at its GeoNames coordinates (`geolib.geo.geocode_city`, the most populous city of that
+# scored at its GeoNames coordinates (`geolib.gazetteer.geocode_city`, the most populous city of that
 # name in the answered country); an answer whose city is unknown to GeoNames, or that names no
 # city, has **no coordinates** and counts as a miss in every distance metric (the table below
 # says how often each happened: `coord_source`). A country name that is not recognised is an
@@ -423,7 +423,7 @@ plots.save_figure(fig, profile, "06_accuracy_within_km")
 # %%
 map_model = full_name if full_name in answers else next(iter(main_models))
 per_country = evaluation.errors_by_country(main_models[map_model], test)
-fig = plots.plot_error_map(per_country, geo.country_polygons(), f"{map_model}: median error per true country (test cities)")
+fig = plots.plot_error_map(per_country, borders.country_polygons(), f"{map_model}: median error per true country (test cities)")
 plots.save_figure(fig, profile, "06_error_map")
 per_country.assign(country=per_country["country"].map(vlm.country_name)).sort_values("median_km").round(3)
 

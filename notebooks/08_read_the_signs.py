@@ -58,14 +58,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geolib import datasets, evaluation, geo, io, paths, plots, sign_reader
+from geolib import borders, datasets, evaluation, io, ocr, paths, plots, sign_photos, sign_reader
 
 pool = datasets.study_pool(profile)
 test = datasets.read_manifest(paths.data_dir(profile) / "split_test.parquet").reset_index(drop=True)
 results = paths.results_dir(profile)
 timings = {}
-print("readable scripts here:", ", ".join(sign_reader.readable_scripts()))
-for script, why in sign_reader.unreadable_scripts().items():
+print("readable scripts here:", ", ".join(ocr.readable_scripts()))
+for script, why in ocr.unreadable_scripts().items():
     print(f"cannot read {script}: {why}")
 
 # %% [markdown]
@@ -100,7 +100,7 @@ if photo_dir:
 else:
     legible = test[test["sign_text"].fillna("").str.len() > 0]
     sample = legible.sample(min(n_demo_photos, len(legible)), random_state=0)
-    shipped = sign_reader.package_photos()
+    shipped = sign_photos.package_photos()
     photos = sample["image_path"].tolist() + [p["path"] for p in shipped]
     truths = [f"{sign_reader.country_name(c)}, {city}" for c, city in zip(sample["country"], sample["city"])] + [p["place"] for p in shipped]
     print("photos shipped by installed packages:", [f"{p['package']}: {Path(p['path']).name} ({p['licence']})" for p in shipped] or "none")
@@ -113,7 +113,7 @@ with pd.option_context("display.max_colwidth", 160):
 
 # %%
 images = [sign_reader.load_photo(p)[0] if r.error is None else None for p, r in zip(photos, readings)]
-fig = plots.plot_read_signs(readings, images, geo.country_polygons(), truths)
+fig = plots.plot_read_signs(readings, images, borders.country_polygons(), truths)
 plots.save_figure(fig, profile, "08_read_signs")
 
 # %% [markdown]
@@ -132,7 +132,7 @@ plots.save_figure(fig, profile, "08_read_signs")
 script_check = pd.DataFrame()
 if check_scripts:
     start = time.perf_counter()
-    script_check = sign_reader.script_reading_check(words_per_script=signs_per_script, use_tesseract=use_tesseract)
+    script_check = sign_photos.script_reading_check(words_per_script=signs_per_script, use_tesseract=use_tesseract)
     timings["script check"] = time.perf_counter() - start
     per_script = script_check.groupby("script").agg(language=("language", "first"), read=("correct", "sum"),
                                                    signs=("correct", "size"), readable=("readable", "all"))

@@ -1,4 +1,4 @@
-"""Build ``geolib/data/country_grid.npz``, the lookup grid behind :func:`geolib.geo.country_of`.
+"""Build ``geolib/data/country_grid.npz``, the lookup grid behind :func:`geolib.borders.country_of`.
 
 Rebuild it whenever ``geolib/data/countries-50m.json``, the country coding rules or the labelling in
 ``geolib.geo`` change (``country_of`` ignores a grid whose fingerprint differs, with a warning, and
@@ -17,34 +17,34 @@ from pathlib import Path
 
 import numpy as np
 
-from geolib import geo
+from geolib import borders
 from geolib.io import atomic_write_bytes
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-offshore-km", type=float, default=geo.DEFAULT_MAX_OFFSHORE_KM, help="margin the grid holds for (km)")
+    parser.add_argument("--max-offshore-km", type=float, default=borders.DEFAULT_MAX_OFFSHORE_KM, help="margin the grid holds for (km)")
     parser.add_argument("--base-deg", type=float, default=0.25, help="top-level cell size (degrees)")
     parser.add_argument("--factors", type=int, nargs="+", default=[4, 4], help="refinement per further level")
-    parser.add_argument("--out", default=str(geo.COUNTRY_GRID_FILE), help="output .npz")
+    parser.add_argument("--out", default=str(borders.COUNTRY_GRID_FILE), help="output .npz")
     parser.add_argument("--check", type=int, default=0, metavar="N", help="compare N random points with the exact test")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    arrays = geo.build_country_grid(args.max_offshore_km, args.base_deg, tuple(args.factors), progress=True)
+    arrays = borders.build_country_grid(args.max_offshore_km, args.base_deg, tuple(args.factors), progress=True)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(args.out, buf.getvalue())
     print(f"wrote {args.out}: {len(buf.getvalue()) / 1e6:.2f} MB in {time.perf_counter() - start:.0f} s")
 
     if args.check:
-        geo.COUNTRY_GRID_FILE = Path(args.out)  # check the grid just written
-        geo._grid.cache_clear()
+        borders.COUNTRY_GRID_FILE = Path(args.out)  # check the grid just written
+        borders._grid.cache_clear()
         rng = np.random.default_rng(0)
         lat = np.degrees(np.arcsin(rng.uniform(-1, 1, args.check)))
         lon = rng.uniform(-180, 180, args.check)
-        fast = geo.country_of(lat, lon)
-        exact = geo.country_of(lat, lon, use_grid=False)
+        fast = borders.country_of(lat, lon)
+        exact = borders.country_of(lat, lon, use_grid=False)
         bad = np.flatnonzero(fast != exact)
         print(f"check: {args.check - bad.size}/{args.check} points agree with the exact test")
         if bad.size:

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 FONT_PACKAGES="fonts-noto-core fonts-noto-cjk"
 # tesseract with the script models for the signs rapidocr cannot read (Cyrillic, Greek, Arabic, ...);
-# keep in step with geolib.sign_reader.TESSERACT_MODELS
+# keep in step with geolib.ocr.TESSERACT_MODELS
 TESSERACT_PACKAGES="tesseract-ocr"
 for s in cyrl grek arab hebr deva beng thai geor armn ethi sinh taml hang; do
   TESSERACT_PACKAGES="$TESSERACT_PACKAGES tesseract-ocr-script-$s"

@@ -203,7 +203,7 @@ def test_retrieve_gps_top1_and_topk(encoder, gallery):
 
 def test_predictions_from_coordinates_country_and_city():
     pred = gc.predictions_from_coordinates(["a", "b", "c"], [48.8566, 0.0, np.nan], [2.3522, -30.0, np.nan], [0.5, 0.1, np.nan])
-    from geolib.geo import nearest_city
+    from geolib.gazetteer import nearest_city
 
     assert pred.loc[0, "pred_country"] == "FR"
     assert pred.loc[0, "pred_city"] == nearest_city(48.8566, 2.3522).name  # GeoNames: "Paris 04 Hôtel-de-Ville"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from geolib import geo
+from geolib import gazetteer, geo
 from geolib.answers import ParsedAnswer, parse_answer
 from geolib.metrics import (
     answer_metrics,
@@ -193,7 +193,7 @@ def test_predicted_coordinates_geocodes_each_pair_once(monkeypatch):
         calls.append((city, country))
         return (1.0, 2.0)
 
-    monkeypatch.setattr(geo, "geocode_city", fake)
+    monkeypatch.setattr(gazetteer, "geocode_city", fake)
     answers = [ParsedAnswer(city="Lyon", country="FR", answered=True)] * 3 + [ParsedAnswer(city="Lyon", answered=True)]
     lat, lon, source = predicted_coordinates(answers)
     assert calls == [("Lyon", "FR"), ("Lyon", None)]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from geolib import answers, geo, sign_reader
+from geolib import answers, gazetteer, ocr, sign_photos, sign_reader
 
 SCRIPTS = ("Latn", "Cyrl", "Grek", "Arab", "Hebr", "Deva", "Beng", "Thai", "Geor", "Armn", "Ethi", "Sinh", "Taml",
            "Hans", "Hant", "Jpan", "Kore")
@@ -16,14 +16,14 @@ SCRIPTS = ("Latn", "Cyrl", "Grek", "Arab", "Hebr", "Deva", "Beng", "Thai", "Geor
 @pytest.fixture(scope="module")
 def script_check():
     """Two signs per script (the country's name, Monday), all read in one batch (one tesseract process)."""
-    return sign_reader.script_reading_check(SCRIPTS, words_per_script=2, threads=1)
+    return sign_photos.script_reading_check(SCRIPTS, words_per_script=2, threads=1)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_rendered_signs_of_every_supported_script_are_read(script_check, script):
     rows = script_check[script_check["script"] == script]
     if not rows["readable"].all():
-        pytest.skip(f"{script} cannot be read here: {sign_reader.unreadable_scripts().get(script)}")
+        pytest.skip(f"{script} cannot be read here: {ocr.unreadable_scripts().get(script)}")
     # rapidocr's scripts are read without fail; tesseract's fast models miss some words
     need = len(rows) if script in ("Latn", "Hans", "Hant", "Jpan") else 1
     assert rows["correct"].sum() >= need, f"{script}: rendered {rows['word'].tolist()}, read {rows['read'].tolist()}"
@@ -35,15 +35,15 @@ def test_most_rendered_signs_are_read(script_check):
 
 
 def test_without_tesseract_only_rapidocr_scripts_are_readable_and_the_rest_say_why(monkeypatch):
-    monkeypatch.setattr(sign_reader, "tesseract_binary", lambda: None)
-    assert set(sign_reader.readable_scripts()) == set(sign_reader.RAPIDOCR_SCRIPTS)
-    why = sign_reader.unreadable_scripts()
-    assert set(why) == set(sign_reader.TESSERACT_MODELS) | {"Tfng"}
+    monkeypatch.setattr(ocr, "tesseract_binary", lambda: None)
+    assert set(ocr.readable_scripts()) == set(ocr.RAPIDOCR_SCRIPTS)
+    why = ocr.unreadable_scripts()
+    assert set(why) == set(ocr.TESSERACT_MODELS) | {"Tfng"}
     assert "tesseract is not installed" in why["Cyrl"]
 
 
 def _street_photo(lines, size=(960, 640), seed=0):
-    return sign_reader.street_photo(lines, size, seed)
+    return sign_photos.street_photo(lines, size, seed)
 
 
 @pytest.fixture(scope="module")
@@ -70,19 +70,19 @@ def test_batches_read_while_the_previous_batchs_tesseract_runs_give_the_same_rea
               _street_photo(["Αθήνα"], (320, 224), seed=4)]
     overlapped = sign_reader.read_photos(photos, batch_size=1)
     for photo, reading in zip(photos, overlapped):
-        boxes, _ = sign_reader.read_text([photo], threads=1)
+        boxes, _ = ocr.read_text([photo], threads=1)
         assert [b.text for b in reading.boxes] == [b.text for b in boxes[0]]
         assert reading.answer == sign_reader.answer_text(sign_reader.identify(boxes[0]), boxes[0])
-    if sign_reader.tesseract_scripts():
+    if ocr.tesseract_scripts():
         assert any(b.engine == "tesseract" for r in overlapped for b in r.boxes), "tesseract read the Cyrillic/Greek"
     started = []
-    real_job = sign_reader._TesseractJob
+    real_job = ocr._TesseractJob
 
     def job(*args):
         started.append(real_job(*args))
         return started[-1]
 
-    monkeypatch.setattr(sign_reader, "_TesseractJob", job)
+    monkeypatch.setattr(ocr, "_TesseractJob", job)
     monkeypatch.setattr(sign_reader, "identify", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
         sign_reader.read_photos(photos, batch_size=1)
@@ -97,7 +97,7 @@ def test_a_photo_without_text_answers_no_text_found_and_is_not_answered(photo_re
 
 
 def _box(text):
-    return sign_reader.TextBox(text, 0.99, [[0, 0], [10, 0], [10, 5], [0, 5]], sign_reader.text_script(text))
+    return ocr.TextBox(text, 0.99, [[0, 0], [10, 0], [10, 5], [0, 5]], ocr.text_script(text))
 
 
 @pytest.mark.parametrize("text, country", [
@@ -128,11 +128,11 @@ def test_the_answer_names_a_country_that_parse_answer_reads_back(code):
     parsed = answers.parse_answer(sign_reader.answer_text([cand], [_box("x")]))
     assert parsed.country == code and parsed.city
     if parsed.city:
-        assert geo.geocode_city(parsed.city, code) is not None
+        assert gazetteer.geocode_city(parsed.city, code) is not None
 
 
 def test_every_countrys_name_reads_back():
-    bad = [c for c in sign_reader._countries_info() if geo.normalize_country(sign_reader.country_name(c)) != c]
+    bad = [c for c in sign_reader._countries_info() if gazetteer.normalize_country(sign_reader.country_name(c)) != c]
     assert len(bad) <= 3, bad
 
 
@@ -186,5 +186,5 @@ def test_cmyk_16_bit_and_exif_rotated_photos_are_converted_and_say_so(files):
 
 
 def test_package_photos_are_real_files_with_a_licence():
-    for p in sign_reader.package_photos():
+    for p in sign_photos.package_photos():
         assert p["licence"] and sign_reader.load_photo(p["path"])[0].size[0] > 100

@@ -33,10 +33,10 @@ def _first(specs, pred):
 
 
 def _geo_country_of():
-    geo = pytest.importorskip("geolib.geo")
-    if not hasattr(geo, "country_of"):
-        pytest.skip("geolib.geo.country_of not available yet")
-    return geo.country_of
+    borders = pytest.importorskip("geolib.borders")
+    if not hasattr(borders, "country_of"):
+        pytest.skip("geolib.borders.country_of not available yet")
+    return borders.country_of
 
 
 # ---------------------------------------------------------------------------------------------

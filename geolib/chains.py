@@ -47,7 +47,7 @@ GRE_PROMPT = (
 )
 
 #: The chain's steps in order: ``(key, title, clue types reported in the step)``. Clue types of
-#: :data:`geolib.world.CLUE_TYPES` not listed here are reported in the first step.
+#: :data:`geolib.facts.CLUE_TYPES` not listed here are reported in the first step.
 CHAIN_STEPS = (
     ("scene", "Scene and architecture", ()),
     ("text", "Text and language", ("script", "language")),
@@ -108,7 +108,6 @@ def _sentences(text: str) -> list[str]:
 
 def _scene_text(row: Mapping[str, Any], visible: set[str]) -> str:
     """Step 1: the scene type, and the scene's main clause from the row's reasoning when it has one."""
-    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     scene = _value(row, "scene")
     parts = [f"{SCENE_WORDS.get(str(scene), str(scene))} scene"] if scene else []
@@ -116,7 +115,7 @@ def _scene_text(row: Mapping[str, Any], visible: set[str]) -> str:
     if isinstance(reasoning, str) and reasoning.strip():
         first = _sentences(reasoning)[0]
         clause = re.split(r",\s+with\b", first, maxsplit=1)[0].rstrip(".").strip()
-        if clause and not (world.clues_mentioned(clause) - visible):
+        if clause and not (facts.clues_mentioned(clause) - visible):
             parts.append(clause[0].lower() + clause[1:])
         if re.search(r"\bfog\b", reasoning, re.IGNORECASE):
             parts.append("fog hides the distance")
@@ -125,7 +124,6 @@ def _scene_text(row: Mapping[str, Any], visible: set[str]) -> str:
 
 def _place_phrase(row: Mapping[str, Any], visible: set[str]) -> str | None:
     """``"Country, near City"`` for the conclusion; parts that would mention an invisible clue are dropped."""
-    from geolib import facts as world  # facts and clue vocabulary, no renderer
 
     country = _value(row, "country")
     city = _value(row, "city")
@@ -141,7 +139,7 @@ def _place_phrase(row: Mapping[str, Any], visible: set[str]) -> str | None:
     if name:
         candidates.append(name)
     for text in candidates:
-        if not (world.clues_mentioned(text) - visible):
+        if not (facts.clues_mentioned(text) - visible):
             return text
     return None
 
@@ -151,11 +149,11 @@ def build_chain(row: Mapping[str, Any]) -> str:
 
     The chain is ``<think>`` with four numbered steps in GRE's order, (1) scene and architecture,
     (2) text and language, (3) vegetation and terrain, (4) transport and road markings, each
-    listing the row's visible clues of that kind in words (:func:`geolib.world.clue_phrase`) or
+    listing the row's visible clues of that kind in words (:func:`geolib.facts.clue_phrase`) or
     saying briefly that nothing is visible, then a conclusion naming the country (and city), then
     ``<answer>latitude, longitude</answer>`` with the row's coordinates (decimal degrees, latitude
     first, 4 decimals, south and west negative). It passes :func:`geolib.rewards.format_reward`,
-    and :func:`geolib.world.clues_mentioned` finds exactly the row's clues in it.
+    and :func:`geolib.facts.clues_mentioned` finds exactly the row's clues in it.
 
     Args:
         row: a pool row (mapping or pandas Series) with ``lat``, ``lon`` and optionally

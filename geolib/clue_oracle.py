@@ -51,9 +51,9 @@ def cluster_of(country: str) -> str:
 @functools.cache
 def country_clue_values(country: str) -> dict[str, dict[str, float]]:
     """``{clue type: {value: P(value | country, type visible)}}`` from the country's facts."""
-    from geolib import facts as world  # noqa: N813
+    from geolib import facts
 
-    f = world.country_facts(country)
+    f = facts.country_facts(country)
     out: dict[str, dict[str, float]] = {}
 
     def uniform(kind: str, values: Iterable[str]) -> None:
@@ -67,7 +67,7 @@ def country_clue_values(country: str) -> dict[str, dict[str, float]]:
     lang_p: dict[str, float] = {}
     script_p: dict[str, float] = {}
     for l, i in langs.items():
-        lang_p[world.clue_language(l)] = lang_p.get(world.clue_language(l), 0.0) + share[l] / tot
+        lang_p[facts.clue_language(l)] = lang_p.get(facts.clue_language(l), 0.0) + share[l] / tot
         script_p[i["script"]] = script_p.get(i["script"], 0.0) + share[l] / tot
     out["language"], out["script"] = lang_p, script_p
     uniform("driving_side", [f["driving_side"]])
@@ -80,8 +80,8 @@ def country_clue_values(country: str) -> dict[str, dict[str, float]]:
         if st.get("band"):
             plates.add("blue_band" if st["band"] == "eu" else "mercosur")
     uniform("plate", plates)
-    climates = list(f["koppen"]) + list(world.city_koppen_table().get(country, {}).values())
-    uniform("vegetation", [world.koppen_vegetation(k) for k in climates])
+    climates = list(f["koppen"]) + list(facts.city_koppen_table().get(country, {}).values())
+    uniform("vegetation", [facts.koppen_vegetation(k) for k in climates])
     for kind in ("warning_sign", "speed_sign", "bollard"):
         if f.get(kind):
             uniform(kind, [f[kind]])

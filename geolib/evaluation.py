@@ -503,7 +503,7 @@ def cited_clues(reasons: Sequence[Any], visible: Sequence[Any]) -> pd.DataFrame:
     Returns:
         Columns ``cited`` (sorted clue ids), ``n_cited``, ``n_visible``, ``n_cited_visible``.
     """
-    from geolib import facts as world  # facts and clue vocabulary, no renderer
+    from geolib import facts
 
     reasons, visible = list(reasons), list(visible)
     if len(reasons) != len(visible):
@@ -511,7 +511,7 @@ def cited_clues(reasons: Sequence[Any], visible: Sequence[Any]) -> pd.DataFrame:
     rows = []
     for text, vis in zip(reasons, visible):
         vis = set() if vis is None or (isinstance(vis, float) and math.isnan(vis)) else {str(v) for v in vis}
-        cited = world.clues_mentioned(text) if isinstance(text, str) else set()
+        cited = facts.clues_mentioned(text) if isinstance(text, str) else set()
         rows.append({"cited": sorted(cited), "n_cited": len(cited), "n_visible": len(vis),
                      "n_cited_visible": len(cited & vis)})
     return pd.DataFrame(rows, columns=["cited", "n_cited", "n_visible", "n_cited_visible"])
@@ -526,7 +526,7 @@ def _ratio(num, den):
 def faithfulness(reasons: Sequence[Any], visible: Sequence[Any], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """How faithful reasons are to the image: cited clues that are visible, visible clues cited.
 
-    Clues are read from the text with :func:`geolib.world.clues_mentioned` (the demo world's clue
+    Clues are read from the text with :func:`geolib.facts.clues_mentioned` (the demo world's clue
     vocabulary: script, language, driving side, road lines, plates, signs, vegetation), as in
     :func:`geolib.gre_scores.chain_quality`, whose numbers these are (micro: pooled over images).
 

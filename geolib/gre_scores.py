@@ -42,7 +42,7 @@ def chain_quality(completions: Sequence[Any], truth_clues: Sequence[Any], n_boot
                   alpha: float = 0.05) -> dict[str, Any]:
     """How faithful the chains are to the image: recall and precision of its visible clues.
 
-    Each chain's mentioned clues come from :func:`geolib.world.clues_mentioned` on its think text
+    Each chain's mentioned clues come from :func:`geolib.facts.clues_mentioned` on its think text
     (:func:`chain_text`). Recall = mentioned visible clues / visible clues; precision = mentioned
     visible clues / mentioned clues (a mentioned clue that is not visible is a hallucination).
 
@@ -61,7 +61,7 @@ def chain_quality(completions: Sequence[Any], truth_clues: Sequence[Any], n_boot
         With ``n_boot > 0`` also ``<score>_low``/``<score>_high`` for ``recall``, ``precision``,
         ``f1`` and ``hallucination_rate``.
     """
-    from geolib import facts as world  # facts and clue vocabulary, no renderer
+    from geolib import facts
 
     texts = [chain_text(c) for c in completions] if not isinstance(completions, str) else None
     if texts is None:
@@ -71,7 +71,7 @@ def chain_quality(completions: Sequence[Any], truth_clues: Sequence[Any], n_boot
         raise ValueError(f"{len(texts)} completions for {len(truths)} clue lists")
     if not texts:
         raise ValueError("chain_quality needs at least one completion")
-    mentioned = [world.clues_mentioned(t) for t in texts]
+    mentioned = [facts.clues_mentioned(t) for t in texts]
     tp = [len(m & v) for m, v in zip(mentioned, truths)]
     n_vis, n_men, n_tp = sum(len(v) for v in truths), sum(len(m) for m in mentioned), sum(tp)
 

@@ -14,7 +14,7 @@ What this module holds (the notebook keeps the prompt, the rewards and the setti
   (latitude first, 4 decimals). A step with nothing visible says so. On the demo world the
   visible clues are the pool's ``clues`` column (:mod:`geolib.world`); on the paper profile the
   chains are GRE30K-CoT's own (:func:`gre30k_conversations`).
-* **Cold-start SFT** is :func:`geolib.vlm.train_stage` on :func:`chain_conversations` with a LoRA
+* **Cold-start SFT** is :func:`geolib.tuning.train_stage` on :func:`chain_conversations` with a LoRA
   named :data:`SFT_STAGE` (no wrapper: nothing to add).
 * **GRPO** (:func:`train_grpo`) is TRL's ``GRPOTrainer`` on the format and distance rewards, θ
   annealed by a :class:`geolib.rewards.ThetaSchedule` that the distance reward updates after each
@@ -27,7 +27,7 @@ What this module holds (the notebook keeps the prompt, the rewards and the setti
   text=…)`` for the scoring pass). The demo model's tokenizer is not a processor and its images
   are cached EfficientNet-Lite0 features (4 × 1280 on the 2 × 2 grid), so a small processor wraps
   the tokenizer and a feature array: dataset rows carry an integer image key, the processor looks
-  the features up and expands ``<|image_pad|>`` to one token per feature (:func:`geolib.vlm.encode_texts`). The
+  the features up and expands ``<|image_pad|>`` to one token per feature (:func:`geolib.conversations.encode_texts`). The
   LLaVA-style model takes the features as ``pixel_values`` unchanged; nothing in TRL is
   overridden. The paper profile's Qwen2.5-VL uses its own processor and PIL images.
 * **Scores** (:func:`evaluate_gre`, :func:`chain_quality`): share within 1/25/200/750/2500 km
@@ -68,7 +68,7 @@ import torch  # noqa: E402  (after the torchvision patch)
 from transformers import TrainerCallback  # noqa: E402
 from transformers.processing_utils import ProcessorMixin  # noqa: E402
 
-from geolib import vlm  # noqa: E402
+from geolib import conversations, inference, tuning, vlm  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Prompt and chains
@@ -168,7 +168,7 @@ def _place_phrase(row: Mapping[str, Any], visible: set[str]) -> str | None:
     name = None
     if isinstance(country, str) and country.strip():
         try:
-            name = vlm.country_name(country)
+            name = conversations.country_name(country)
         except ValueError:
             name = country.strip()
     candidates = []
@@ -244,7 +244,7 @@ def _warn_skipped(what: str, skipped: list[tuple[int, str]], total: int) -> None
 def chain_conversations(pool_df: pd.DataFrame, prompt: str = GRE_PROMPT, image_column: str | None = None) -> list[dict]:
     """Cold-start SFT conversations: user (image + ``prompt``) → assistant (:func:`build_chain`).
 
-    Same shape as :func:`geolib.vlm.make_conversations`, so :func:`geolib.vlm.train_stage` trains
+    Same shape as :func:`geolib.conversations.make_conversations`, so :func:`geolib.tuning.train_stage` trains
     on them unchanged.
 
     Args:
@@ -267,7 +267,7 @@ def chain_conversations(pool_df: pd.DataFrame, prompt: str = GRE_PROMPT, image_c
         except ValueError as exc:
             skipped.append((i, str(exc)))
             continue
-        out.append({"image": image, "messages": [vlm.user_message(prompt), vlm.assistant_message(chain)]})
+        out.append({"image": image, "messages": [conversations.user_message(prompt), conversations.assistant_message(chain)]})
     _warn_skipped("chain_conversations", skipped, len(pool_df))
     return out
 
@@ -285,7 +285,7 @@ def chain_token_ids(processor, conversations: Sequence[dict]) -> list[int]:
         processor: the tokenizer (or a processor holding one).
         conversations: from :func:`chain_conversations` / :func:`gre30k_conversations`.
     """
-    tok = vlm._tokenizer(processor)
+    tok = vlm.tokenizer_of(processor)
     ids: set[int] = set()
     for conv in conversations:
         for message in conv["messages"]:
@@ -323,7 +323,7 @@ def gre30k_conversations(cot_df: pd.DataFrame, prompt: str | None = None) -> lis
             continue
         bad_format += format_reward(answer) == 0.0
         out.append({"image": str(row["image_path"]),
-                    "messages": [vlm.user_message(question.strip()), vlm.assistant_message(answer.strip())]})
+                    "messages": [conversations.user_message(question.strip()), conversations.assistant_message(answer.strip())]})
     _warn_skipped("gre30k_conversations", skipped, len(cot_df))
     if out and bad_format:
         warnings.warn(f"gre30k_conversations: {bad_format} of {len(out)} chains are not in GRE's "
@@ -332,21 +332,21 @@ def gre30k_conversations(cot_df: pd.DataFrame, prompt: str | None = None) -> lis
 
 
 # ---------------------------------------------------------------------------------------------
-# Cold-start SFT settings (trained with geolib.vlm.train_stage)
+# Cold-start SFT settings (trained with geolib.tuning.train_stage)
 
 #: Adapter name of the cold-start stage.
 SFT_STAGE = "gre_sft"
 
 #: Paper profile cold start. GRE's stage-1 script is not in its public repository, so the study
-#: keeps GeoReasoner's LoRA settings (:data:`geolib.vlm.PAPER_STAGE1`) with room for long chains.
-PAPER_SFT = dict(vlm.PAPER_STAGE1, max_length=4096)
+#: keeps GeoReasoner's LoRA settings (:data:`geolib.tuning.PAPER_STAGE1`) with room for long chains.
+PAPER_SFT = dict(tuning.PAPER_STAGE1, max_length=4096)
 
-#: Demo cold start: the demo LoRA stage settings (:data:`geolib.vlm.DEMO_STAGE1`) for two epochs at
+#: Demo cold start: the demo LoRA stage settings (:data:`geolib.tuning.DEMO_STAGE1`) for two epochs at
 #: a 6× higher learning rate (3e-3), so that the cold start takes minutes on 2 CPU cores (about 220
 #: steps of 16 chains; the notebook also trains the embedding rows of the chains' tokens, see
 #: :func:`chain_token_ids`); a chain is 82-120 tokens after the image tokens (4; 49 at ``image_grid: 7``) and the prompt's
 #: 83, well inside ``max_length``.
-DEMO_SFT = dict(vlm.DEMO_STAGE1, max_length=320, learning_rate=3e-3, num_train_epochs=2)
+DEMO_SFT = dict(tuning.DEMO_STAGE1, max_length=320, learning_rate=3e-3, num_train_epochs=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def sft_settings(preset: str, overrides: Mapping[str, Any] | None = None) -> dic
     if preset not in SFT_PRESETS:
         raise ValueError(f"unknown tuning preset {preset!r}; known: {sorted(SFT_PRESETS)}")
     base, overrides = SFT_PRESETS[preset], dict(overrides or {})
-    allowed = {f.name for f in dc_fields(TrainingArguments)} | set(vlm._NON_TRAINER_KEYS) | {"gradient_checkpointing"}
+    allowed = {f.name for f in dc_fields(TrainingArguments)} | set(tuning.NON_TRAINER_KEYS) | {"gradient_checkpointing"}
     unknown = sorted(set(overrides) - allowed)
     if unknown:
         raise _unknown_keys_error("cold-start", unknown, allowed, base, "any transformers TrainingArguments field is allowed too")
@@ -510,7 +510,7 @@ class FeatureProcessor(ProcessorMixin):
     """The demo tokenizer plus a feature array, as the processor TRL's GRPO expects for a VLM.
 
     TRL treats a ``ProcessorMixin`` as a vision-language processor and calls it three ways; each
-    is served by :func:`geolib.vlm.encode_texts`, which expands ``<|image_pad|>`` to one token per
+    is served by :func:`geolib.conversations.encode_texts`, which expands ``<|image_pad|>`` to one token per
     feature row (49) and stacks the features as ``pixel_values`` (B, 49, 1280):
 
     * ``apply_chat_template(conversations, tokenize=True, return_dict=True, add_generation_prompt=True)``
@@ -567,7 +567,7 @@ class FeatureProcessor(ProcessorMixin):
                    if isinstance(part, dict) and part.get("type") == "image"] for c in convs]
         if any(len(x) != 1 for x in images):
             raise ValueError(f"each conversation needs exactly one image, got {[len(x) for x in images]}")
-        enc = vlm.encode_texts(self.tokenizer, texts, self._resolve(images))
+        enc = conversations.encode_texts(self.tokenizer, texts, self._resolve(images))
         ids = [row[mask.bool()].tolist() for row, mask in zip(enc["input_ids"], enc["attention_mask"])]
         out = {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids], "pixel_values": enc["pixel_values"]}
         if not return_dict:
@@ -579,7 +579,7 @@ class FeatureProcessor(ProcessorMixin):
         if text is None:
             raise ValueError("FeatureProcessor needs text")
         texts = [text] if isinstance(text, str) else list(text)
-        return vlm.encode_texts(self.tokenizer, texts, self._resolve(images), padding_side=padding_side)
+        return conversations.encode_texts(self.tokenizer, texts, self._resolve(images), padding_side=padding_side)
 
     def batch_decode(self, *args, **kwargs):
         return self.tokenizer.batch_decode(*args, **kwargs)
@@ -671,7 +671,7 @@ class _GRPOWriter(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero:
-            vlm.write_log_history(self.output_dir, state.log_history)
+            tuning.write_log_history(self.output_dir, state.log_history)
             gio.write_json(self.output_dir / "theta_schedule.json", self.schedule.state_dict())
 
     def on_save(self, args, state, control, **kwargs):
@@ -749,7 +749,7 @@ def load_grpo_model(model, output_dir: str | os.PathLike):
     """Put a finished GRPO run's adapter on its starting model (the cold-start model, adapters merged first).
 
     Args:
-        model: the same starting model as the run had (e.g. from :func:`geolib.vlm.load_staged_model`).
+        model: the same starting model as the run had (e.g. from :func:`geolib.tuning.load_staged_model`).
         output_dir: the run folder written by :func:`train_grpo`.
 
     Returns:
@@ -851,8 +851,8 @@ def train_grpo(
     rewritten (atomically) at every log.
 
     Args:
-        model: the cold-start model (a ``PeftModel`` from :func:`geolib.vlm.train_stage` /
-            :func:`geolib.vlm.load_staged_model`, or a plain model). It is consumed: its adapters
+        model: the cold-start model (a ``PeftModel`` from :func:`geolib.tuning.train_stage` /
+            :func:`geolib.tuning.load_staged_model`, or a plain model). It is consumed: its adapters
             are merged and LoRA layers are added in place; reload it to train again.
         processor: the hub processor (paper profile) or the demo tokenizer (wrapped in a
             :class:`FeatureProcessor` with ``images``).
@@ -864,7 +864,7 @@ def train_grpo(
         resume: resume from the last checkpoint of an interrupted run.
         images: the demo's cached features (N, tokens, 1280) that int image keys index.
         lora_config: the GRPO LoRA; None: from ``args`` (``lora_r``, ``lora_alpha``,
-            ``lora_dropout``) when it is a dict that has them, else :func:`geolib.vlm.lora_config`.
+            ``lora_dropout``) when it is a dict that has them, else :func:`geolib.tuning.lora_config`.
 
     Returns:
         A :class:`GRPOResult`.
@@ -896,7 +896,7 @@ def train_grpo(
         raise TypeError(f"args must be a GRPOConfig or a GRPO dict, got {type(args).__name__}")
     if lora_config is None:
         has_lora_keys = isinstance(args, Mapping) and all(k in args for k in ("lora_r", "lora_alpha", "lora_dropout"))
-        lora_config = vlm.lora_config_from(args) if has_lora_keys else vlm.lora_config()
+        lora_config = tuning.lora_config_from(args) if has_lora_keys else tuning.lora_config()
     if isinstance(processor, ProcessorMixin):
         processing_class = processor
         if images is not None and not isinstance(processor, FeatureProcessor):
@@ -964,7 +964,7 @@ def train_grpo(
     policy = trainer.model
     policy.eval()
     history = list(trainer.state.log_history)
-    vlm.write_log_history(output_dir, history)
+    tuning.write_log_history(output_dir, history)
     state = theta_schedule.state_dict()
     gio.write_json(output_dir / "theta_schedule.json", state)
     policy.save_pretrained(str(output_dir / "adapter"))
@@ -989,7 +989,7 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
                train_chain_tokens: bool = False):
     """One training seed of notebook 07: the cold-start SFT on the chains, then GRPO on top of it.
 
-    The cold start is :func:`geolib.vlm.train_stage` (the LoRA stage of GeoReasoner's notebooks)
+    The cold start is :func:`geolib.tuning.train_stage` (the LoRA stage of GeoReasoner's notebooks)
     in ``gre_sft/seed_<seed>``, GRPO is :func:`train_grpo` in ``gre_grpo/seed_<seed>``; both start
     from the study's untuned base and load instead of training when a finished run with the same
     fingerprint is there, so calling this again (the notebook after :func:`geolib.runtime.in_processes`
@@ -1010,21 +1010,23 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
             never wrote them, :func:`chain_token_ids`).
 
     Returns:
-        A :class:`SeedRun`: the cold start's :class:`geolib.vlm.StageResult` (its model is
+        A :class:`SeedRun`: the cold start's :class:`geolib.tuning.StageResult` (its model is
         consumed by GRPO), the :class:`GRPOResult`, the cold start's trained parameter names and
         the processor.
     """
     import copy
 
-    base_model, processor = vlm.study_model(profile, spec)
+    from geolib import stages  # the study's layout (its base model and checkpoint folders)
+
+    base_model, processor = stages.study_model(profile, spec)
     if train_chain_tokens:
         sft_lora = copy.deepcopy(sft_lora)
         sft_lora.trainable_token_indices = chain_token_ids(processor, cold_start)
-    sft = vlm.train_stage(base_model, processor, cold_start, SFT_STAGE, {**sft_settings, "seed": seed}, sft_lora,
-                          vlm.checkpoint_dir(profile, f"gre_sft/seed_{seed}"), images=sft_images)
+    sft = tuning.train_stage(base_model, processor, cold_start, SFT_STAGE, {**sft_settings, "seed": seed}, sft_lora,
+                             stages.checkpoint_dir(profile, f"gre_sft/seed_{seed}"), images=sft_images)
     trainable = [n for n, p in sft.model.named_parameters() if p.requires_grad]
     grpo = train_grpo(sft.model, processor, prompts, theta_schedule, {**grpo_settings, "seed": seed},
-                      vlm.checkpoint_dir(profile, f"gre_grpo/seed_{seed}"), images=images)
+                      stages.checkpoint_dir(profile, f"gre_grpo/seed_{seed}"), images=images)
     return SeedRun(sft, grpo, trainable, processor)
 
 
@@ -1039,8 +1041,8 @@ def answer_both(model, processor, images, max_new_tokens: int = 160, batch_size:
         images: the demo's cached features or image paths.
     """
     with model.disable_adapter():
-        sft = vlm.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    grpo = vlm.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        sft = inference.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    grpo = inference.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return {"SFT only": sft, "SFT + GRPO": grpo}
 
 

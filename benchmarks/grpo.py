@@ -41,7 +41,7 @@ import time
 import warnings
 from pathlib import Path
 
-from geolib import chains, grpo, rewards, vlm  # first: vlm patches torchvision before torch and transformers load
+from geolib import chains, conversations, grpo, rewards, tuning, vlm  # first: vlm patches torchvision before torch and transformers load
 
 import torch
 from tuning import TOKENIZER_VOCAB, random_features, scene_pool
@@ -67,7 +67,7 @@ def run_trl(model, tok, dataset, feats, settings: dict, out: Path) -> float:
 
     trainer = GRPOTrainer(model=model, reward_funcs=[constant_reward], args=grpo.grpo_config(out, settings),
                           train_dataset=dataset, processing_class=grpo.FeatureProcessor(tok, feats),
-                          peft_config=vlm.lora_config_from(settings))
+                          peft_config=tuning.lora_config_from(settings))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         output = trainer.train()
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = grpo.grpo_settings("demo", {"max_steps": args.steps, "save_steps": 10_000, "logging_steps": 1})
     images_per_step = settings["per_device_train_batch_size"] // settings["num_generations"]
     pool = scene_pool(max(400, images_per_step * args.steps))
-    tok = vlm.train_tokenizer(pool["reasoning"].dropna().tolist() + [chains.GRE_PROMPT] + list(vlm.PROMPTS.values()),
+    tok = vlm.train_tokenizer(pool["reasoning"].dropna().tolist() + [chains.GRE_PROMPT] + list(conversations.PROMPTS.values()),
                               TOKENIZER_VOCAB)
     feats = random_features(len(pool))
     dataset = grpo.grpo_dataset(pool)

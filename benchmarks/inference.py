@@ -1,6 +1,6 @@
-"""Answers/s of ``vlm.generate`` batched vs one at a time on the demo model, in the same run.
+"""Answers/s of ``inference.generate`` batched vs one at a time on the demo model, in the same run.
 
-Figure: answers/s of :func:`geolib.vlm.generate` at batch 16 (left-padded batched greedy decoding
+Figure: answers/s of :func:`geolib.inference.generate` at batch 16 (left-padded batched greedy decoding
 with the KV cache: the generation step of notebook 06's ``inference.answer_images``, without its
 answer parsing and geocoding), beside the baseline measured in the same run: the same call at
 batch 1 on the same images, prompts and ``max_new_tokens``. Target: >= 4x at batch 16. It also
@@ -37,7 +37,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from geolib import features, vlm  # first: vlm patches torchvision before torch and transformers load
+from geolib import conversations, features, inference, vlm  # first: vlm patches torchvision before torch and transformers load
 
 import torch
 
@@ -82,11 +82,11 @@ class GeneratedLengths:
 
 
 def timed_generate(model, tok, feats, prompts, max_new_tokens: int, batch_size: int) -> tuple[float, list[str], list[int]]:
-    """Seconds, answers and generated lengths of one ``vlm.generate`` call."""
+    """Seconds, answers and generated lengths of one ``inference.generate`` call."""
     stops = [tok.convert_tokens_to_ids(vlm.IM_END), tok.convert_tokens_to_ids(vlm.PAD_TOKEN)]
     with GeneratedLengths(model, stops) as counter:
         start = time.perf_counter()
-        texts = vlm.generate(model, tok, feats, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        texts = inference.generate(model, tok, feats, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
         seconds = time.perf_counter() - start
     return seconds, texts, counter.lengths
 
@@ -106,19 +106,19 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(threads)
 
     pool = scene_pool(400)
-    convs = (vlm.base_training_conversations(pool) + vlm.make_conversations(pool, "reasoning")
-             + vlm.make_conversations(pool, "location"))
-    tok = vlm.train_tokenizer(vlm.conversation_texts(convs) + list(vlm.PROMPTS.values()), TOKENIZER_VOCAB)
+    convs = (conversations.base_training_conversations(pool) + conversations.make_conversations(pool, "reasoning")
+             + conversations.make_conversations(pool, "location"))
+    tok = vlm.train_tokenizer(conversations.conversation_texts(convs) + list(conversations.PROMPTS.values()), TOKENIZER_VOCAB)
     model, _ = vlm.build_model(vlm.DEMO_MODEL, processor=tok)
     feats = np.random.default_rng(0).random((n, 49, 1280), dtype=np.float32).astype(np.float16)
     feats = vlm.pool_tokens(feats, vlm.ModelSpec.coerce(vlm.DEMO_MODEL).image_grid)  # as study_images pools them
-    cycle = [vlm.PROMPTS[k] for k in ("describe", "reasoning", "location", "evaluation")]
+    cycle = [conversations.PROMPTS[k] for k in ("describe", "reasoning", "location", "evaluation")]
     prompts = [cycle[i % len(cycle)] for i in range(n)]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     warm = min(n, args.batch_size)
-    vlm.generate(model, tok, feats[:warm], prompts[:warm], max_new_tokens=4, batch_size=args.batch_size)
-    vlm.generate(model, tok, feats[:2], prompts[:2], max_new_tokens=4, batch_size=1)
+    inference.generate(model, tok, feats[:warm], prompts[:warm], max_new_tokens=4, batch_size=args.batch_size)
+    inference.generate(model, tok, feats[:2], prompts[:2], max_new_tokens=4, batch_size=1)
     batched, single = [], []
     for _ in range(repeats):
         batched.append(timed_generate(model, tok, feats, prompts, args.max_new_tokens, args.batch_size))

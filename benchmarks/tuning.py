@@ -1,6 +1,6 @@
-"""Training throughput of each tuning stage through ``vlm.train_stage``, beside a bare loop in the same run.
+"""Training throughput of each tuning stage through ``tuning.train_stage``, beside a bare loop in the same run.
 
-Figure: samples/s of the three demo stages trained through :func:`geolib.vlm.train_stage` (the
+Figure: samples/s of the three demo stages trained through :func:`geolib.tuning.train_stage` (the
 notebooks' path: transformers' ``Trainer``, the stage's ``ConversationCollator``, the
 length-grouped sampler, loss logging, gradient clipping, the LR schedule):
 
@@ -29,7 +29,7 @@ out, and every per-step cost of the trainer (fetching and collating the batch, f
 clipping, optimiser and scheduler, the callbacks, the loss logged every 10 steps: one logging step
 lies inside the full run's window) is in. The bare loop skips its first ``warmup`` batches the same
 way. ``train_stage`` has no hook for an extra callback, so the benchmark swaps
-``vlm._StageTrainer`` for a subclass that adds the clock and records the collated batches, and
+``tuning._StageTrainer`` for a subclass that adds the clock and records the collated batches, and
 restores it afterwards; nothing else in the path changes. The progress bar is off.
 
 Inputs: the demo world's scene texts (``geolib.world`` specs and their reasoning, clues and sign
@@ -42,14 +42,14 @@ loaded machine, several threads per op slow everything down: use ``--threads 1``
 
 ``--gpu`` (only when CUDA is available; else it says it skipped): the paper's Qwen2.5-VL-7B
 architecture at reduced depth with random weights, bf16, activation checkpointing, LoRA r=64
-alpha=16 on ``vlm.LORA_TARGET_MODULES``: text width 3584, MLP 18944, 28 heads / 4 KV heads, 152064
+alpha=16 on ``tuning.LORA_TARGET_MODULES``: text width 3584, MLP 18944, 28 heads / 4 KV heads, 152064
 vocabulary rows (the 7B's; the BPE's ids use the first ~2000), ``--gpu-layers`` decoder layers (7B: 28);
 vision width 1280, MLP 3420, 16 heads, ``--gpu-vision-depth`` blocks (7B: 32) with the last one
 full attention, 112 px windows, 14 px patches merged 2x2 into 3584-wide tokens. Images are random
 448x448 JPEGs on disk (256 visual tokens each), stage-1 conversations, batch 4 (the paper's per-device
 batch, no accumulation). It prints samples/s of trainer and bare loop and the peak GPU memory
 (``torch.cuda.max_memory_allocated``) of each. On a CUDA machine the demo stages run on the GPU as
-well (``vlm.training_arguments`` picks it, with bf16 autocast; the bare loop autocasts alike).
+well (``tuning.training_arguments`` picks it, with bf16 autocast; the bare loop autocasts alike).
 
     python benchmarks/tuning.py            # demo model, 2 warm-up + 10 timed steps per stage
     python benchmarks/tuning.py --quick    # a smaller demo model, 1 + 4 steps
@@ -72,7 +72,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geolib import features, vlm  # first: vlm patches torchvision before torch and transformers load
+from geolib import conversations, features, tuning, vlm  # first: vlm patches torchvision before torch and transformers load
 
 import torch
 from transformers import TrainerCallback
@@ -106,15 +106,16 @@ def scene_pool(n: int, seed: int = 0) -> pd.DataFrame:
 def random_features(n: int, seed: int = 0, grid: int | None = None) -> np.ndarray:
     """Random tower features (n, 49, 1280) float16, as the demo's feature cache holds them, pooled to
     the demo model's token grid (``grid``; default :class:`geolib.vlm.ModelSpec`'s, 2 × 2) as
-    :func:`geolib.vlm.study_images` pools them."""
+    :func:`geolib.stages.study_images` pools them."""
     feats = np.random.default_rng(seed).random((n, 49, 1280), dtype=np.float32).astype(np.float16)
     return vlm.pool_tokens(feats, vlm.ModelSpec().image_grid if grid is None else grid)
 
 
 def stage_conversations(pool: pd.DataFrame) -> dict[str, list[dict]]:
     """The conversations of the three demo stages (base captions, stage 1, stage 2)."""
-    return {"base": vlm.base_training_conversations(pool), "reasoning": vlm.make_conversations(pool, "reasoning"),
-            "location": vlm.make_conversations(pool, "location")}
+    return {"base": conversations.base_training_conversations(pool),
+            "reasoning": conversations.make_conversations(pool, "reasoning"),
+            "location": conversations.make_conversations(pool, "location")}
 
 
 def _sync() -> None:
@@ -156,9 +157,9 @@ class _RecordingCollator:
 
 @contextlib.contextmanager
 def instrumented_stage_trainer(clock: _StepClock, recorders: list):
-    """Inside the block, ``vlm.train_stage`` builds a trainer with ``clock`` among its callbacks and
+    """Inside the block, ``tuning.train_stage`` builds a trainer with ``clock`` among its callbacks and
     its collator wrapped in a :class:`_RecordingCollator` (appended to ``recorders``)."""
-    original = vlm._StageTrainer
+    original = tuning._StageTrainer
 
     class _TimedStageTrainer(original):
         def __init__(self, *args, **kwargs):
@@ -168,11 +169,11 @@ def instrumented_stage_trainer(clock: _StepClock, recorders: list):
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), clock]
             super().__init__(*args, **kwargs)
 
-    vlm._StageTrainer = _TimedStageTrainer
+    tuning._StageTrainer = _TimedStageTrainer
     try:
         yield
     finally:
-        vlm._StageTrainer = original
+        tuning._StageTrainer = original
 
 
 def _like_trainer_optimizer(optimizer, model) -> torch.optim.Optimizer:
@@ -218,7 +219,7 @@ def bare_loop(model, collator, batches: list[list[dict]], optimizer, warmup: int
 
 def time_stage(model, processor, conversations, name: str, hparams: dict, lora, images, out: Path,
                warmup: int, steps: int) -> dict:
-    """Train ``warmup + steps`` steps through ``vlm.train_stage``, then the bare loop on the same
+    """Train ``warmup + steps`` steps through ``tuning.train_stage``, then the bare loop on the same
     batches; samples/s of each over the steps after the warm-up (and peak GPU memory on CUDA)."""
     batch = int(hparams["per_device_train_batch_size"])
     hp = dict(hparams, effective_batch_size=batch, max_steps=warmup + steps, disable_tqdm=True)
@@ -233,7 +234,7 @@ def time_stage(model, processor, conversations, name: str, hparams: dict, lora, 
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     with instrumented_stage_trainer(clock, recorders), contextlib.redirect_stdout(io.StringIO()):  # the trainer's log lines
-        result = vlm.train_stage(model, processor, conversations, name, hp, lora, out / name, images=images)
+        result = tuning.train_stage(model, processor, conversations, name, hp, lora, out / name, images=images)
     trainer_peak = torch.cuda.max_memory_allocated() if cuda else None
     if len(clock.ends) != warmup + steps:
         raise RuntimeError(f"stage {name}: {len(clock.ends)} steps ran, expected {warmup + steps}")
@@ -275,8 +276,8 @@ def demo_stages(args, pool, convs, tok, out: Path) -> list[dict]:
     feats = random_features(len(pool))
     model, _ = vlm.build_model(QUICK_MODEL if args.quick else vlm.DEMO_MODEL, processor=tok)
     rows = []
-    settings = (("base", vlm.DEMO_BASE, None), ("reasoning", vlm.DEMO_STAGE1, vlm.lora_config_from(vlm.DEMO_STAGE1)),
-                ("location", vlm.DEMO_STAGE2, vlm.lora_config_from(vlm.DEMO_STAGE2)))
+    settings = (("base", tuning.DEMO_BASE, None), ("reasoning", tuning.DEMO_STAGE1, tuning.lora_config_from(tuning.DEMO_STAGE1)),
+                ("location", tuning.DEMO_STAGE2, tuning.lora_config_from(tuning.DEMO_STAGE2)))
     for name, hparams, lora in settings:
         row = time_stage(model, tok, convs[name], name, hparams, lora, feats, out, args.warmup, args.steps)
         model = row.pop("model")  # base → stage 1 on it → stage 2 on top of stage 1
@@ -296,7 +297,7 @@ def paper_stage(args, pool, tok, out: Path, device_check: bool = True) -> dict |
     config, processor = vlm.random_qwen25vl(tok, text=text, vision=vision, min_pixels=56 * 56, max_pixels=448 * 448)
     spec = dict(vlm.PAPER_MODEL, revision="0" * 40, dtype=args.gpu_dtype)  # revision: unused with a config
     model, processor = vlm.build_model(spec, processor=processor, config=config)
-    hp = dict(vlm.PAPER_STAGE1, per_device_train_batch_size=args.gpu_batch)
+    hp = dict(tuning.PAPER_STAGE1, per_device_train_batch_size=args.gpu_batch)
     n = (args.warmup + args.steps + 1) * args.gpu_batch
     rng = np.random.default_rng(0)
     folder = out / "images"
@@ -306,8 +307,8 @@ def paper_stage(args, pool, tok, out: Path, device_check: bool = True) -> dict |
         path = folder / f"{i:04d}.jpg"
         Image.fromarray(rng.integers(0, 256, (448, 448, 3), dtype=np.uint8)).save(path, quality=90)
         paths.append(str(path))
-    convs = vlm.make_conversations(pool.iloc[:n].assign(image_path=paths), "reasoning", image_column="image_path")
-    row = time_stage(model, processor, convs, "reasoning", hp, vlm.lora_config_from(vlm.PAPER_STAGE1), None, out,
+    convs = conversations.make_conversations(pool.iloc[:n].assign(image_path=paths), "reasoning", image_column="image_path")
+    row = time_stage(model, processor, convs, "reasoning", hp, tuning.lora_config_from(tuning.PAPER_STAGE1), None, out,
                      args.warmup, args.steps)
     row["parameters"] = vlm.trainable_parameter_report(row.pop("model"))
     return row
@@ -333,12 +334,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
 
-    batch = max(vlm.DEMO_BASE["per_device_train_batch_size"], vlm.DEMO_STAGE1["per_device_train_batch_size"],
+    batch = max(tuning.DEMO_BASE["per_device_train_batch_size"], tuning.DEMO_STAGE1["per_device_train_batch_size"],
                 args.gpu_batch)
     pool = scene_pool(max(400, (args.warmup + args.steps + 1) * batch))  # >= 400 texts for the tokenizer
     convs = stage_conversations(pool)
-    tok = vlm.train_tokenizer(vlm.conversation_texts([c for v in convs.values() for c in v]) + list(vlm.PROMPTS.values()),
-                              TOKENIZER_VOCAB)
+    tok = vlm.train_tokenizer(conversations.conversation_texts([c for v in convs.values() for c in v])
+                              + list(conversations.PROMPTS.values()), TOKENIZER_VOCAB)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     if load > features.default_num_threads() and threads > 1:
         print(f"note: load average {load:.1f} exceeds the {features.default_num_threads()} cores: other processes "
@@ -356,7 +357,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
           f"{load_after:.2f} after; optimiser {rows[0]['optimizer']}{', bf16 autocast' if rows[0]['bf16'] else ''}")
     print(f"demo model: {spec.num_layers} layers x {spec.hidden_size} wide, vocabulary {len(tok)}, {spec.image_grid ** 2} image tokens; "
           f"{args.warmup} warm-up + {args.steps} timed steps per stage, batches as DEMO_BASE / DEMO_STAGE1 / DEMO_STAGE2")
-    print_table("trainer = vlm.train_stage (Trainer); bare = collate + forward + backward + AdamW step, same batches; "
+    print_table("trainer = tuning.train_stage (Trainer); bare = collate + forward + backward + AdamW step, same batches; "
                 "ratio = trainer / bare samples/s (target >= 0.80), also from CPU time", rows)
     if gpu_row is not None:
         p = gpu_row["parameters"]

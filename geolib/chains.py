@@ -12,7 +12,7 @@ the demo chains to its tokenizer's corpus.
   (latitude first, 4 decimals). A step with nothing visible says so. On the demo world the
   visible clues are the pool's ``clues`` column (:mod:`geolib.world`); on the paper profile the
   chains are GRE30K-CoT's own (:func:`gre30k_conversations`).
-* **Cold-start SFT** is :func:`geolib.vlm.train_stage` on :func:`chain_conversations` with a LoRA
+* **Cold-start SFT** is :func:`geolib.tuning.train_stage` on :func:`chain_conversations` with a LoRA
   named :data:`SFT_STAGE` (no wrapper: nothing to add); its settings are :func:`sft_settings`.
 
 Deviation from GRE's released code, on purpose: its prompt is not released, :data:`GRE_PROMPT` is
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geolib import facts, vlm
+from geolib import conversations, facts, tuning, vlm
 from geolib.rewards import format_reward
 
 
@@ -130,7 +130,7 @@ def _place_phrase(row: Mapping[str, Any], visible: set[str]) -> str | None:
     name = None
     if isinstance(country, str) and country.strip():
         try:
-            name = vlm.country_name(country)
+            name = conversations.country_name(country)
         except ValueError:
             name = country.strip()
     candidates = []
@@ -208,7 +208,7 @@ def warn_skipped(what: str, skipped: list[tuple[int, str]], total: int) -> None:
 def chain_conversations(pool_df: pd.DataFrame, prompt: str = GRE_PROMPT, image_column: str | None = None) -> list[dict]:
     """Cold-start SFT conversations: user (image + ``prompt``) → assistant (:func:`build_chain`).
 
-    Same shape as :func:`geolib.vlm.make_conversations`, so :func:`geolib.vlm.train_stage` trains
+    Same shape as :func:`geolib.conversations.make_conversations`, so :func:`geolib.tuning.train_stage` trains
     on them unchanged.
 
     Args:
@@ -231,7 +231,7 @@ def chain_conversations(pool_df: pd.DataFrame, prompt: str = GRE_PROMPT, image_c
         except ValueError as exc:
             skipped.append((i, str(exc)))
             continue
-        out.append({"image": image, "messages": [vlm.user_message(prompt), vlm.assistant_message(chain)]})
+        out.append({"image": image, "messages": [conversations.user_message(prompt), conversations.assistant_message(chain)]})
     warn_skipped("chain_conversations", skipped, len(pool_df))
     return out
 
@@ -249,7 +249,7 @@ def chain_token_ids(processor, conversations: Sequence[dict]) -> list[int]:
         processor: the tokenizer (or a processor holding one).
         conversations: from :func:`chain_conversations` / :func:`gre30k_conversations`.
     """
-    tok = vlm._tokenizer(processor)
+    tok = vlm.tokenizer_of(processor)
     ids: set[int] = set()
     for conv in conversations:
         for message in conv["messages"]:
@@ -287,7 +287,7 @@ def gre30k_conversations(cot_df: pd.DataFrame, prompt: str | None = None) -> lis
             continue
         bad_format += format_reward(answer) == 0.0
         out.append({"image": str(row["image_path"]),
-                    "messages": [vlm.user_message(question.strip()), vlm.assistant_message(answer.strip())]})
+                    "messages": [conversations.user_message(question.strip()), conversations.assistant_message(answer.strip())]})
     warn_skipped("gre30k_conversations", skipped, len(cot_df))
     if out and bad_format:
         warnings.warn(f"gre30k_conversations: {bad_format} of {len(out)} chains are not in GRE's "
@@ -296,21 +296,21 @@ def gre30k_conversations(cot_df: pd.DataFrame, prompt: str | None = None) -> lis
 
 
 # ---------------------------------------------------------------------------------------------
-# Cold-start SFT settings (trained with geolib.vlm.train_stage)
+# Cold-start SFT settings (trained with geolib.tuning.train_stage)
 
 #: Adapter name of the cold-start stage.
 SFT_STAGE = "gre_sft"
 
 #: Paper profile cold start. GRE's stage-1 script is not in its public repository, so the study
-#: keeps GeoReasoner's LoRA settings (:data:`geolib.vlm.PAPER_STAGE1`) with room for long chains.
-PAPER_SFT = dict(vlm.PAPER_STAGE1, max_length=4096)
+#: keeps GeoReasoner's LoRA settings (:data:`geolib.tuning.PAPER_STAGE1`) with room for long chains.
+PAPER_SFT = dict(tuning.PAPER_STAGE1, max_length=4096)
 
-#: Demo cold start: the demo LoRA stage settings (:data:`geolib.vlm.DEMO_STAGE1`) for two epochs at
+#: Demo cold start: the demo LoRA stage settings (:data:`geolib.tuning.DEMO_STAGE1`) for two epochs at
 #: a 6× higher learning rate (3e-3), so that the cold start takes minutes on 2 CPU cores (about 220
 #: steps of 16 chains; the notebook also trains the embedding rows of the chains' tokens, see
 #: :func:`chain_token_ids`); a chain is 82-120 tokens after the image tokens (4; 49 at ``image_grid: 7``) and the prompt's
 #: 83, well inside ``max_length``.
-DEMO_SFT = dict(vlm.DEMO_STAGE1, max_length=320, learning_rate=3e-3, num_train_epochs=2)
+DEMO_SFT = dict(tuning.DEMO_STAGE1, max_length=320, learning_rate=3e-3, num_train_epochs=2)
 
 #: Cold-start settings by preset (the ``tuning_preset`` parameter of notebook 07).
 SFT_PRESETS = {"demo": DEMO_SFT, "paper": PAPER_SFT}
@@ -339,7 +339,7 @@ def sft_settings(preset: str, overrides: Mapping[str, Any] | None = None) -> dic
     if preset not in SFT_PRESETS:
         raise ValueError(f"unknown tuning preset {preset!r}; known: {sorted(SFT_PRESETS)}")
     base, overrides = SFT_PRESETS[preset], dict(overrides or {})
-    allowed = {f.name for f in dc_fields(TrainingArguments)} | set(vlm._NON_TRAINER_KEYS) | {"gradient_checkpointing"}
+    allowed = {f.name for f in dc_fields(TrainingArguments)} | set(tuning.NON_TRAINER_KEYS) | {"gradient_checkpointing"}
     unknown = sorted(set(overrides) - allowed)
     if unknown:
         raise unknown_keys_error("cold-start", unknown, allowed, base, "any transformers TrainingArguments field is allowed too")

@@ -1,6 +1,6 @@
 """Conversation corpora → tables: GeoReasoner's reasoning-tuning data and GRE30K (CoT, Judge, Seed).
 
-Used by notebooks ``04_reasoning_tuning`` (GeoReasoner SFT, through :func:`geolib.vlm.stage_inputs`)
+Used by notebooks ``04_reasoning_tuning`` (GeoReasoner SFT, through :func:`geolib.stages.stage_inputs`)
 and ``07_gre_reasoning_rl`` (GRE30K). Each loader returns ``(table, LoadReport)`` with the columns
 :data:`CONVERSATION_COLUMNS` first, and reports bad records as the image loaders of
 :mod:`geolib.sources` do (problem codes: :mod:`geolib.datasets`).

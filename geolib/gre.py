@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from geolib import vlm
+from geolib import inference, stages, tuning
 from geolib.chains import GRE_PROMPT, SFT_STAGE, chain_token_ids
 from geolib.grpo import train_grpo
 from geolib.rewards import ThetaSchedule
@@ -40,7 +40,7 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
                train_chain_tokens: bool = False):
     """One training seed of notebook 07: the cold-start SFT on the chains, then GRPO on top of it.
 
-    The cold start is :func:`geolib.vlm.train_stage` (the LoRA stage of GeoReasoner's notebooks)
+    The cold start is :func:`geolib.tuning.train_stage` (the LoRA stage of GeoReasoner's notebooks)
     in ``gre_sft/seed_<seed>``, GRPO is :func:`geolib.grpo.train_grpo` in ``gre_grpo/seed_<seed>``;
     both start from the study's untuned base and load instead of training when a finished run with
     the same fingerprint is there, so calling this again (the notebook after :func:`geolib.runtime.in_processes`
@@ -61,21 +61,21 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
             never wrote them, :func:`chain_token_ids`).
 
     Returns:
-        A :class:`SeedRun`: the cold start's :class:`geolib.vlm.StageResult` (its model is
+        A :class:`SeedRun`: the cold start's :class:`geolib.tuning.StageResult` (its model is
         consumed by GRPO), the :class:`geolib.grpo.GRPOResult`, the cold start's trained parameter
         names and the processor.
     """
     import copy
 
-    base_model, processor = vlm.study_model(profile, spec)
+    base_model, processor = stages.study_model(profile, spec)
     if train_chain_tokens:
         sft_lora = copy.deepcopy(sft_lora)
         sft_lora.trainable_token_indices = chain_token_ids(processor, cold_start)
-    sft = vlm.train_stage(base_model, processor, cold_start, SFT_STAGE, {**sft_settings, "seed": seed}, sft_lora,
-                          vlm.checkpoint_dir(profile, f"gre_sft/seed_{seed}"), images=sft_images)
+    sft = tuning.train_stage(base_model, processor, cold_start, SFT_STAGE, {**sft_settings, "seed": seed}, sft_lora,
+                          stages.checkpoint_dir(profile, f"gre_sft/seed_{seed}"), images=sft_images)
     trainable = [n for n, p in sft.model.named_parameters() if p.requires_grad]
     grpo = train_grpo(sft.model, processor, prompts, theta_schedule, {**grpo_settings, "seed": seed},
-                      vlm.checkpoint_dir(profile, f"gre_grpo/seed_{seed}"), images=images)
+                      stages.checkpoint_dir(profile, f"gre_grpo/seed_{seed}"), images=images)
     return SeedRun(sft, grpo, trainable, processor)
 
 
@@ -90,8 +90,8 @@ def answer_both(model, processor, images, max_new_tokens: int = 160, batch_size:
         images: the demo's cached features or image paths.
     """
     with model.disable_adapter():
-        sft = vlm.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    grpo = vlm.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        sft = inference.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    grpo = inference.generate(model, processor, images, GRE_PROMPT, max_new_tokens=max_new_tokens, batch_size=batch_size)
     return {"SFT only": sft, "SFT + GRPO": grpo}
 
 

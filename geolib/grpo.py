@@ -17,7 +17,7 @@ training (:func:`train_grpo`) and the trained policy (:func:`merge_adapters`, :f
   text=…)`` for the scoring pass). The demo model's tokenizer is not a processor and its images
   are cached EfficientNet-Lite0 features (4 × 1280 on the 2 × 2 grid), so a small processor wraps
   the tokenizer and a feature array: dataset rows carry an integer image key, the processor looks
-  the features up and expands ``<|image_pad|>`` to one token per feature (:func:`geolib.vlm.encode_texts`). The
+  the features up and expands ``<|image_pad|>`` to one token per feature (:func:`geolib.conversations.encode_texts`). The
   LLaVA-style model takes the features as ``pixel_values`` unchanged; nothing in TRL is
   overridden. The paper profile's Qwen2.5-VL uses its own processor and PIL images.
 
@@ -53,7 +53,7 @@ import torch  # noqa: E402  (after the torchvision patch)
 from transformers import TrainerCallback  # noqa: E402
 from transformers.processing_utils import ProcessorMixin  # noqa: E402
 
-from geolib import vlm  # noqa: E402
+from geolib import conversations, tuning, vlm  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ class FeatureProcessor(ProcessorMixin):
     """The demo tokenizer plus a feature array, as the processor TRL's GRPO expects for a VLM.
 
     TRL treats a ``ProcessorMixin`` as a vision-language processor and calls it three ways; each
-    is served by :func:`geolib.vlm.encode_texts`, which expands ``<|image_pad|>`` to one token per
+    is served by :func:`geolib.conversations.encode_texts`, which expands ``<|image_pad|>`` to one token per
     feature row (49) and stacks the features as ``pixel_values`` (B, 49, 1280):
 
     * ``apply_chat_template(conversations, tokenize=True, return_dict=True, add_generation_prompt=True)``
@@ -244,7 +244,7 @@ class FeatureProcessor(ProcessorMixin):
                    if isinstance(part, dict) and part.get("type") == "image"] for c in convs]
         if any(len(x) != 1 for x in images):
             raise ValueError(f"each conversation needs exactly one image, got {[len(x) for x in images]}")
-        enc = vlm.encode_texts(self.tokenizer, texts, self._resolve(images))
+        enc = conversations.encode_texts(self.tokenizer, texts, self._resolve(images))
         ids = [row[mask.bool()].tolist() for row, mask in zip(enc["input_ids"], enc["attention_mask"])]
         out = {"input_ids": ids, "attention_mask": [[1] * len(x) for x in ids], "pixel_values": enc["pixel_values"]}
         if not return_dict:
@@ -256,7 +256,7 @@ class FeatureProcessor(ProcessorMixin):
         if text is None:
             raise ValueError("FeatureProcessor needs text")
         texts = [text] if isinstance(text, str) else list(text)
-        return vlm.encode_texts(self.tokenizer, texts, self._resolve(images), padding_side=padding_side)
+        return conversations.encode_texts(self.tokenizer, texts, self._resolve(images), padding_side=padding_side)
 
     def batch_decode(self, *args, **kwargs):
         return self.tokenizer.batch_decode(*args, **kwargs)
@@ -348,7 +348,7 @@ class _GRPOWriter(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero:
-            vlm.write_log_history(self.output_dir, state.log_history)
+            tuning.write_log_history(self.output_dir, state.log_history)
             gio.write_json(self.output_dir / "theta_schedule.json", self.schedule.state_dict())
 
     def on_save(self, args, state, control, **kwargs):
@@ -426,7 +426,7 @@ def load_grpo_model(model, output_dir: str | os.PathLike):
     """Put a finished GRPO run's adapter on its starting model (the cold-start model, adapters merged first).
 
     Args:
-        model: the same starting model as the run had (e.g. from :func:`geolib.vlm.load_staged_model`).
+        model: the same starting model as the run had (e.g. from :func:`geolib.tuning.load_staged_model`).
         output_dir: the run folder written by :func:`train_grpo`.
 
     Returns:
@@ -528,8 +528,8 @@ def train_grpo(
     rewritten (atomically) at every log.
 
     Args:
-        model: the cold-start model (a ``PeftModel`` from :func:`geolib.vlm.train_stage` /
-            :func:`geolib.vlm.load_staged_model`, or a plain model). It is consumed: its adapters
+        model: the cold-start model (a ``PeftModel`` from :func:`geolib.tuning.train_stage` /
+            :func:`geolib.tuning.load_staged_model`, or a plain model). It is consumed: its adapters
             are merged and LoRA layers are added in place; reload it to train again.
         processor: the hub processor (paper profile) or the demo tokenizer (wrapped in a
             :class:`FeatureProcessor` with ``images``).
@@ -541,7 +541,7 @@ def train_grpo(
         resume: resume from the last checkpoint of an interrupted run.
         images: the demo's cached features (N, tokens, 1280) that int image keys index.
         lora_config: the GRPO LoRA; None: from ``args`` (``lora_r``, ``lora_alpha``,
-            ``lora_dropout``) when it is a dict that has them, else :func:`geolib.vlm.lora_config`.
+            ``lora_dropout``) when it is a dict that has them, else :func:`geolib.tuning.lora_config`.
 
     Returns:
         A :class:`GRPOResult`.
@@ -573,7 +573,7 @@ def train_grpo(
         raise TypeError(f"args must be a GRPOConfig or a GRPO dict, got {type(args).__name__}")
     if lora_config is None:
         has_lora_keys = isinstance(args, Mapping) and all(k in args for k in ("lora_r", "lora_alpha", "lora_dropout"))
-        lora_config = vlm.lora_config_from(args) if has_lora_keys else vlm.lora_config()
+        lora_config = tuning.lora_config_from(args) if has_lora_keys else tuning.lora_config()
     if isinstance(processor, ProcessorMixin):
         processing_class = processor
         if images is not None and not isinstance(processor, FeatureProcessor):
@@ -641,7 +641,7 @@ def train_grpo(
     policy = trainer.model
     policy.eval()
     history = list(trainer.state.log_history)
-    vlm.write_log_history(output_dir, history)
+    tuning.write_log_history(output_dir, history)
     state = theta_schedule.state_dict()
     gio.write_json(output_dir / "theta_schedule.json", state)
     policy.save_pretrained(str(output_dir / "adapter"))

@@ -579,8 +579,8 @@ def read_photos(sources: Sequence[Any], countries: Sequence[str] | None = None, 
     pending = None  # the previous batch: its tesseract process runs while this batch is detected
 
     def finish(batch) -> None:
-        slots, ocr = batch
-        boxes, seconds = ocr.boxes()
+        slots, job = batch
+        boxes, seconds = job.boxes()
         for r, b in zip(slots, boxes):
             t1 = time.perf_counter()
             r.boxes = b

@@ -9,7 +9,7 @@ and loads it instead of training again::
     accelerate launch --config_file configs/accelerate.yaml -m geolib.train --profile paper --stage location
     python -m geolib.study run --profile paper --from 04
 
-Stages (:data:`geolib.vlm.LORA_STAGES`): ``reasoning`` (stage 1), ``location`` (stage 2 on top
+Stages (:data:`geolib.stages.LORA_STAGES`): ``reasoning`` (stage 1), ``location`` (stage 2 on top
 of stage 1), and the ablation arms ``location_only``, ``location_uncurated`` and the data-quality
 sets ``location_quality_000`` … ``location_quality_100``. The settings
 come from the params file exactly as the notebooks read them (``model``, ``tuning_preset``,
@@ -42,12 +42,12 @@ def stage_parameters(profile: str, stage: str, params_path: str | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    from geolib import vlm
+    from geolib import stages
 
     parser = argparse.ArgumentParser(prog="python -m geolib.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="paper", help="parameter profile (default: paper)")
     parser.add_argument("--params", default=None, help="a params file instead of params/<profile>.yaml")
-    parser.add_argument("--stage", required=True, choices=sorted(vlm.LORA_STAGES))
+    parser.add_argument("--stage", required=True, choices=sorted(stages.LORA_STAGES))
     args = parser.parse_args(argv)
     try:
         values = stage_parameters(args.profile, args.stage, args.params)
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     overrides = values["reasoning_tuning"] if args.stage == "reasoning" else values["location_tuning"]
     try:
-        result = vlm.run_lora_stage(args.profile, args.stage, values["model"], values["tuning_preset"], overrides,
-                                    values.get("clue_corpus", ""))
+        result = stages.run_lora_stage(args.profile, args.stage, values["model"], values["tuning_preset"], overrides,
+                                       values.get("clue_corpus", ""))
     except (gio.WriteError, gio.ReadError, runtime.UnpinnedRevision, runtime.HubUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

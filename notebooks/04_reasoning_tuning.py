@@ -46,7 +46,7 @@
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
 tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GeoReasoner's)
-base_training: dict = {}  # demo only: overrides of the base-training settings (geolib.vlm.DEMO_BASE)
+base_training: dict = {}  # demo only: overrides of the base-training settings (geolib.tuning.DEMO_BASE)
 reasoning_tuning: dict = {}  # overrides of the preset's stage-1 settings, e.g. max_steps
 tokenizer_vocab_size: int = 3000  # demo: vocabulary of the byte-level BPE trained on the study's texts
 base_guesses: int = 2000  # demo: base-training turns that answer the location question, blank image, with a guessed place
@@ -59,7 +59,7 @@ max_new_tokens: int = 96  # generation limit of the answers shown
 import numpy as np
 import pandas as pd
 
-from geolib import answers, chains, curation, datasets, io, paths, plots, vlm
+from geolib import answers, chains, conversations, curation, datasets, inference, io, paths, plots, stages, tuning, vlm
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -76,7 +76,7 @@ print(f"model: {spec.model_id}; training cities: {train_pool['city'].nunique()} 
 # to). No image of a validation or test city is ever trained on, in any stage.
 
 # %%
-inputs = vlm.stage_inputs(profile, "reasoning", spec, clue_corpus)  # the same call as python -m geolib.train
+inputs = stages.stage_inputs(profile, "reasoning", spec, clue_corpus)  # the same call as python -m geolib.train
 stage1, images = inputs.conversations, inputs.images
 print(len(stage1), "conversations; one of them:")
 for message in stage1[0]["messages"]:
@@ -108,14 +108,14 @@ for message in stage1[0]["messages"]:
 
 # %%
 if demo:
-    base_convs = (vlm.base_training_conversations(train_pool, image_column="row")
-                  + vlm.knowledge_conversations(pool) + vlm.guess_conversations(pool, base_guesses))
-    corpus_texts = vlm.conversation_texts(
-        base_convs + stage1 + vlm.make_conversations(train_pool, "location", image_column="row")
+    base_convs = (conversations.base_training_conversations(train_pool, image_column="row")
+                  + conversations.knowledge_conversations(pool) + conversations.guess_conversations(pool, base_guesses))
+    corpus_texts = conversations.conversation_texts(
+        base_convs + stage1 + conversations.make_conversations(train_pool, "location", image_column="row")
         + chains.chain_conversations(train_pool, image_column="row")
-    ) + list(vlm.PROMPTS.values())
-    processor = vlm.study_tokenizer(profile, corpus_texts, tokenizer_vocab_size)
-    base_settings = vlm.stage_settings("demo", "base", base_training)
+    ) + list(conversations.PROMPTS.values())
+    processor = stages.study_tokenizer(profile, corpus_texts, tokenizer_vocab_size)
+    base_settings = stages.stage_settings("demo", "base", base_training)
     print(f"tokenizer: {len(processor)} tokens; base training on {len(base_convs)} conversations, e.g.")
     for conv in (base_convs[0], base_convs[-1]):
         print(f"  {conv['messages'][0]['content'][-1]['text']} -> {conv['messages'][1]['content'][0]['text']}")
@@ -123,8 +123,8 @@ if demo:
     # the tower's tokens, standardised per channel with the training images' statistics (what
     # tells street views apart; without it the small model learns to ignore the image)
     vlm.standardize_image_features(base_model, images[train_pool["row"].to_numpy()])
-    base = vlm.train_stage(base_model, processor, base_convs, "base", base_settings, None,
-                           vlm.checkpoint_dir(profile, "base"), images=images)
+    base = tuning.train_stage(base_model, processor, base_convs, "base", base_settings, None,
+                           stages.checkpoint_dir(profile, "base"), images=images)
     fig = plots.plot_training_curve(pd.DataFrame(base.log_history).dropna(subset=["loss"]), "step", ["loss"],
                                     "Demo base training (captions; demo only)")
     plots.save_figure(fig, profile, "04_base_training_loss")
@@ -133,23 +133,23 @@ if demo:
 # ## Stage 1: a LoRA adapter named `reasoning`
 #
 # The settings of the paper beside those of this run (the demo scales them down for a small
-# model and a few thousand examples on a CPU; the reasons are in `geolib.vlm.DEMO_STAGE1`).
+# model and a few thousand examples on a CPU; the reasons are in `geolib.tuning.DEMO_STAGE1`).
 
 # %%
-settings = vlm.stage_settings(tuning_preset, "reasoning", reasoning_tuning)
-pd.DataFrame({"GeoReasoner (paper)": pd.Series(vlm.PAPER_STAGE1), "this run": pd.Series(settings)}).astype(str)
+settings = stages.stage_settings(tuning_preset, "reasoning", reasoning_tuning)
+pd.DataFrame({"GeoReasoner (paper)": pd.Series(tuning.PAPER_STAGE1), "this run": pd.Series(settings)}).astype(str)
 
 # %%
-model_, processor = vlm.study_model(profile, spec)  # the untuned base (demo: after base training)
+model_, processor = stages.study_model(profile, spec)  # the untuned base (demo: after base training)
 shown = test_pool.sample(min(n_answers_shown, len(test_pool)), random_state=0)
 shown_images = [images[i] for i in shown["row"]] if images is not None else shown["image_path"].tolist()
-before = vlm.generate(model_, processor, np.stack(shown_images) if demo else shown_images,
-                      vlm.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
+before = inference.generate(model_, processor, np.stack(shown_images) if demo else shown_images,
+                      conversations.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
 
 # %%
-stage = vlm.train_stage(model_, processor, stage1, inputs.adapter, settings, vlm.lora_config_from(settings),
-                        vlm.checkpoint_dir(profile, "reasoning"), images=images)
-vlm.activate_adapters(stage.model, ["reasoning"], trainable=["reasoning"])  # count what stage 1 trains
+stage = tuning.train_stage(model_, processor, stage1, inputs.adapter, settings, tuning.lora_config_from(settings),
+                        stages.checkpoint_dir(profile, "reasoning"), images=images)
+tuning.activate_adapters(stage.model, ["reasoning"], trainable=["reasoning"])  # count what stage 1 trains
 counts = vlm.trainable_parameter_report(stage.model)
 pd.Series(counts, name="parameters").map("{:,}".format)
 
@@ -170,9 +170,9 @@ plots.save_figure(fig, profile, "04_reasoning_loss")
 # this question; after it, it answers in GeoReasoner's format with a country and reasons.
 
 # %%
-after = vlm.generate(stage.model, processor, np.stack(shown_images) if demo else shown_images,
-                     vlm.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
-table = pd.DataFrame({"truth": [vlm.country_name(c) for c in shown["country"]],
+after = inference.generate(stage.model, processor, np.stack(shown_images) if demo else shown_images,
+                     conversations.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
+table = pd.DataFrame({"truth": [conversations.country_name(c) for c in shown["country"]],
                       "before": before, "after": after,
                       "after, parsed country": [answers.parse_answer(t).country for t in after]})
 with pd.option_context("display.max_colwidth", 200):
@@ -200,5 +200,5 @@ trainable = [n for n, p in stage.model.named_parameters() if p.requires_grad]
 assert trainable and all("lora_" in n and ".reasoning." in n for n in trainable), "only stage 1's LoRA weights train"
 assert counts["trainable"] == counts["lora"] > 0
 assert last < first, f"stage-1 loss did not go down: {first:.3f} -> {last:.3f}"
-assert (vlm.checkpoint_dir(profile, "reasoning") / "adapter" / "reasoning" / "adapter_config.json").exists()
+assert (stages.checkpoint_dir(profile, "reasoning") / "adapter" / "reasoning" / "adapter_config.json").exists()
 assert not curation.shared_cities(train_pool, test_pool)

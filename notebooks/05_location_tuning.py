@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from safetensors.torch import load_file
 
-from geolib import answers, datasets, io, paths, plots, runtime, vlm
+from geolib import answers, conversations, datasets, inference, io, paths, plots, runtime, stages, tuning, vlm
 
 pool = datasets.read_manifest(datasets.manifest_path(profile))
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -63,7 +63,7 @@ splits = {name: datasets.read_manifest(data / f"split_{name}.parquet")
           for name in ("train_curated", "train_uncurated", "test")}
 spec = vlm.ModelSpec.coerce(model)
 demo = spec.model_id == "demo"
-images = vlm.study_images(pool, spec, profile)
+images = stages.study_images(pool, spec, profile)
 pd.DataFrame({name: {"images": len(f), "cities": f["city"].nunique(), "countries": f["country"].nunique(),
                      "mean locatability": f["locatability"].mean()} for name, f in splits.items()}).T
 
@@ -79,15 +79,15 @@ if train_ablations:
     arm_stages.update({"without reasoning tuning": "location_only", "stage 2 on a random sample": "location_uncurated"})
 quality_sets = sorted(p.stem.removeprefix("split_") for p in data.glob("split_train_quality_*.parquet"))
 if train_quality:  # the data-quality experiment (notebook 03 wrote its sets)
-    unknown = [q for q in quality_sets if f"location_{q.removeprefix('train_')}" not in vlm.LORA_STAGES]
-    assert not unknown, f"no stage for {unknown}: notebook 03's quality_shares must be among {vlm.QUALITY_SHARES}"
+    unknown = [q for q in quality_sets if f"location_{q.removeprefix('train_')}" not in stages.LORA_STAGES]
+    assert not unknown, f"no stage for {unknown}: notebook 03's quality_shares must be among {stages.QUALITY_SHARES}"
     arm_stages.update({f"{int(q[-3:])}% highly locatable": f"location_{q.removeprefix('train_')}" for q in quality_sets})
-arm_inputs = {arm: vlm.stage_inputs(profile, stage, spec) for arm, stage in arm_stages.items()}  # as python -m geolib.train
+arm_inputs = {arm: stages.stage_inputs(profile, stage, spec) for arm, stage in arm_stages.items()}  # as python -m geolib.train
 curated = arm_inputs["full (stage 1 + stage 2, curated)"]
 for message in curated.conversations[0]["messages"]:
     print(f"{message['role']}: {message['content'][-1]['text']}")
-settings = vlm.stage_settings(tuning_preset, "location", location_tuning)
-pd.DataFrame({"GeoReasoner (paper)": pd.Series(vlm.PAPER_STAGE2), "this run": pd.Series(settings)}).astype(str)
+settings = stages.stage_settings(tuning_preset, "location", location_tuning)
+pd.DataFrame({"GeoReasoner (paper)": pd.Series(tuning.PAPER_STAGE2), "this run": pd.Series(settings)}).astype(str)
 
 # %% [markdown]
 # ## Stage 2 on top of stage 1
@@ -97,22 +97,23 @@ pd.DataFrame({"GeoReasoner (paper)": pd.Series(vlm.PAPER_STAGE2), "this run": pd
 # cells then load each finished stage, as a rerun of the notebook does.
 
 # %%
-model_, processor = vlm.study_model(profile, spec, ["reasoning"])
-test = splits["test"].assign(row=vlm.pool_rows(pool, splits["test"])).sample(min(n_answers_shown, len(splits["test"])), random_state=0)
+model_, processor = stages.study_model(profile, spec, ["reasoning"])
+test = splits["test"].assign(row=stages.pool_rows(pool, splits["test"])).sample(min(n_answers_shown, len(splits["test"])),
+                                                                                 random_state=0)
 shown = [images[i] for i in test["row"]]
 shown = np.stack(shown) if demo else shown
-before = vlm.generate(model_, processor, shown, vlm.PROMPTS["location"], max_new_tokens=max_new_tokens)
+before = inference.generate(model_, processor, shown, conversations.PROMPTS["location"], max_new_tokens=max_new_tokens)
 reasoning_before = {k: v.detach().clone() for k, v in model_.named_parameters() if ".reasoning." in k}
 
 # %%
 if arm_workers > 1:  # every arm trains side by side, one process each, as `python -m geolib.train --stage <arm>` does;
     # the cells below then find each finished stage (same data, settings and starting weights) and load it
-    runtime.in_processes(vlm.run_lora_stage, [dict(profile=profile, stage=s, spec=spec, preset=tuning_preset,
-                                                   overrides=location_tuning) for s in arm_stages.values()],
+    runtime.in_processes(stages.run_lora_stage, [dict(profile=profile, stage=s, spec=spec, preset=tuning_preset,
+                                                      overrides=location_tuning) for s in arm_stages.values()],
                          arm_workers, threads=1, results=False)
-stage = vlm.train_stage(model_, processor, curated.conversations, curated.adapter, settings,
-                        vlm.lora_config_from(settings), vlm.checkpoint_dir(profile, "location"), images=curated.images)
-vlm.activate_adapters(stage.model, ["reasoning", "location"], trainable=["location"])  # count what stage 2 trains
+stage = tuning.train_stage(model_, processor, curated.conversations, curated.adapter, settings,
+                           tuning.lora_config_from(settings), stages.checkpoint_dir(profile, "location"), images=curated.images)
+tuning.activate_adapters(stage.model, ["reasoning", "location"], trainable=["location"])  # count what stage 2 trains
 counts = vlm.trainable_parameter_report(stage.model)
 pd.Series(counts, name="parameters").map("{:,}".format)
 
@@ -123,10 +124,10 @@ pd.Series(counts, name="parameters").map("{:,}".format)
 arms = {"full (stage 1 + stage 2, curated)": stage}
 for arm, inputs in arm_inputs.items():
     if arm not in arms:
-        start_model, _ = vlm.study_model(profile, spec, inputs.start)
-        arms[arm] = vlm.train_stage(start_model, processor, inputs.conversations, inputs.adapter, settings,
-                                    vlm.lora_config_from(settings), vlm.checkpoint_dir(profile, arm_stages[arm]),
-                                    images=inputs.images)
+        start_model, _ = stages.study_model(profile, spec, inputs.start)
+        arms[arm] = tuning.train_stage(start_model, processor, inputs.conversations, inputs.adapter, settings,
+                                       tuning.lora_config_from(settings), stages.checkpoint_dir(profile, arm_stages[arm]),
+                                       images=inputs.images)
 curves = pd.concat([pd.DataFrame(arm.log_history).dropna(subset=["loss"])[["step", "loss"]].assign(arm=name)
                     for name, arm in arms.items() if "highly locatable" not in name])  # the quality arms: notebook 06
 fig = plots.plot_stage_losses(curves, "Stage 2: location tuning")
@@ -139,9 +140,9 @@ plots.save_figure(fig, profile, "05_location_loss")
 # what the model can learn to see; notebook 06 scores the city by distance too.
 
 # %%
-after = vlm.generate(stage.model, processor, shown, vlm.PROMPTS["location"], max_new_tokens=max_new_tokens)
+after = inference.generate(stage.model, processor, shown, conversations.PROMPTS["location"], max_new_tokens=max_new_tokens)
 parsed = [answers.parse_answer(t) for t in after]
-table = pd.DataFrame({"truth": [f"{vlm.country_name(c)}, {city}" for c, city in zip(test["country"], test["city"])],
+table = pd.DataFrame({"truth": [f"{conversations.country_name(c)}, {city}" for c, city in zip(test["country"], test["city"])],
                       "before (stage 1 only)": before, "after (both stages)": after,
                       "parsed": [f"{p.country}, {p.city}" for p in parsed]})
 with pd.option_context("display.max_colwidth", 200):
@@ -156,15 +157,16 @@ with pd.option_context("display.max_colwidth", 200):
 
 # %%
 fit = {}
-candidates = sorted({vlm.country_name(c) for c in splits["train_curated"]["country"]})
+candidates = sorted({conversations.country_name(c) for c in splits["train_curated"]["country"]})
 for name, arm in arms.items():
     if "highly locatable" in name:  # the data-quality arms: scored on test cities in notebook 06
         continue
     frame = arm_inputs[name].frame.sample(min(100, len(arm_inputs[name].frame)), random_state=0)
     seen = [images[i] for i in frame["row"]]
     seen = np.stack(seen) if demo else seen
-    scores = vlm.closed_set_scores(arm.model, processor, seen, candidates)
-    fit[name] = vlm.closed_set_accuracy(scores, candidates, [vlm.country_name(c) for c in frame["country"]])["top1"]
+    scores = inference.closed_set_scores(arm.model, processor, seen, candidates)
+    fit[name] = inference.closed_set_accuracy(scores, candidates,
+                                              [conversations.country_name(c) for c in frame["country"]])["top1"]
 pd.Series(fit, name="closed-set top-1 on its own training images").map("{:.1%}".format)
 
 
@@ -200,13 +202,13 @@ pd.DataFrame(summary["arms"]).T
 trainable = [n for n, p in stage.model.named_parameters() if p.requires_grad]
 assert trainable and all("lora_" in n and ".location." in n for n in trainable), "only stage 2's LoRA weights train"
 assert list(stage.model.active_adapters) == ["reasoning", "location"]
-saved = load_file(vlm.checkpoint_dir(profile, "reasoning") / "adapter" / "reasoning" / "adapter_model.safetensors")
+saved = load_file(stages.checkpoint_dir(profile, "reasoning") / "adapter" / "reasoning" / "adapter_model.safetensors")
 now = {k: v for k, v in stage.model.named_parameters() if ".reasoning." in k}
 assert len(now) == len(saved) == len(reasoning_before) > 0
 assert all(bool((now[k] == reasoning_before[k]).all()) for k in now), "stage 2 changed stage 1's weights"
 assert all(bool((now[k].cpu() == saved[k.replace(".reasoning", "")]).all()) for k in now), "stage 1 differs from its file"
-reloaded, _ = vlm.study_model(profile, spec, vlm.STUDY_STAGES["full"])
-assert vlm.generate(reloaded, processor, shown, vlm.PROMPTS["location"], max_new_tokens=max_new_tokens) == after
+reloaded, _ = stages.study_model(profile, spec, stages.STUDY_STAGES["full"])
+assert inference.generate(reloaded, processor, shown, conversations.PROMPTS["location"], max_new_tokens=max_new_tokens) == after
 for name, arm in arms.items():
     first, last = loss_change(arm)
     assert last < first, f"{name}: loss did not go down ({first:.3f} -> {last:.3f})"

@@ -54,8 +54,8 @@ profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
 image_tower: str = "efficientnet_lite0"  # frozen image features of the linear probe and the GeoCLIP head (notebook 02's cache)
 tower_pretrained: str = ""  # open_clip pretrained tag of image_tower for the paper profile, e.g. openai
-eval_prompt: str = "location"  # key of geolib.vlm.PROMPTS asked of every model in the tables (paper profile: evaluation)
-reasons_prompt: str = "reasoning"  # key of geolib.vlm.PROMPTS whose answers give the reasons (faithfulness, examples)
+eval_prompt: str = "location"  # key of geolib.conversations.PROMPTS asked of every model in the tables (paper profile: evaluation)
+reasons_prompt: str = "reasoning"  # key of geolib.conversations.PROMPTS whose answers give the reasons (faithfulness, examples)
 max_new_tokens: int = 96  # generation limit of the answers (greedy decoding)
 reasons_max_new_tokens: int = 160  # generation limit of the answers with reasons
 generation_batch_size: int = 64  # images per batched generation
@@ -84,14 +84,14 @@ import pandas as pd
 import threadpoolctl
 import torch
 
-from geolib import baselines, borders, curation, datasets, evaluation, features, geoclip, inference, io, metrics, paths, plots, runtime, sign_reader, vlm, zero_shot
+from geolib import baselines, borders, conversations, curation, datasets, evaluation, features, geoclip, inference, io, metrics, paths, plots, runtime, sign_reader, stages, vlm, zero_shot
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
 splits = {name: datasets.read_manifest(data / f"split_{name}.parquet")
           for name in ("train_curated", "train_uncurated", "val", "test")}
 train_all, val = pool[pool["split"] == "train"], pool[pool["split"] == "val"]  # every training-city image
-test = splits["test"].assign(row=vlm.pool_rows(pool, splits["test"]))
+test = splits["test"].assign(row=stages.pool_rows(pool, splits["test"]))
 if max_test_images and len(test) > max_test_images:
     test = test.sample(max_test_images, random_state=0).sort_values("row")
 test = test.reset_index(drop=True)
@@ -101,7 +101,7 @@ if num_threads:
     torch.set_num_threads(num_threads)
     threadpoolctl.threadpool_limits(num_threads)  # numpy's and scikit-learn's BLAS / OpenMP pools
 device = "cuda" if torch.cuda.is_available() else "cpu"
-images = vlm.study_images(pool, spec, profile)
+images = stages.study_images(pool, spec, profile)
 test_images = np.asarray(images[test["row"].to_numpy()]) if demo else [images[i] for i in test["row"]]
 timings = {}
 pd.DataFrame({"images": [len(train_all), len(val), len(test)],
@@ -112,7 +112,7 @@ pd.DataFrame({"images": [len(train_all), len(val), len(test)],
 # %% [markdown]
 # ## 1. Inference: every model, the same question, greedy
 #
-# `geolib.inference.answer_study_model` loads each model (the base with its stages stacked) and
+# `geolib.stages.answer_study_model` loads each model (the base with its stages stacked) and
 # `geolib.inference.answer_images` generates greedily in batches (left padding; batched and
 # one-at-a-time give the same text) up to a fixed number of new tokens. The models are
 # independent, so on a CPU `inference_workers` of them answer at once, each in its own process
@@ -138,33 +138,33 @@ pd.DataFrame({"images": [len(train_all), len(val), len(test)],
 # | 0% … 100% highly locatable | stage 1 + stage 2 trained on one-size sets of notebook 03 | data quality (answers only) |
 
 # %%
-print(f"eval_prompt ({eval_prompt}): {vlm.PROMPTS[eval_prompt]}\nreasons_prompt ({reasons_prompt}): {vlm.PROMPTS[reasons_prompt]}")
+print(f"eval_prompt ({eval_prompt}): {conversations.PROMPTS[eval_prompt]}\nreasons_prompt ({reasons_prompt}): {conversations.PROMPTS[reasons_prompt]}")
 arms = {
     "untuned base": (),
-    "without location tuning (stage 1 only)": vlm.STUDY_STAGES["reasoning"],
-    "without reasoning tuning (stage 2 only)": vlm.STUDY_STAGES["location_only"],
-    "GeoReasoner (both stages)": vlm.STUDY_STAGES["full"],
-    "stage 2 on a random sample": vlm.STUDY_STAGES["uncurated"],
-    **{f"{pct}% highly locatable": vlm.STUDY_STAGES[f"quality_{pct:03d}"] for pct in vlm.QUALITY_SHARES},
+    "without location tuning (stage 1 only)": stages.STUDY_STAGES["reasoning"],
+    "without reasoning tuning (stage 2 only)": stages.STUDY_STAGES["location_only"],
+    "GeoReasoner (both stages)": stages.STUDY_STAGES["full"],
+    "stage 2 on a random sample": stages.STUDY_STAGES["uncurated"],
+    **{f"{pct}% highly locatable": stages.STUDY_STAGES[f"quality_{pct:03d}"] for pct in stages.QUALITY_SHARES},
 }
 quality_names = {name: int(name.split("%")[0]) for name in arms if name.endswith("highly locatable")}
-missing = {name: s for name, s in arms.items() if any(not (vlm.checkpoint_dir(profile, x) / "stage.json").exists() for x in s)}
+missing = {name: s for name, s in arms.items() if any(not (stages.checkpoint_dir(profile, x) / "stage.json").exists() for x in s)}
 arms = {name: s for name, s in arms.items() if name not in missing}
 print("not trained on this profile (skipped):", list(missing) or "none")
 with_reasons = ("without location tuning (stage 1 only)", "GeoReasoner (both stages)")
-candidates = sorted({vlm.country_name(c) for c in pool.loc[pool["split"] == "train", "country"]})  # the closed set
-jobs = {name: dict(profile=profile, spec=spec, stages=stages, images_or_features=test_images, image_ids=test["image_id"].tolist(),
-                   prompt=vlm.PROMPTS[eval_prompt], max_new_tokens=max_new_tokens, batch_size=generation_batch_size,
+candidates = sorted({conversations.country_name(c) for c in pool.loc[pool["split"] == "train", "country"]})  # the closed set
+jobs = {name: dict(profile=profile, spec=spec, stages=stack, images_or_features=test_images, image_ids=test["image_id"].tolist(),
+                   prompt=conversations.PROMPTS[eval_prompt], max_new_tokens=max_new_tokens, batch_size=generation_batch_size,
                    candidates=candidates if closed_set and name not in quality_names else None,
-                   reasons_prompt=vlm.PROMPTS[reasons_prompt] if name in with_reasons and reasons_prompt != eval_prompt else None,
+                   reasons_prompt=conversations.PROMPTS[reasons_prompt] if name in with_reasons and reasons_prompt != eval_prompt else None,
                    reasons_max_new_tokens=reasons_max_new_tokens)
-        for name, stages in arms.items()}
+        for name, stack in arms.items()}
 # each model loads itself and answers; `inference_workers` of them at once, one process each
-done = dict(zip(jobs, runtime.in_processes(inference.answer_study_model, list(jobs.values()), inference_workers,
+done = dict(zip(jobs, runtime.in_processes(stages.answer_study_model, list(jobs.values()), inference_workers,
                                            threads=num_threads)))
 answers = {name: r["answers"] for name, r in done.items()}
 reasons_answers = {name: r["reasons"] if r["reasons"] is not None else r["answers"] for name, r in done.items() if name in with_reasons}
-closed = {name: vlm.closed_set_accuracy(r["slot_scores"], candidates, [vlm.country_name(c) for c in test["country"]])
+closed = {name: inference.closed_set_accuracy(r["slot_scores"], candidates, [conversations.country_name(c) for c in test["country"]])
           for name, r in done.items() if r["slot_scores"] is not None}
 for name, r in done.items():
     timings[name] = r["seconds"]
@@ -194,7 +194,7 @@ if closed:
 
 # %%
 full_name, base_name = "GeoReasoner (both stages)", "untuned base"
-shown = pd.DataFrame({"truth": [f"{vlm.country_name(c)}, {city}" for c, city in zip(test["country"], test["city"])]})
+shown = pd.DataFrame({"truth": [f"{conversations.country_name(c)}, {city}" for c, city in zip(test["country"], test["city"])]})
 for name in (base_name, full_name):
     if name in answers:
         shown[f"{name}: raw"] = answers[name]["raw"]
@@ -425,7 +425,7 @@ map_model = full_name if full_name in answers else next(iter(main_models))
 per_country = evaluation.errors_by_country(main_models[map_model], test)
 fig = plots.plot_error_map(per_country, borders.country_polygons(), f"{map_model}: median error per true country (test cities)")
 plots.save_figure(fig, profile, "06_error_map")
-per_country.assign(country=per_country["country"].map(vlm.country_name)).sort_values("median_km").round(3)
+per_country.assign(country=per_country["country"].map(conversations.country_name)).sort_values("median_km").round(3)
 
 # %% [markdown]
 # *The figure:* the median error of the model's answers for the test images of each country, darker
@@ -507,8 +507,8 @@ if full_name in answers:
     reasons_of = said["reasons"].where(said["reasons"].notna(), "(no reasons could be read) " + said["raw"])
     gallery_rows = full_a.assign(
         correct=hits[full_name][0],
-        truth=[f"{vlm.country_name(c)}, {city}" for c, city in zip(full_a["country"], full_a["city"])],
-        answer=[f"{vlm.country_name(c)}, {city}" if ok and isinstance(c, str) else raw for c, city, ok, raw in
+        truth=[f"{conversations.country_name(c)}, {city}" for c, city in zip(full_a["country"], full_a["city"])],
+        answer=[f"{conversations.country_name(c)}, {city}" if ok and isinstance(c, str) else raw for c, city, ok, raw in
                 zip(full_a["pred_country"], full_a["pred_city"], full_a["answered"], answers[full_name]["raw"])],
         reasons=full_a["image_id"].map(reasons_of))
     k = max(1, n_answers_shown // 2)
@@ -528,7 +528,7 @@ if full_name in answers:
 # %%
 full_vs_base = gains.get(base_name, {})
 summary = {
-    "model": spec.model_id, "eval_prompt": vlm.PROMPTS[eval_prompt], "reasons_prompt": vlm.PROMPTS[reasons_prompt],
+    "model": spec.model_id, "eval_prompt": conversations.PROMPTS[eval_prompt], "reasons_prompt": conversations.PROMPTS[reasons_prompt],
     "max_new_tokens": max_new_tokens, "reasons_max_new_tokens": reasons_max_new_tokens, "n_boot": n_boot,
     "n_test": len(test), "test_cities": int(test["city"].nunique()), "test_countries": int(test["country"].nunique()),
     "probe_c": best_c, "geoclip_gallery_points": len(gallery),

@@ -81,7 +81,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from geolib import chains, corpora, curation, datasets, gre, gre_scores, grpo, io, paths, plots, rewards, runtime, vlm
+from geolib import chains, corpora, curation, datasets, gre, gre_scores, grpo, io, paths, plots, rewards, runtime, stages, tuning, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -91,7 +91,7 @@ data, results = paths.data_dir(profile), paths.results_dir(profile)
 train_pool, test_pool = pool[pool["split"] == "train"], pool[pool["split"] == "test"]
 spec = vlm.ModelSpec.coerce(model)
 demo = spec.model_id == "demo"
-images = vlm.study_images(pool, spec, profile)  # demo: cached tower features pooled to the model's grid (N, 4, 1280); paper: image paths
+images = stages.study_images(pool, spec, profile)  # demo: cached tower features pooled to the model's grid (N, 4, 1280); paper: image paths
 has_clues = "clues" in pool.columns and pool["clues"].notna().all()  # the demo world lists each image's visible clues
 print(f"model: {spec.model_id}; {len(train_pool)} training images ({train_pool['city'].nunique()} cities), "
       f"{len(test_pool)} test images ({test_pool['city'].nunique()} other cities)")
@@ -185,7 +185,7 @@ plots.save_figure(fig, profile, "07_distance_reward")
 # ## 3. Cold-start SFT: a LoRA adapter named `gre_sft`
 #
 # The chains of the training images, trained with the same LoRA stage as GeoReasoner's stages
-# (`geolib.vlm.train_stage`, loss on the assistant's tokens only). GRE's stage-1 script is not
+# (`geolib.tuning.train_stage`, loss on the assistant's tokens only). GRE's stage-1 script is not
 # public, so the paper preset keeps GeoReasoner's LoRA settings with room for long chains; the demo
 # preset is notebook 04's demo stage for one epoch at a higher learning rate.
 #
@@ -236,13 +236,13 @@ print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generat
 #
 # The seeds are independent, so on a CPU they train side by side: `seed_workers` processes, each
 # with one torch thread (the small demo model cannot keep two cores busy on its own), run
-# `geolib.gre.train_seed` (the cold start with `vlm.train_stage`, then `grpo.train_grpo`); the loop
+# `geolib.gre.train_seed` (the cold start with `tuning.train_stage`, then `grpo.train_grpo`); the loop
 # below then calls the same function, which finds each finished run (same data, settings and
 # starting weights) and loads it, as a rerun of the notebook does. With `seed_workers: 1` the loop
 # trains them itself, one after another.
 
 # %%
-sft_lora = vlm.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
+sft_lora = tuning.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
 schedules = {s: rewards.ThetaSchedule(stages=tuple(theta_schedule), window=theta_window, advance_at=theta_advance_at)
              for s in seeds}
 jobs = {s: dict(profile=profile, spec=spec, seed=s, cold_start=cold_start, sft_settings=sft_settings, sft_lora=sft_lora,
@@ -477,7 +477,7 @@ for s in seeds:
     assert all("lora_" in n for n in trainable), "GRPO trains only its LoRA"
     assert not any(chains.SFT_STAGE in n for n, _ in grpo_runs[s].model.named_parameters()), "the cold-start adapter is merged"
     assert summary["sft_loss"][s]["last"] < summary["sft_loss"][s]["first"], "the cold-start loss went down"
-    assert (vlm.checkpoint_dir(profile, f"gre_grpo/seed_{s}") / "adapter" / "adapter_config.json").exists()
+    assert (stages.checkpoint_dir(profile, f"gre_grpo/seed_{s}") / "adapter" / "adapter_config.json").exists()
     part = curves[curves["seed"] == s]
     assert len(part) == runs[s]["steps"] and part[["reward", "kl", "theta_km"]].notna().all().all()
     assert (part["theta_km"].diff().dropna() <= 0).all(), "θ only moves from coarse to fine"

@@ -670,15 +670,15 @@ def _checkpoint(folder: Path, step: int, *, adapter=True) -> Path:
 
 
 def _newest_is_damaged(ctx, damage) -> None:
-    from geolib import vlm
+    from geolib import checkpoints
 
     _checkpoint(ctx.tmp, 2)
     newest = _checkpoint(ctx.tmp, 4)
     damage(newest)
     with pytest.warns(UserWarning, match="checkpoint not used"):
-        assert vlm.last_intact_checkpoint(ctx.tmp).name == "checkpoint-2"
+        assert checkpoints.last_intact_checkpoint(ctx.tmp).name == "checkpoint-2"
     assert (ctx.tmp / "damaged-checkpoint-4").is_dir() and not newest.exists()
-    assert vlm.last_intact_checkpoint(ctx.tmp).name == "checkpoint-2"  # a rerun: no warning, same answer
+    assert checkpoints.last_intact_checkpoint(ctx.tmp).name == "checkpoint-2"  # a rerun: no warning, same answer
 
 
 @case("recovered")
@@ -710,9 +710,9 @@ def checkpoint_without_trainer_state(ctx):
 
 @case("correct_result")
 def no_checkpoint_at_all_starts_from_scratch(ctx):
-    from geolib import vlm
+    from geolib import checkpoints
 
-    assert vlm.last_intact_checkpoint(ctx.tmp) is None
+    assert checkpoints.last_intact_checkpoint(ctx.tmp) is None
 
 
 def _finished(folder: Path) -> Path:
@@ -728,52 +728,52 @@ def _finished(folder: Path) -> Path:
 
 @case("recovered")
 def truncated_stage_record_trains_again(ctx):
-    from geolib import vlm
+    from geolib import checkpoints
 
     (_finished(ctx.tmp) / "stage.json").write_text('{"stage": "loc')
     with pytest.warns(UserWarning, match=r"stage\.json is damaged"):
-        assert vlm._finished_stage(ctx.tmp) is None
-    assert not (ctx.tmp / "stage.json").exists() and vlm._finished_stage(ctx.tmp) is None
+        assert checkpoints.finished_stage(ctx.tmp) is None
+    assert not (ctx.tmp / "stage.json").exists() and checkpoints.finished_stage(ctx.tmp) is None
 
 
 @case("recovered")
 def truncated_finished_adapter_trains_again(ctx):
-    from geolib import vlm
+    from geolib import checkpoints
 
     _truncate(_finished(ctx.tmp) / "adapter" / "location" / "adapter_model.safetensors", 0.6)
     with pytest.warns(UserWarning, match="finished stage .* not used"):
-        assert vlm._finished_stage(ctx.tmp) is None
+        assert checkpoints.finished_stage(ctx.tmp) is None
 
 
 @case("correct_result")
 def intact_finished_stage_is_used(ctx):
-    from geolib import vlm
+    from geolib import checkpoints
 
-    assert vlm._finished_stage(_finished(ctx.tmp))["fingerprint"] == "f" * 64
+    assert checkpoints.finished_stage(_finished(ctx.tmp))["fingerprint"] == "f" * 64
 
 
 @case("recovered")
 def changed_settings_keep_the_finished_stage_beside_the_new_one(ctx):
-    from geolib import vlm
+    from geolib import checkpoints
 
     _finished(ctx.tmp)
     _checkpoint(ctx.tmp, 2)
-    assert not vlm._switch_stage_version(ctx.tmp, "f" * 64, "e" * 64)
+    assert not checkpoints.switch_stage_version(ctx.tmp, "f" * 64, "e" * 64)
     kept = ctx.tmp / "versions" / ("f" * 16)
     assert (kept / "stage.json").exists() and (kept / "checkpoint-2").is_dir() and not (ctx.tmp / "stage.json").exists()
     (ctx.tmp / "stage.json").write_text("{}")  # the new settings' run
-    assert vlm._switch_stage_version(ctx.tmp, "e" * 64, "f" * 64)  # back to the first settings: nothing retrains
+    assert checkpoints.switch_stage_version(ctx.tmp, "e" * 64, "f" * 64)  # back to the first settings: nothing retrains
     assert io.read_json(ctx.tmp / "stage.json")["fingerprint"] == "f" * 64
     assert (ctx.tmp / "versions" / ("e" * 16) / "stage.json").exists() and not kept.exists()
 
 
 @case("clear_error")
 def later_stage_loads_a_truncated_adapter(ctx):
-    from geolib import vlm
+    from geolib import tuning
 
     _truncate(_finished(ctx.tmp / "location") / "adapter" / "location" / "adapter_model.safetensors", 0.6)
     _raises(io.ReadError, "stage 'location' cannot be loaded: .*adapter_model.safetensors.*Rerun the notebook",
-            vlm.load_staged_model, object(), [ctx.tmp / "location"])
+            tuning.load_staged_model, object(), [ctx.tmp / "location"])
 
 
 @case("clear_error")
@@ -793,13 +793,13 @@ def truncated_base_model(ctx):
 @case("recovered")
 def training_resumes_past_an_empty_checkpoint_and_a_damaged_stage_record(ctx, request):
     torch = pytest.importorskip("torch")
-    from geolib import vlm
+    from geolib import conversations, tuning
 
     rows, features, tokenizer = (request.getfixturevalue(n) for n in ("pool", "feats", "tok"))
 
-    convs = vlm.make_conversations(rows, "location")
-    lora = vlm.lora_config(r=4, alpha=8, dropout=0.0)
-    straight = vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "a", images=features)
+    convs = conversations.make_conversations(rows, "location")
+    lora = tuning.lora_config(r=4, alpha=8, dropout=0.0)
+    straight = tuning.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "a", images=features)
 
     def interrupt(self, args, state, control, **kwargs):
         if state.global_step == 3:
@@ -807,18 +807,18 @@ def training_resumes_past_an_empty_checkpoint_and_a_damaged_stage_record(ctx, re
             raise KeyboardInterrupt
 
     with ctx.mp.context() as m:
-        m.setattr(vlm._LogHistoryWriter, "on_step_end", interrupt, raising=False)
+        m.setattr(tuning._LogHistoryWriter, "on_step_end", interrupt, raising=False)
         with pytest.raises(KeyboardInterrupt):
-            vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
+            tuning.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
     with pytest.warns(UserWarning, match="checkpoint-3 is empty"):
-        resumed = vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
+        resumed = tuning.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
     assert resumed.resumed_from.endswith("checkpoint-2")
     want = _adapter_weights(straight.model, "location")
     for k, v in _adapter_weights(resumed.model, "location").items():
         torch.testing.assert_close(v, want[k], rtol=1e-4, atol=1e-6)
     (ctx.tmp / "b" / "stage.json").write_text('{"stage": "loc')  # truncated record of the finished stage
     with pytest.warns(UserWarning, match=r"stage\.json is damaged"):
-        again = vlm.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
+        again = tuning.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "b", images=features)
     assert io.read_json(ctx.tmp / "b" / "stage.json")["steps"] == 4
     for k, v in _adapter_weights(again.model, "location").items():
         torch.testing.assert_close(v, want[k], rtol=1e-4, atol=1e-6)

@@ -308,8 +308,8 @@ def test_tiny_clip_text_encoder(tiny_clip_name):
 
 
 def test_one_loader_every_model_sees_the_photo_upright(tmp_path):
-    """A phone photo stored sideways (EXIF orientation 6) reads upright for the tower, the VLM and the baselines."""
-    from geolib import vlm
+    """A phone photo stored sideways (EXIF orientation 6) reads upright: the one loader, and the sign reader on top of it."""
+    from geolib import sign_reader
 
     upright = np.zeros((40, 60, 3), dtype=np.uint8)
     upright[:10] = 255  # a white band at the top of the scene
@@ -318,7 +318,7 @@ def test_one_loader_every_model_sees_the_photo_upright(tmp_path):
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
     path = tmp_path / "sideways.jpg"
     stored.save(path, exif=exif, quality=95)
-    for loaded in (features.load_rgb(path), vlm._load_pil(path)):
+    for loaded in (features.load_rgb(path), sign_reader.load_photo(path)[0]):  # every model reads photos with load_rgb
         a = np.asarray(loaded)
         assert a.shape == (40, 60, 3), a.shape
         assert a[:10].mean() > 200 and a[20:].mean() < 50  # the band is on top again

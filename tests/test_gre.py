@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geolib import chains, gre_scores, grpo, world
+from geolib import chains, conversations, gre_scores, grpo, tuning, world
 from geolib.answers import parse_answer
 from geolib.rewards import ThetaSchedule, format_reward
 
@@ -139,10 +139,10 @@ def test_chain_conversations_shape_and_bad_rows_skipped(pool):
         convs = chains.chain_conversations(frame)
     assert len(convs) == N_IMAGES - 1 and [c["image"] for c in convs][:2] == [0, 2]
     user, assistant = convs[0]["messages"]
-    assert user == vlm.user_message(chains.GRE_PROMPT)
+    assert user == conversations.user_message(chains.GRE_PROMPT)
     assert assistant["role"] == "assistant" and format_reward(assistant["content"][0]["text"]) == 1.0
     keyed = chains.chain_conversations(pool.assign(key=range(10, 10 + N_IMAGES)), prompt="Where?", image_column="key")
-    assert keyed[0]["image"] == 10 and keyed[0]["messages"][0] == vlm.user_message("Where?")
+    assert keyed[0]["image"] == 10 and keyed[0]["messages"][0] == conversations.user_message("Where?")
 
 
 def test_gre30k_cot_records_become_the_same_conversation_shape(tmp_path):
@@ -162,9 +162,9 @@ def test_gre30k_cot_records_become_the_same_conversation_shape(tmp_path):
     with pytest.warns(UserWarning, match="1 of 2 chains are not in GRE's"):
         convs = chains.gre30k_conversations(cot)
     assert len(convs) == 2 and convs[0]["image"].endswith("a.jpg")
-    assert convs[0]["messages"][0] == vlm.user_message("Where is this?")
-    assert convs[0]["messages"][1] == vlm.assistant_message(records[0]["conversations"][1]["value"])
-    assert chains.gre30k_conversations(cot.iloc[:1], prompt=chains.GRE_PROMPT)[0]["messages"][0] == vlm.user_message(chains.GRE_PROMPT)
+    assert convs[0]["messages"][0] == conversations.user_message("Where is this?")
+    assert convs[0]["messages"][1] == conversations.assistant_message(records[0]["conversations"][1]["value"])
+    assert chains.gre30k_conversations(cot.iloc[:1], prompt=chains.GRE_PROMPT)[0]["messages"][0] == conversations.user_message(chains.GRE_PROMPT)
 
 
 # --------------------------------------------------------------------------------------------- scores
@@ -339,10 +339,10 @@ def _tiny(tok, seed=0):
 def test_feature_processor_serves_trl_calls_like_encode_texts(tok, feats):
     proc = grpo.FeatureProcessor(tok, feats)
     conv = [{"role": "user", "content": [{"type": "image", "image": 3}, {"type": "text", "text": chains.GRE_PROMPT}]}]
-    text = tok.apply_chat_template([vlm.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template([conversations.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
     assert proc.apply_chat_template(conv, add_generation_prompt=True) == text
     tokens = proc.apply_chat_template([conv, conv], tokenize=True, return_dict=True, add_generation_prompt=True)
-    ref = vlm.encode_texts(tok, [text], [feats[3]])
+    ref = conversations.encode_texts(tok, [text], [feats[3]])
     assert tokens["input_ids"][0] == ref["input_ids"][0].tolist()
     assert torch.equal(tokens["pixel_values"][1], ref["pixel_values"][0])
     batch = proc(images=[[3], [5]], text=[text, text], padding=True, return_tensors="pt")
@@ -352,13 +352,13 @@ def test_feature_processor_serves_trl_calls_like_encode_texts(tok, feats):
 
 
 def test_merged_cold_start_equals_the_stacked_adapter_model(tok, feats):
-    model = vlm.add_stage_adapter(_tiny(tok), chains.SFT_STAGE, vlm.lora_config(4, 8, 0.0))
+    model = tuning.add_stage_adapter(_tiny(tok), chains.SFT_STAGE, tuning.lora_config(4, 8, 0.0))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.2)
-    text = tok.apply_chat_template([vlm.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
-    batch = vlm.encode_texts(tok, [text] * 2, [feats[0], feats[1]])
+    text = tok.apply_chat_template([conversations.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    batch = conversations.encode_texts(tok, [text] * 2, [feats[0], feats[1]])
     model.eval()
     with torch.no_grad():
         stacked = model(**batch).logits
@@ -375,17 +375,17 @@ def test_chain_token_ids_and_a_cold_start_with_trainable_token_rows_merges_exact
     assert tok.convert_tokens_to_ids(vlm.IM_END) in ids
     prompt_only = set(tok(chains.GRE_PROMPT, add_special_tokens=False)["input_ids"]) - set(ids)
     assert prompt_only, "the user's prompt is not a chain: its own tokens are left out"
-    lora = vlm.lora_config(4, 8, 0.0)
+    lora = tuning.lora_config(4, 8, 0.0)
     lora.trainable_token_indices = ids
-    model = vlm.add_stage_adapter(_tiny(tok), chains.SFT_STAGE, lora)
+    model = tuning.add_stage_adapter(_tiny(tok), chains.SFT_STAGE, lora)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("trainable_tokens" in n for n in trainable) and all("lora_" in n or "trainable_tokens" in n for n in trainable)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name or "trainable_tokens_delta" in name:
                 p.normal_(0, 0.2)
-    text = tok.apply_chat_template([vlm.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
-    batch = vlm.encode_texts(tok, [text + chain] * 2, [feats[0], feats[1]])
+    text = tok.apply_chat_template([conversations.user_message(chains.GRE_PROMPT)], tokenize=False, add_generation_prompt=True)
+    batch = conversations.encode_texts(tok, [text + chain] * 2, [feats[0], feats[1]])
     model.eval()
     with torch.no_grad():
         stacked = model(**batch).logits

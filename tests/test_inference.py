@@ -21,9 +21,9 @@ def test_predictions_from_texts_parse_geocode_and_keep_raw():
 
 
 def test_answer_images_with_a_tiny_demo_model(tmp_path):
-    from geolib import vlm
+    from geolib import conversations, vlm
 
-    tok = vlm.train_tokenizer(["{'country': 'France', 'city': 'Paris'}", *vlm.PROMPTS.values()], 300, tmp_path / "tok")
+    tok = vlm.train_tokenizer(["{'country': 'France', 'city': 'Paris'}", *conversations.PROMPTS.values()], 300, tmp_path / "tok")
     model, _ = vlm.build_model({"model_id": "demo", "hidden_size": 32, "num_layers": 1, "num_heads": 2, "num_kv_heads": 1,
                                 "intermediate_size": 64, "max_positions": 256, "image_grid": 7}, processor=tok)
     feats = np.random.default_rng(0).random((3, 49, 1280)).astype(np.float16)

@@ -10,7 +10,7 @@ Measured on the demo profile's model and world (40 countries): 97% (the first re
 
 import pytest
 
-from geolib import curation, features, vlm, world
+from geolib import conversations, curation, features, inference, tuning, vlm, world
 
 torch = pytest.importorskip("torch")
 
@@ -34,19 +34,19 @@ def test_stage_two_fits_its_own_training_images(tmp_path):
     images = vlm.pool_tokens(tokens, spec.image_grid)
     fit = train.sample(min(N_FIT, len(train)), random_state=0)
     rows = fit.index.to_numpy()
-    base_convs = (vlm.base_training_conversations(train.assign(row=train.index), image_column="row")
-                  + vlm.knowledge_conversations(pool) + vlm.guess_conversations(pool, 400))
-    stage2 = vlm.make_conversations(fit.assign(row=rows), "location", image_column="row")
-    tok = vlm.train_tokenizer(vlm.conversation_texts(base_convs + stage2) + list(vlm.PROMPTS.values()), 800,
+    base_convs = (conversations.base_training_conversations(train.assign(row=train.index), image_column="row")
+                  + conversations.knowledge_conversations(pool) + conversations.guess_conversations(pool, 400))
+    stage2 = conversations.make_conversations(fit.assign(row=rows), "location", image_column="row")
+    tok = vlm.train_tokenizer(conversations.conversation_texts(base_convs + stage2) + list(conversations.PROMPTS.values()), 800,
                               tmp_path / "tok")
     model, _ = vlm.build_model(spec, processor=tok)
     vlm.standardize_image_features(model, images[train.index.to_numpy()])
-    base_settings = dict(vlm.DEMO_BASE, num_train_epochs=BASE_EPOCHS, per_device_train_batch_size=16, effective_batch_size=16, disable_tqdm=True)
-    base = vlm.train_stage(model, tok, base_convs, "base", base_settings, None, tmp_path / "base", images=images)
-    settings = dict(vlm.DEMO_STAGE2, num_train_epochs=EPOCHS, learning_rate=LR, disable_tqdm=True, save_steps=10**6)
-    stage = vlm.train_stage(base.model, tok, stage2, "location", settings, vlm.lora_config_from(settings),
-                            tmp_path / "location", images=images)
-    names = sorted({vlm.country_name(c) for c in pool["country"]})
-    scores = vlm.closed_set_scores(stage.model, tok, images[rows], names)
-    top1 = vlm.closed_set_accuracy(scores, names, [vlm.country_name(c) for c in fit["country"]])["top1"]
+    base_settings = dict(tuning.DEMO_BASE, num_train_epochs=BASE_EPOCHS, per_device_train_batch_size=16, effective_batch_size=16, disable_tqdm=True)
+    base = tuning.train_stage(model, tok, base_convs, "base", base_settings, None, tmp_path / "base", images=images)
+    settings = dict(tuning.DEMO_STAGE2, num_train_epochs=EPOCHS, learning_rate=LR, disable_tqdm=True, save_steps=10**6)
+    stage = tuning.train_stage(base.model, tok, stage2, "location", settings, tuning.lora_config_from(settings),
+                               tmp_path / "location", images=images)
+    names = sorted({conversations.country_name(c) for c in pool["country"]})
+    scores = inference.closed_set_scores(stage.model, tok, images[rows], names)
+    top1 = inference.closed_set_accuracy(scores, names, [conversations.country_name(c) for c in fit["country"]])["top1"]
     assert top1 >= 0.9, f"stage 2 names the country of {top1:.0%} of its own {len(rows)} training images"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from geolib import params, train, vlm
+from geolib import params, stages, train, vlm
 
 
 def test_stage_parameters_are_notebook_defaults_then_the_params_file(tmp_path):
@@ -17,10 +17,10 @@ def test_stage_parameters_are_notebook_defaults_then_the_params_file(tmp_path):
 
 
 def test_every_lora_stage_has_a_notebook_and_settings():
-    assert set(train.STAGE_NOTEBOOK) == set(vlm.LORA_STAGES)
-    for stage, (adapter, start, _) in vlm.LORA_STAGES.items():
-        assert vlm.stage_settings("paper", adapter)["lora_r"] == 64
-        assert all(s in vlm.LORA_STAGES for s in start), stage
+    assert set(train.STAGE_NOTEBOOK) == set(stages.LORA_STAGES)
+    for stage, (adapter, start, _) in stages.LORA_STAGES.items():
+        assert stages.stage_settings("paper", adapter)["lora_r"] == 64
+        assert all(s in stages.LORA_STAGES for s in start), stage
 
 
 def test_bad_params_file_is_a_clear_error(tmp_path, capsys):
@@ -36,8 +36,8 @@ def test_bad_params_file_is_a_clear_error(tmp_path, capsys):
 
 def test_stage_inputs_and_settings_errors():
     with pytest.raises(ValueError, match="unknown stage"):
-        vlm.stage_inputs("demo", "stage3", vlm.DEMO_MODEL)
+        stages.stage_inputs("demo", "stage3", vlm.DEMO_MODEL)
     with pytest.raises(ValueError, match="no 'base' stage"):
-        vlm.stage_settings("paper", "base")
+        stages.stage_settings("paper", "base")
     with pytest.raises(ValueError, match="did you mean 'learning_rate'"):
-        vlm.stage_settings("demo", "reasoning", {"learning_rat": 1.0})
+        stages.stage_settings("demo", "reasoning", {"learning_rat": 1.0})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geolib import vlm
+from geolib import conversations, inference, tuning, vlm
 
 torch = pytest.importorskip("torch")
 
@@ -19,7 +19,7 @@ N_IMAGES = 12
 
 def _steps(max_steps, **kw):
     """A demo stage dict for a handful of steps (high learning rate so that a few steps show)."""
-    settings = dict(vlm.DEMO_STAGE1, learning_rate=5e-2, warmup_ratio=0.0, per_device_train_batch_size=4,
+    settings = dict(tuning.DEMO_STAGE1, learning_rate=5e-2, warmup_ratio=0.0, per_device_train_batch_size=4,
                     effective_batch_size=4, max_steps=max_steps, logging_steps=1, save_steps=2, disable_tqdm=True,
                     lora_dropout=0.0, max_length=128)
     return {**settings, **kw}
@@ -56,10 +56,10 @@ def feats():
 
 @pytest.fixture(scope="module")
 def tok(pool, tmp_path_factory):
-    convs = (vlm.base_training_conversations(pool) + vlm.make_conversations(pool, "reasoning")
-             + vlm.make_conversations(pool, "location"))
+    convs = (conversations.base_training_conversations(pool) + conversations.make_conversations(pool, "reasoning")
+             + conversations.make_conversations(pool, "location"))
     path = tmp_path_factory.mktemp("tok")
-    return vlm.train_tokenizer(vlm.conversation_texts(convs) + list(vlm.PROMPTS.values()), 500, path)
+    return vlm.train_tokenizer(conversations.conversation_texts(convs) + list(conversations.PROMPTS.values()), 500, path)
 
 
 def _tiny_model(tok, seed=0):
@@ -67,9 +67,9 @@ def _tiny_model(tok, seed=0):
     return model
 
 
-def _logits(model, tok, feats, prompt=vlm.PROMPTS["location"]):
-    text = tok.apply_chat_template([vlm.user_message(prompt)], tokenize=False, add_generation_prompt=True)
-    batch = vlm.encode_texts(tok, [text] * 3, [feats[i] for i in range(3)])
+def _logits(model, tok, feats, prompt=conversations.PROMPTS["location"]):
+    text = tok.apply_chat_template([conversations.user_message(prompt)], tokenize=False, add_generation_prompt=True)
+    batch = conversations.encode_texts(tok, [text] * 3, [feats[i] for i in range(3)])
     model.eval()
     with torch.no_grad():
         return model(**batch).logits.float()
@@ -92,17 +92,17 @@ def _adapter_weights(model, name):
 def test_train_tokenizer_special_tokens_template_and_reload(tok, tmp_path):
     for t in vlm.SPECIAL_TOKENS:
         assert len(tok.encode(t, add_special_tokens=False)) == 1, t
-    text = tok.apply_chat_template([vlm.user_message("Describe the image."), vlm.assistant_message("A road.")],
+    text = tok.apply_chat_template([conversations.user_message("Describe the image."), conversations.assistant_message("A road.")],
                                    tokenize=False)
     assert text == ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Describe the image.<|im_end|>\n"
                     "<|im_start|>assistant\nA road.<|im_end|>\n")
-    prompt = tok.apply_chat_template([vlm.user_message("Hi")], tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template([conversations.user_message("Hi")], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n")
     assert tok.decode(tok.encode("Ünïcode 東京 never seen", add_special_tokens=False)) == "Ünïcode 東京 never seen"
     tok.save_pretrained(tmp_path)
     again = vlm.load_processor(tmp_path)
     assert again.encode(text, add_special_tokens=False) == tok.encode(text, add_special_tokens=False)
-    assert again.apply_chat_template([vlm.user_message("Hi")], tokenize=False, add_generation_prompt=True) == prompt
+    assert again.apply_chat_template([conversations.user_message("Hi")], tokenize=False, add_generation_prompt=True) == prompt
     with pytest.raises(ValueError, match="vocab_size"):
         vlm.train_tokenizer(["abc"], 10)
 
@@ -111,8 +111,8 @@ def test_train_tokenizer_special_tokens_template_and_reload(tok, tmp_path):
 
 
 def test_make_conversations_stage_prompts_and_answers(pool):
-    s1 = vlm.make_conversations(pool, "reasoning")
-    s2 = vlm.make_conversations(pool, "location", image_column="city")
+    s1 = conversations.make_conversations(pool, "reasoning")
+    s2 = conversations.make_conversations(pool, "location", image_column="city")
     assert len(s1) == len(s2) == N_IMAGES
     assert s1[3]["image"] == 3 and s2[0]["image"] == "Paris"
     user, answer = s1[0]["messages"]
@@ -121,18 +121,18 @@ def test_make_conversations_stage_prompts_and_answers(pool):
     user, answer = s2[1]["messages"]
     assert user["content"][1]["text"] == "Which country and city is the image located?"
     assert ast.literal_eval(answer["content"][0]["text"]) == {"country": "Japan", "city": "Osaka"}
-    assert vlm.format_answer(country="Côte d'Ivoire", city="Abidjan") == '{\'country\': "Côte d\'Ivoire", \'city\': \'Abidjan\'}'
+    assert conversations.format_answer(country="Côte d'Ivoire", city="Abidjan") == '{\'country\': "Côte d\'Ivoire", \'city\': \'Abidjan\'}'
     bad = pool.assign(city=[None] + list(pool.city[1:]))
     with pytest.warns(UserWarning, match="skipped 1 of"):
-        assert len(vlm.make_conversations(bad, "location")) == N_IMAGES - 1
+        assert len(conversations.make_conversations(bad, "location")) == N_IMAGES - 1
     with pytest.raises(ValueError, match="stage must be"):
-        vlm.make_conversations(pool, "evaluation")
+        conversations.make_conversations(pool, "evaluation")
     with pytest.raises(ValueError, match="missing"):
-        vlm.make_conversations(pool.drop(columns="reasoning"), "reasoning")
+        conversations.make_conversations(pool.drop(columns="reasoning"), "reasoning")
 
 
 def test_base_training_conversations_never_name_the_place(pool):
-    convs = vlm.base_training_conversations(pool)
+    convs = conversations.base_training_conversations(pool)
     assert len(convs) == N_IMAGES
     captions = [c["messages"][1]["content"][0]["text"] for c in convs]
     assert all(c["messages"][0]["content"][1]["text"] == "Describe the image." for c in convs)
@@ -144,7 +144,7 @@ def test_base_training_conversations_never_name_the_place(pool):
     assert captions[1].endswith('Visible: signs in Japanese kanji and kana, cars driving on the left. A sign reads "月曜日".')
     assert captions[2].endswith('Visible: sign words in Portuguese. A sign reads "segunda-feira".')
     assert captions[3].endswith('Nothing distinctive is visible. A sign reads "5 km".')
-    no_reasoning = vlm.base_training_conversations(pool.drop(columns="reasoning").iloc[:1])
+    no_reasoning = conversations.base_training_conversations(pool.drop(columns="reasoning").iloc[:1])
     assert no_reasoning[0]["messages"][1]["content"][0]["text"].startswith("An urban scene. ")
 
 
@@ -156,7 +156,7 @@ def test_base_training_captions_of_demo_world_scenes_name_no_place():
         spec = world.world_spec(places, 1, i)
         rows.append({"country": spec.country, "city": spec.city, **world.describe_scene(spec)})
     frame = pd.DataFrame(rows)
-    captions = [c["messages"][1]["content"][0]["text"] for c in vlm.base_training_conversations(frame)]
+    captions = [c["messages"][1]["content"][0]["text"] for c in conversations.base_training_conversations(frame)]
     forbidden = set(frame.city) | set(places.country_name) | {n for d in places.local_names for n in d.values() if n}
     import babel
     from babel import languages
@@ -177,12 +177,12 @@ def test_base_training_captions_of_demo_world_scenes_name_no_place():
 
 
 def test_collator_labels_only_assistant_tokens_position_by_position(tok, feats):
-    conv_a = {"image": 0, "messages": [vlm.user_message("Describe the image."), vlm.assistant_message("A road.")]}
+    conv_a = {"image": 0, "messages": [conversations.user_message("Describe the image."), conversations.assistant_message("A road.")]}
     conv_b = {"image": 1, "messages": [
-        vlm.user_message("Which country is the image located?"), vlm.assistant_message("{'country': 'France'}"),
-        {"role": "user", "content": "And the city?"}, vlm.assistant_message("Paris, of course."),
+        conversations.user_message("Which country is the image located?"), conversations.assistant_message("{'country': 'France'}"),
+        {"role": "user", "content": "And the city?"}, conversations.assistant_message("Paris, of course."),
     ]}
-    batch = vlm.ConversationCollator(tok, feats, max_length=200)([conv_a, conv_b])
+    batch = conversations.ConversationCollator(tok, feats, max_length=200)([conv_a, conv_b])
     enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
     sid = tok.convert_tokens_to_ids
     image = [sid("<|vision_start|>")] + [sid("<|image_pad|>")] * 49 + [sid("<|vision_end|>")]
@@ -219,7 +219,7 @@ def test_collator_labels_only_assistant_tokens_position_by_position(tok, feats):
     assert batch["pixel_values"].shape == (2, 49, 1280) and batch["pixel_values"].dtype == torch.float32
     np.testing.assert_array_equal(batch["pixel_values"][1].numpy(), feats[1].astype(np.float32))
     with pytest.raises(ValueError, match="cuts into the image tokens"):
-        vlm.ConversationCollator(tok, feats, max_length=20)([conv_a])
+        conversations.ConversationCollator(tok, feats, max_length=20)([conv_a])
 
 
 # --------------------------------------------------------------------------------------------- demo model
@@ -257,10 +257,10 @@ def test_demo_model_tower_pretrained_frozen_and_accepts_pixels_or_features(tok):
 
 
 def test_lora_targets_language_model_projections_only(tok):
-    model = vlm.add_stage_adapter(_tiny_model(tok), "reasoning", vlm.lora_config(r=4, alpha=8))
+    model = tuning.add_stage_adapter(_tiny_model(tok), "reasoning", tuning.lora_config(r=4, alpha=8))
     lora_modules = {n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters() if ".lora_" in n}
     assert lora_modules and all(".language_model." in n for n in lora_modules)
-    assert {n.rsplit(".", 1)[-1] for n in lora_modules} == set(vlm.LORA_TARGET_MODULES)
+    assert {n.rsplit(".", 1)[-1] for n in lora_modules} == set(tuning.LORA_TARGET_MODULES)
     assert len(lora_modules) == 7 * TINY["num_layers"]
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(".lora_" in n and ".reasoning" in n for n in trainable)
@@ -274,9 +274,9 @@ def test_lora_targets_language_model_projections_only(tok):
 def test_full_stage_trains_lm_and_projector_not_tower_then_reloads(tok, pool, feats, tmp_path):
     model = _tiny_model(tok)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    convs = vlm.base_training_conversations(pool)
+    convs = conversations.base_training_conversations(pool)
     hp = _steps(2, learning_rate=1e-3)
-    result = vlm.train_stage(model, tok, convs, "base", hp, None, tmp_path / "base", images=feats)
+    result = tuning.train_stage(model, tok, convs, "base", hp, None, tmp_path / "base", images=feats)
     assert result.trained and result.stage == "base"
     after = dict(result.model.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n])}
@@ -295,20 +295,20 @@ def test_full_stage_trains_lm_and_projector_not_tower_then_reloads(tok, pool, fe
     assert not any(p.is_meta for p in shared.parameters()) and shared.net._conv_stem.weight.abs().sum() > 0
     assert all(torch.equal(p, q) for p, q in zip(shared.parameters(), vlm.vision_tower(reloaded).tower.parameters()))
     torch.testing.assert_close(_logits(reloaded, processor, feats), _logits(result.model, tok, feats))
-    again = vlm.train_stage(_tiny_model(tok), tok, convs, "base", hp, None, tmp_path / "base", images=feats)
+    again = tuning.train_stage(_tiny_model(tok), tok, convs, "base", hp, None, tmp_path / "base", images=feats)
     assert not again.trained  # finished and current: loaded, not retrained
     torch.testing.assert_close(_logits(again.model, tok, feats), _logits(result.model, tok, feats))
 
 
 def test_stage_two_stacks_on_stage_one(tok, pool, feats, tmp_path):
-    s1 = vlm.make_conversations(pool, "reasoning")
-    s2 = vlm.make_conversations(pool, "location")
-    lora = vlm.lora_config(r=4, alpha=8, dropout=0.0)
-    r1 = vlm.train_stage(_tiny_model(tok), tok, s1, "reasoning", _steps(2), lora, tmp_path / "s1", images=feats)
+    s1 = conversations.make_conversations(pool, "reasoning")
+    s2 = conversations.make_conversations(pool, "location")
+    lora = tuning.lora_config(r=4, alpha=8, dropout=0.0)
+    r1 = tuning.train_stage(_tiny_model(tok), tok, s1, "reasoning", _steps(2), lora, tmp_path / "s1", images=feats)
     stage1 = _adapter_weights(r1.model, "reasoning")
     assert stage1 and any(v.abs().sum() > 0 for k, v in stage1.items() if "lora_B" in k)
 
-    r2 = vlm.train_stage(r1.model, tok, s2, "location", _steps(2), lora, tmp_path / "s2", images=feats)
+    r2 = tuning.train_stage(r1.model, tok, s2, "location", _steps(2), lora, tmp_path / "s2", images=feats)
     model = r2.model
     assert model.active_adapters == ["reasoning", "location"]
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -321,40 +321,40 @@ def test_stage_two_stacks_on_stage_one(tok, pool, feats, tmp_path):
     assert len(saved1) == len(stage1)
 
     both = _logits(model, tok, feats)
-    vlm.activate_adapters(model, ["reasoning"])
+    tuning.activate_adapters(model, ["reasoning"])
     only1 = _logits(model, tok, feats)
-    vlm.activate_adapters(model, ["location"])
+    tuning.activate_adapters(model, ["location"])
     only2 = _logits(model, tok, feats)
-    vlm.activate_adapters(model, ["reasoning", "location"])
+    tuning.activate_adapters(model, ["reasoning", "location"])
     with model.disable_adapter():
         none = _logits(model, tok, feats)
     for other in (only1, only2, none):
         assert (both - other).abs().max() > 1e-3
     torch.testing.assert_close(_logits(model, tok, feats), both)
 
-    reloaded = vlm.load_staged_model(_tiny_model(tok), [tmp_path / "s1", tmp_path / "s2"])
+    reloaded = tuning.load_staged_model(_tiny_model(tok), [tmp_path / "s1", tmp_path / "s2"])
     assert reloaded.active_adapters == ["reasoning", "location"]
     assert not any(p.requires_grad for p in reloaded.parameters())
     torch.testing.assert_close(_logits(reloaded, tok, feats), both, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="already has an adapter"):
-        vlm.train_stage(reloaded, tok, s2, "location", _steps(2), lora, tmp_path / "s2b", images=feats)
+        tuning.train_stage(reloaded, tok, s2, "location", _steps(2), lora, tmp_path / "s2b", images=feats)
 
 
 def test_interrupted_stage_resumes_from_last_checkpoint(tok, pool, feats, tmp_path, monkeypatch):
-    convs = vlm.make_conversations(pool, "location")
-    lora = vlm.lora_config(r=4, alpha=8, dropout=0.0)
-    straight = vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "a", images=feats)
+    convs = conversations.make_conversations(pool, "location")
+    lora = tuning.lora_config(r=4, alpha=8, dropout=0.0)
+    straight = tuning.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "a", images=feats)
 
     def interrupt(self, args, state, control, **kwargs):
         if state.global_step == 3:
             raise KeyboardInterrupt("simulated interruption")
 
     with monkeypatch.context() as m:
-        m.setattr(vlm._LogHistoryWriter, "on_step_end", interrupt, raising=False)
+        m.setattr(tuning._LogHistoryWriter, "on_step_end", interrupt, raising=False)
         with pytest.raises(KeyboardInterrupt):
-            vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "b", images=feats)
+            tuning.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "b", images=feats)
     assert (tmp_path / "b" / "checkpoint-2").is_dir() and not (tmp_path / "b" / "stage.json").exists()
-    resumed = vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "b", images=feats)
+    resumed = tuning.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "b", images=feats)
     assert resumed.resumed_from.endswith("checkpoint-2")
     assert json.loads((tmp_path / "b" / "stage.json").read_text())["steps"] == 4
     a, b = _adapter_weights(straight.model, "location"), _adapter_weights(resumed.model, "location")
@@ -362,12 +362,12 @@ def test_interrupted_stage_resumes_from_last_checkpoint(tok, pool, feats, tmp_pa
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
 
     with pytest.warns(UserWarning, match="previous run is kept"):  # other settings: a new run beside the finished one
-        other = vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(2), lora, tmp_path / "b", images=feats)
+        other = tuning.train_stage(_tiny_model(tok), tok, convs, "location", _steps(2), lora, tmp_path / "b", images=feats)
     assert other.resumed_from is None and not (tmp_path / "b" / "checkpoint-4").exists()
     kept = list((tmp_path / "b" / "versions").glob("*/stage.json"))
     assert len(kept) == 1 and json.loads(kept[0].read_text())["steps"] == 4
     with pytest.warns(UserWarning, match="brought back"):  # the first settings again: loaded, not retrained
-        again = vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "b", images=feats)
+        again = tuning.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "b", images=feats)
     assert not again.trained
     for k in a:
         torch.testing.assert_close(_adapter_weights(again.model, "location")[k], b[k], rtol=1e-4, atol=1e-6)
@@ -377,20 +377,20 @@ def test_interrupted_stage_resumes_from_last_checkpoint(tok, pool, feats, tmp_pa
 
 
 def test_generate_batched_equals_one_at_a_time(tok, pool, feats, tmp_path):
-    convs = vlm.make_conversations(pool, "location")
-    result = vlm.train_stage(_tiny_model(tok), tok, convs, "location", _steps(3), vlm.lora_config(4, 8, 0.0),
-                             tmp_path / "g", images=feats)
-    prompts = [vlm.PROMPTS["location"], vlm.PROMPTS["describe"], vlm.PROMPTS["reasoning"], "Where?", "Hi"]
-    batched = vlm.generate(result.model, tok, feats[:5], prompts, max_new_tokens=12, batch_size=5)
-    pairs = vlm.generate(result.model, tok, feats[:5], prompts, max_new_tokens=12, batch_size=2)
-    single = vlm.generate(result.model, tok, feats[:5], prompts, max_new_tokens=12, batch_size=1)
+    convs = conversations.make_conversations(pool, "location")
+    result = tuning.train_stage(_tiny_model(tok), tok, convs, "location", _steps(3), tuning.lora_config(4, 8, 0.0),
+                                tmp_path / "g", images=feats)
+    prompts = [conversations.PROMPTS["location"], conversations.PROMPTS["describe"], conversations.PROMPTS["reasoning"], "Where?", "Hi"]
+    batched = inference.generate(result.model, tok, feats[:5], prompts, max_new_tokens=12, batch_size=5)
+    pairs = inference.generate(result.model, tok, feats[:5], prompts, max_new_tokens=12, batch_size=2)
+    single = inference.generate(result.model, tok, feats[:5], prompts, max_new_tokens=12, batch_size=1)
     assert len(batched) == 5 and all(isinstance(t, str) for t in batched)
     assert batched == pairs == single
     assert not any(s in t for t in batched for s in vlm.SPECIAL_TOKENS)
     with pytest.raises(ValueError, match="prompts for"):
-        vlm.generate(result.model, tok, feats[:5], ["a", "b"])
+        inference.generate(result.model, tok, feats[:5], ["a", "b"])
     with pytest.raises(ValueError, match="features must be"):
-        vlm.generate(result.model, tok, feats[0], "a")
+        inference.generate(result.model, tok, feats[0], "a")
 
 
 def test_generate_from_image_files_runs_the_tower(tok, feats, tmp_path):
@@ -405,8 +405,8 @@ def test_generate_from_image_files_runs_the_tower(tok, feats, tmp_path):
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(p)
         paths.append(str(p))
     cached = features.image_features(paths, tmp_path / "cache.npy", progress=False)
-    from_files = vlm.generate(model, tok, paths, "Describe the image.", max_new_tokens=6)
-    from_cache = vlm.generate(model, tok, np.asarray(cached), "Describe the image.", max_new_tokens=6)
+    from_files = inference.generate(model, tok, paths, "Describe the image.", max_new_tokens=6)
+    from_cache = inference.generate(model, tok, np.asarray(cached), "Describe the image.", max_new_tokens=6)
     assert from_files == from_cache
 
 
@@ -414,18 +414,18 @@ def test_generate_from_image_files_runs_the_tower(tok, feats, tmp_path):
 
 
 def test_training_arguments_from_stage_dicts(tmp_path):
-    args = vlm.training_arguments(tmp_path, vlm.PAPER_STAGE1)
+    args = tuning.training_arguments(tmp_path, tuning.PAPER_STAGE1)
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 80
     assert args.learning_rate == 1e-5 and args.adam_beta2 == 0.95 and args.weight_decay == 0.1
     assert args.warmup_steps == 0.01 and args.num_train_epochs == 5
     assert args.lr_scheduler_type == "cosine"
     if not torch.cuda.is_available():
         assert args.use_cpu and not args.bf16
-    lora = vlm.lora_config_from(vlm.PAPER_STAGE1)
+    lora = tuning.lora_config_from(tuning.PAPER_STAGE1)
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (64, 16, 0.05)
     with pytest.raises(ValueError, match="not a multiple"):
-        vlm.training_arguments(tmp_path, dict(vlm.PAPER_STAGE1, per_device_train_batch_size=3))
-    assert vlm.training_arguments(tmp_path, vlm.DEMO_STAGE1, max_steps=1).max_steps == 1
+        tuning.training_arguments(tmp_path, dict(tuning.PAPER_STAGE1, per_device_train_batch_size=3))
+    assert tuning.training_arguments(tmp_path, tuning.DEMO_STAGE1, max_steps=1).max_steps == 1
 
 
 def test_build_model_errors():
@@ -469,15 +469,15 @@ def test_paper_class_tiny_qwen25vl_build_format_train_generate(qwen, pool, stree
     assert not any(p.requires_grad for p in vlm.vision_tower(model).parameters())
 
     # LoRA lands on the language model only (Qwen's vision blocks also have gate/up/down_proj).
-    peft_model = vlm.add_stage_adapter(model, "reasoning", vlm.lora_config(r=4, alpha=8))
+    peft_model = tuning.add_stage_adapter(model, "reasoning", tuning.lora_config(r=4, alpha=8))
     lora_modules = {n.rsplit(".lora_", 1)[0] for n, _ in peft_model.named_parameters() if ".lora_" in n}
     assert len(lora_modules) == 7 * 2 and all(".language_model." in n for n in lora_modules)
     assert not any(".visual." in n for n, p in peft_model.named_parameters() if p.requires_grad)
 
     # Formatting: the processor expands the image pad; labels cover the answer and <|im_end|> only.
     frame = pool.iloc[:4].assign(image_path=street_images)
-    convs = vlm.make_conversations(frame, "location", image_column="image_path")
-    batch = vlm.ConversationCollator(processor, None, max_length=512)(convs[:2])
+    convs = conversations.make_conversations(frame, "location", image_column="image_path")
+    batch = conversations.ConversationCollator(processor, None, max_length=512)(convs[:2])
     assert {"input_ids", "attention_mask", "labels", "pixel_values", "image_grid_thw", "mm_token_type_ids"} <= set(batch)
     tok = processor.tokenizer
     for row in range(2):
@@ -488,16 +488,16 @@ def test_paper_class_tiny_qwen25vl_build_format_train_generate(qwen, pool, stree
 
     # One training step through the shared path (a fresh model: LoRA was injected above).
     model, _ = vlm.build_model(spec, processor=processor, config=config)
-    hp = dict(vlm.PAPER_STAGE1, per_device_train_batch_size=2, effective_batch_size=4, max_length=512,
+    hp = dict(tuning.PAPER_STAGE1, per_device_train_batch_size=2, effective_batch_size=4, max_length=512,
               learning_rate=1e-3, disable_tqdm=True, logging_steps=1)
-    result = vlm.train_stage(model, processor, convs, "location", vlm.training_arguments(tmp_path / "q", hp, max_steps=1),
-                             vlm.lora_config_from(hp), tmp_path / "q")
+    result = tuning.train_stage(model, processor, convs, "location", tuning.training_arguments(tmp_path / "q", hp, max_steps=1),
+                                tuning.lora_config_from(hp), tmp_path / "q")
     assert result.log_history[0]["step"] == 1 and np.isfinite(result.log_history[0]["loss"])
     assert (tmp_path / "q" / "adapter" / "location" / "adapter_config.json").exists()
 
-    prompts = [vlm.PROMPTS["location"]] * 3
-    single = vlm.generate(result.model, processor, street_images[:3], prompts, max_new_tokens=4, batch_size=1)
-    batched = vlm.generate(result.model, processor, street_images[:3], prompts, max_new_tokens=4, batch_size=3)
+    prompts = [conversations.PROMPTS["location"]] * 3
+    single = inference.generate(result.model, processor, street_images[:3], prompts, max_new_tokens=4, batch_size=1)
+    batched = inference.generate(result.model, processor, street_images[:3], prompts, max_new_tokens=4, batch_size=3)
     assert single == batched and len(batched) == 3
 
 
@@ -505,7 +505,7 @@ def test_paper_class_tiny_qwen25vl_build_format_train_generate(qwen, pool, stree
 
 
 def test_knowledge_conversations_are_text_only_facts_in_dict_form(pool):
-    convs = vlm.knowledge_conversations(pool, repeats=2)
+    convs = conversations.knowledge_conversations(pool, repeats=2)
     n_cities = pool.groupby("country")["city"].nunique()
     assert len(convs) == 2 * (3 * len(n_cities) + n_cities.sum())
     assert all(c["image"] is None for c in convs)  # never an image paired with a place
@@ -527,21 +527,21 @@ def test_knowledge_conversations_are_text_only_facts_in_dict_form(pool):
 
 
 def test_a_blank_image_key_gives_zero_features_and_trains(tok, feats, pool):
-    convs = vlm.knowledge_conversations(pool, repeats=1)[:3] + vlm.make_conversations(pool, "location")[:1]
-    batch = vlm.ConversationCollator(tok, feats, 128)(convs)
+    convs = conversations.knowledge_conversations(pool, repeats=1)[:3] + conversations.make_conversations(pool, "location")[:1]
+    batch = conversations.ConversationCollator(tok, feats, 128)(convs)
     model = _tiny_model(tok)
     assert torch.isfinite(model(**batch).loss)
     with pytest.raises(TypeError, match="must be an int row"):
-        vlm.ConversationCollator(tok, list(range(3)), 128)([{**convs[0], "image": "x"}])
+        conversations.ConversationCollator(tok, list(range(3)), 128)([{**convs[0], "image": "x"}])
 
 
 # --------------------------------------------------------------------------------------------- closed-set scoring
 
 
-def _slot_log_likelihood_by_hand(model, tok, feature, name, prompt=vlm.PROMPTS["location"]):
-    head = tok.apply_chat_template([vlm.user_message(prompt)], tokenize=False, add_generation_prompt=True)
-    full = vlm.encode_texts(tok, [head + vlm.answer_slot_text(name)], [feature])
-    n_prompt = vlm.encode_texts(tok, [head], [feature])["input_ids"].shape[1]
+def _slot_log_likelihood_by_hand(model, tok, feature, name, prompt=conversations.PROMPTS["location"]):
+    head = tok.apply_chat_template([conversations.user_message(prompt)], tokenize=False, add_generation_prompt=True)
+    full = conversations.encode_texts(tok, [head + inference.answer_slot_text(name)], [feature])
+    n_prompt = conversations.encode_texts(tok, [head], [feature])["input_ids"].shape[1]
     with torch.no_grad():
         logp = torch.log_softmax(model(**full).logits[0, :-1].float(), dim=-1)
     return float(logp[n_prompt - 1:].gather(-1, full["input_ids"][0, n_prompt:].unsqueeze(-1)).sum())
@@ -550,35 +550,35 @@ def _slot_log_likelihood_by_hand(model, tok, feature, name, prompt=vlm.PROMPTS["
 def test_closed_set_scores_are_the_slot_log_likelihood_cached_and_in_full(tok, feats):
     model = _tiny_model(tok).eval()
     names = ["France", "Japan", "Brazil", "Germany", "Côte d'Ivoire"]
-    cached = vlm.closed_set_scores(model, tok, feats[:5], names, batch_size=3)
+    cached = inference.closed_set_scores(model, tok, feats[:5], names, batch_size=3)
     assert cached.shape == (5, 5) and np.isfinite(cached).all() and (cached < 0).all()
-    head = tok.apply_chat_template([vlm.user_message(vlm.PROMPTS["location"])], tokenize=False, add_generation_prompt=True)
+    head = tok.apply_chat_template([conversations.user_message(conversations.PROMPTS["location"])], tokenize=False, add_generation_prompt=True)
     with torch.no_grad():
-        full = vlm._slot_scores_full(model, tok, head, [vlm.answer_slot_text(n) for n in names], list(feats[:5]))
+        full = inference._slot_scores_full(model, tok, head, [inference.answer_slot_text(n) for n in names], list(feats[:5]))
     np.testing.assert_allclose(cached, full, atol=1e-4)
     for i, j in [(0, 0), (2, 4), (4, 1)]:
         assert cached[i, j] == pytest.approx(_slot_log_likelihood_by_hand(model, tok, feats[i], names[j]), abs=1e-4)
-    assert vlm.answer_slot_text("Côte d'Ivoire") == "{'country': \"Côte d'Ivoire\""
+    assert inference.answer_slot_text("Côte d'Ivoire") == "{'country': \"Côte d'Ivoire\""
 
 
 def test_closed_set_scores_on_the_paper_model_class(qwen, street_images):
     config, processor = qwen
     model, _ = vlm.build_model(dict(vlm.PAPER_MODEL, revision="0" * 40, dtype="float32", gradient_checkpointing=False),
                                processor=processor, config=config)
-    scores = vlm.closed_set_scores(model, processor, street_images[:2], ["France", "Japan", "Peru"], batch_size=4)
+    scores = inference.closed_set_scores(model, processor, street_images[:2], ["France", "Japan", "Peru"], batch_size=4)
     assert scores.shape == (2, 3) and np.isfinite(scores).all()
 
 
 def test_closed_set_accuracy_top_k():
     scores = np.array([[0.0, -1.0, -2.0], [-3.0, -1.0, -2.0], [-1.0, -2.0, 0.0]])
     names = ["France", "Japan", "Peru"]
-    acc = vlm.closed_set_accuracy(scores, names, ["France", "Peru", "Japan"], k=(1, 2, 5))
+    acc = inference.closed_set_accuracy(scores, names, ["France", "Peru", "Japan"], k=(1, 2, 5))
     assert acc == {"top1": pytest.approx(1 / 3), "top2": pytest.approx(2 / 3), "top3": 1.0}
-    assert vlm.closed_set_accuracy(scores, names, ["Chile", "Chile", "Chile"])["top1"] == 0.0  # not a candidate: a miss
+    assert inference.closed_set_accuracy(scores, names, ["Chile", "Chile", "Chile"])["top1"] == 0.0  # not a candidate: a miss
     with pytest.raises(ValueError, match="scores must be"):
-        vlm.closed_set_accuracy(scores[:2], names, ["France", "Peru", "Japan"])
+        inference.closed_set_accuracy(scores[:2], names, ["France", "Peru", "Japan"])
     with pytest.raises(ValueError, match="at least one candidate"):
-        vlm.closed_set_scores(None, None, np.zeros((1, 49, 1280)), [])
+        inference.closed_set_scores(None, None, np.zeros((1, 49, 1280)), [])
 
 
 def test_standardised_tower_tokens(tok, feats, tmp_path):
@@ -632,13 +632,13 @@ def test_pool_tokens_averages_the_map_cells(feats):
 def test_a_model_on_a_coarser_token_grid_trains_and_answers(tok, feats, tmp_path):
     model, _ = vlm.build_model(dict(TINY, image_grid=2), processor=tok)
     pooled = vlm.pool_tokens(feats, 2)
-    convs = vlm.make_conversations(pd.DataFrame({"country": ["FR", "JP"] * 4, "city": ["Paris", "Osaka"] * 4}),
-                                   "location")
-    stage = vlm.train_stage(model, tok, convs, "location", _steps(2), vlm.lora_config(4, 8, 0.0), tmp_path / "s",
-                            images=pooled[:8])
-    assert len(vlm.generate(stage.model, tok, pooled[:2], max_new_tokens=4)) == 2
+    convs = conversations.make_conversations(pd.DataFrame({"country": ["FR", "JP"] * 4, "city": ["Paris", "Osaka"] * 4}),
+                                             "location")
+    stage = tuning.train_stage(model, tok, convs, "location", _steps(2), tuning.lora_config(4, 8, 0.0), tmp_path / "s",
+                               images=pooled[:8])
+    assert len(inference.generate(stage.model, tok, pooled[:2], max_new_tokens=4)) == 2
     with pytest.raises(ValueError, match="pool the cached features"):
-        vlm.generate(stage.model, tok, feats[:2], max_new_tokens=4)
+        inference.generate(stage.model, tok, feats[:2], max_new_tokens=4)
     from geolib import features
 
     pixels = torch.randn(2, 3, 224, 224)
@@ -656,7 +656,7 @@ def test_the_demo_model_sees_four_tokens_by_default(tok):
 
 
 def test_lora_on_the_projector_where_the_stage_asks(tok, qwen):
-    model = vlm.add_stage_adapter(_tiny_model(tok), "reasoning", vlm.lora_config_from(vlm.DEMO_STAGE1))
+    model = tuning.add_stage_adapter(_tiny_model(tok), "reasoning", tuning.lora_config_from(tuning.DEMO_STAGE1))
     lora_modules = {n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters() if ".lora_" in n}
     projector = {n for n in lora_modules if "multi_modal_projector" in n}
     assert {n.rsplit(".", 1)[-1] for n in projector} == {"linear_1", "linear_2"}
@@ -666,14 +666,14 @@ def test_lora_on_the_projector_where_the_stage_asks(tok, qwen):
     assert trainable and all(".lora_" in n and ".reasoning" in n for n in trainable)
     assert vlm.trainable_parameter_report(model)["trainable"] == vlm.trainable_parameter_report(model)["lora"]
     # the paper's preset adapts the language model only; asked, the Qwen2.5-VL merger gets LoRA too
-    assert vlm.PAPER_STAGE1["lora_projector"] is False
-    assert not vlm.lora_config_from(vlm.PAPER_STAGE1).target_modules.count("merger")
+    assert tuning.PAPER_STAGE1["lora_projector"] is False
+    assert not tuning.lora_config_from(tuning.PAPER_STAGE1).target_modules.count("merger")
     import re as re_
 
     config, processor = qwen
     model_, _ = vlm.build_model(dict(vlm.PAPER_MODEL, revision="0" * 40, dtype="float32"), processor=processor,
                                 config=config)
-    pattern = vlm.lora_config(4, 8, projector=True).target_modules
+    pattern = tuning.lora_config(4, 8, projector=True).target_modules
     names = [n for n, m in model_.named_modules() if isinstance(m, torch.nn.Linear)]
     hit = [n for n in names if re_.fullmatch(pattern, n)]
     assert any(".merger.mlp." in n for n in hit)
@@ -681,16 +681,16 @@ def test_lora_on_the_projector_where_the_stage_asks(tok, qwen):
 
 
 def test_guess_conversations_answer_the_location_question_with_a_blank_image(pool):
-    convs = vlm.guess_conversations(pool, 40, seed=1)
+    convs = conversations.guess_conversations(pool, 40, seed=1)
     assert len(convs) == 40 and all(c["image"] is None for c in convs)
-    assert {c["messages"][0]["content"][-1]["text"] for c in convs} == {vlm.PROMPTS["location"]}
+    assert {c["messages"][0]["content"][-1]["text"] for c in convs} == {conversations.PROMPTS["location"]}
     answers_ = [ast.literal_eval(c["messages"][1]["content"][0]["text"]) for c in convs]
-    places = {(vlm.country_name(a), b) for a, b in zip(pool["country"], pool["city"])}
+    places = {(conversations.country_name(a), b) for a, b in zip(pool["country"], pool["city"])}
     assert {(a["country"], a["city"]) for a in answers_} <= places
     assert len({a["country"] for a in answers_}) == len({c for c, _ in places})  # every place is guessed
-    assert vlm.guess_conversations(pool, 40, seed=1) == convs and vlm.guess_conversations(pool, 0) == []
+    assert conversations.guess_conversations(pool, 40, seed=1) == convs and conversations.guess_conversations(pool, 0) == []
     with pytest.raises(ValueError, match="n must be"):
-        vlm.guess_conversations(pool, -1)
+        conversations.guess_conversations(pool, -1)
 
 
 def test_model_digest_is_the_same_whatever_torchs_thread_count():

@@ -1,10 +1,10 @@
 """GRPO step time of the demo RL stage through ``geolib.grpo.train_grpo``, beside TRL's trainer alone in the same run.
 
-Figure: seconds per GRPO step with the demo preset (:data:`geolib.grpo.DEMO_GRPO`: 8 sampled
+Figure: seconds per GRPO step with notebook 07's demo settings (``gre_grpo`` and ``grpo_lora``: 8 sampled
 chains for each of 2 images, completions up to 128 tokens, KL beta 0.04, LoRA r 16) through
 :func:`geolib.grpo.train_grpo`, the path of notebook 07 (the format and distance rewards parsing
 every completion, the θ schedule, the curve writer, the fingerprint), and the minutes that
-``DEMO_GRPO["max_steps"]`` steps take at that rate, against the budget of issue 7: GRPO within 15
+the demo's ``max_steps`` take at that rate, against the budget of issue 7: GRPO within 15
 minutes on 2 CPU cores.
 
 Baseline, measured in the same run on the same starting weights, prompts, features, ``GRPOConfig``
@@ -41,7 +41,7 @@ import time
 import warnings
 from pathlib import Path
 
-from geolib import chains, conversations, grpo, rewards, tuning, vlm  # first: vlm patches torchvision before torch and transformers load
+from geolib import chains, conversations, grpo, params, rewards, tuning, vlm  # first: vlm patches torchvision before torch and transformers load
 
 import torch
 from tuning import TOKENIZER_VOCAB, random_features, scene_pool
@@ -55,19 +55,20 @@ def constant_reward(completions, **kwargs):
     return [0.0] * len(completions)
 
 
-def run_geolib(model, tok, dataset, feats, settings: dict, out: Path) -> float:
+def run_geolib(model, tok, dataset, feats, settings: dict, lora, out: Path) -> float:
     """Seconds per step through :func:`geolib.grpo.train_grpo`."""
-    result = grpo.train_grpo(model, tok, dataset, rewards.ThetaSchedule(), settings, out, images=feats, resume=False)
+    result = grpo.train_grpo(model, tok, dataset, rewards.ThetaSchedule(), settings, out, images=feats, resume=False,
+                             lora_config=lora)
     return result.metrics["train_runtime"] / settings["max_steps"]
 
 
-def run_trl(model, tok, dataset, feats, settings: dict, out: Path) -> float:
+def run_trl(model, tok, dataset, feats, settings: dict, lora, out: Path) -> float:
     """Seconds per step through TRL's ``GRPOTrainer`` alone (same config, LoRA and processor wrapper)."""
     from trl import GRPOTrainer
 
     trainer = GRPOTrainer(model=model, reward_funcs=[constant_reward], args=grpo.grpo_config(out, settings),
                           train_dataset=dataset, processing_class=grpo.FeatureProcessor(tok, feats),
-                          peft_config=tuning.lora_config_from(settings))
+                          peft_config=lora)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         output = trainer.train()
@@ -85,7 +86,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    settings = grpo.grpo_settings("demo", {"max_steps": args.steps, "save_steps": 10_000, "logging_steps": 1})
+    demo = params.notebook_values("07_gre_reasoning_rl")  # the notebook's own settings
+    settings = dict(demo["gre_grpo"], max_steps=args.steps, save_steps=10_000, logging_steps=1)
+    lora = tuning.lora_config(**demo["grpo_lora"])
     images_per_step = settings["per_device_train_batch_size"] // settings["num_generations"]
     pool = scene_pool(max(400, images_per_step * args.steps))
     tok = vlm.train_tokenizer(pool["reasoning"].dropna().tolist() + [chains.GRE_PROMPT] + list(conversations.PROMPTS.values()),
@@ -99,13 +102,13 @@ def main(argv: list[str] | None = None) -> dict:
         trl_runs, ours_runs = [], []
         with contextlib.redirect_stdout(io.StringIO()):  # TRL prints every step's log dict
             for r in range(args.repeats):
-                trl_runs.append(run_trl(copy.deepcopy(start), tok, dataset, feats, settings, Path(tmp) / f"trl{r}"))
-                ours_runs.append(run_geolib(copy.deepcopy(start), tok, dataset, feats, settings, Path(tmp) / f"geolib{r}"))
+                trl_runs.append(run_trl(copy.deepcopy(start), tok, dataset, feats, settings, lora, Path(tmp) / f"trl{r}"))
+                ours_runs.append(run_geolib(copy.deepcopy(start), tok, dataset, feats, settings, lora, Path(tmp) / f"geolib{r}"))
         trl_s, ours_s = min(trl_runs), min(ours_runs)
         wall = time.perf_counter() - t0
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
-    demo_steps = grpo.DEMO_GRPO["max_steps"]
+    demo_steps = demo["gre_grpo"]["max_steps"]
     projected = ours_s * demo_steps / 60.0
     spec = vlm.ModelSpec.coerce(vlm.DEMO_MODEL)
     print(f"GRPO benchmark: {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  TRL GRPOTrainer alone (constant reward):   {trl_s:6.2f} s/step")
     print(f"  geolib.grpo.train_grpo (notebook 07 path):  {ours_s:6.2f} s/step   ratio TRL / geolib = "
           f"{trl_s / ours_s:.2f} (target >= 0.90)")
-    print(f"  DEMO_GRPO's {demo_steps} steps at this rate: {projected:.1f} min (budget {BUDGET_MINUTES:.0f} min on 2 cores: "
+    print(f"  the demo's {demo_steps} steps at this rate: {projected:.1f} min (budget {BUDGET_MINUTES:.0f} min on 2 cores: "
           f"{'met' if projected <= BUDGET_MINUTES else 'NOT met'})")
     return {"trl_s_per_step": trl_s, "geolib_s_per_step": ours_s, "ratio": trl_s / ours_s, "projected_min": projected}
 

@@ -4,9 +4,9 @@ Figure: samples/s of the three demo stages trained through :func:`geolib.tuning.
 notebooks' path: transformers' ``Trainer``, the stage's ``ConversationCollator``, the
 length-grouped sampler, loss logging, gradient clipping, the LR schedule):
 
-* ``base``: full fine-tune of the demo model's language model and projector (``DEMO_BASE``);
-* ``reasoning``: stage 1, a LoRA adapter (``DEMO_STAGE1``);
-* ``location``: stage 2, a second LoRA adapter on top of the frozen stage 1 (``DEMO_STAGE2``).
+* ``base``: full fine-tune of the demo model's language model and projector (notebook 04's ``base_training``);
+* ``reasoning``: stage 1, a LoRA adapter (04's ``lora`` and ``reasoning_tuning``);
+* ``location``: stage 2, a second LoRA adapter on top of the frozen stage 1 (05's ``location_tuning``).
 
 Baseline, measured in the same run on the same model right after its stage: a bare loop over the
 same batches (the very conversation lists the trainer collated, in its order), collated by the same
@@ -72,11 +72,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geolib import conversations, features, tuning, vlm  # first: vlm patches torchvision before torch and transformers load
+from geolib import conversations, features, params, tuning, vlm  # first: vlm patches torchvision before torch and transformers load
 
 import torch
 from transformers import TrainerCallback
 
+#: The demo's settings of notebooks 04 and 05 (their parameters cells).
+DEMO = params.notebook_values("04_reasoning_tuning") | {"location_tuning": params.notebook_values("05_location_tuning")["location_tuning"]}
 #: The smaller demo model of ``--quick``.
 QUICK_MODEL = {"model_id": "demo", "hidden_size": 128, "num_layers": 2, "num_heads": 4, "num_kv_heads": 4,
                "intermediate_size": 384}
@@ -276,8 +278,9 @@ def demo_stages(args, pool, convs, tok, out: Path) -> list[dict]:
     feats = random_features(len(pool))
     model, _ = vlm.build_model(QUICK_MODEL if args.quick else vlm.DEMO_MODEL, processor=tok)
     rows = []
-    settings = (("base", tuning.DEMO_BASE, None), ("reasoning", tuning.DEMO_STAGE1, tuning.lora_config_from(tuning.DEMO_STAGE1)),
-                ("location", tuning.DEMO_STAGE2, tuning.lora_config_from(tuning.DEMO_STAGE2)))
+    demo, lora = DEMO, tuning.lora_config(**DEMO["lora"])
+    settings = (("base", demo["base_training"], None), ("reasoning", demo["reasoning_tuning"], lora),
+                ("location", demo["location_tuning"], lora))
     for name, hparams, lora in settings:
         row = time_stage(model, tok, convs[name], name, hparams, lora, feats, out, args.warmup, args.steps)
         model = row.pop("model")  # base → stage 1 on it → stage 2 on top of stage 1
@@ -297,7 +300,8 @@ def paper_stage(args, pool, tok, out: Path, device_check: bool = True) -> dict |
     config, processor = vlm.random_qwen25vl(tok, text=text, vision=vision, min_pixels=56 * 56, max_pixels=448 * 448)
     spec = dict(vlm.PAPER_MODEL, revision="0" * 40, dtype=args.gpu_dtype)  # revision: unused with a config
     model, processor = vlm.build_model(spec, processor=processor, config=config)
-    hp = dict(tuning.PAPER_STAGE1, per_device_train_batch_size=args.gpu_batch)
+    paper = params.notebook_values("04_reasoning_tuning", "paper")
+    hp = dict(paper["reasoning_tuning"], per_device_train_batch_size=args.gpu_batch)
     n = (args.warmup + args.steps + 1) * args.gpu_batch
     rng = np.random.default_rng(0)
     folder = out / "images"
@@ -308,7 +312,7 @@ def paper_stage(args, pool, tok, out: Path, device_check: bool = True) -> dict |
         Image.fromarray(rng.integers(0, 256, (448, 448, 3), dtype=np.uint8)).save(path, quality=90)
         paths.append(str(path))
     convs = conversations.make_conversations(pool.iloc[:n].assign(image_path=paths), "reasoning", image_column="image_path")
-    row = time_stage(model, processor, convs, "reasoning", hp, tuning.lora_config_from(tuning.PAPER_STAGE1), None, out,
+    row = time_stage(model, processor, convs, "reasoning", hp, tuning.lora_config(**paper["lora"]), None, out,
                      args.warmup, args.steps)
     row["parameters"] = vlm.trainable_parameter_report(row.pop("model"))
     return row
@@ -334,7 +338,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
 
-    batch = max(tuning.DEMO_BASE["per_device_train_batch_size"], tuning.DEMO_STAGE1["per_device_train_batch_size"],
+    batch = max(DEMO["base_training"]["per_device_train_batch_size"], DEMO["reasoning_tuning"]["per_device_train_batch_size"],
                 args.gpu_batch)
     pool = scene_pool(max(400, (args.warmup + args.steps + 1) * batch))  # >= 400 texts for the tokenizer
     convs = stage_conversations(pool)
@@ -356,7 +360,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"torch threads {rows[0]['threads']} (trainer and bare loop); load average {load:.2f} before, "
           f"{load_after:.2f} after; optimiser {rows[0]['optimizer']}{', bf16 autocast' if rows[0]['bf16'] else ''}")
     print(f"demo model: {spec.num_layers} layers x {spec.hidden_size} wide, vocabulary {len(tok)}, {spec.image_grid ** 2} image tokens; "
-          f"{args.warmup} warm-up + {args.steps} timed steps per stage, batches as DEMO_BASE / DEMO_STAGE1 / DEMO_STAGE2")
+          f"{args.warmup} warm-up + {args.steps} timed steps per stage, batches as notebook 04/05's base_training / reasoning_tuning / location_tuning")
     print_table("trainer = tuning.train_stage (Trainer); bare = collate + forward + backward + AdamW step, same batches; "
                 "ratio = trainer / bare samples/s (target >= 0.80), also from CPU time", rows)
     if gpu_row is not None:
@@ -364,7 +368,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"\npaper architecture (Qwen2.5-VL-7B widths, {args.gpu_layers} of 28 layers, vision depth "
               f"{args.gpu_vision_depth} of 32, random weights, {args.gpu_dtype}, activation checkpointing, LoRA r=64): "
               f"{p['total'] / 1e9:.2f}B parameters, {p['lora'] / 1e6:.1f}M LoRA; 448x448 images")
-        print_table("stage 1 (PAPER_STAGE1, no gradient accumulation)", [gpu_row])
+        print_table("stage 1 (the paper's reasoning_tuning, no gradient accumulation)", [gpu_row])
     return rows + ([gpu_row] if gpu_row else [])
 
 

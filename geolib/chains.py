@@ -1,4 +1,4 @@
-"""GRE Suite's reasoning chains, their cold-start conversations and SFT settings (07_gre_reasoning_rl, 04_reasoning_tuning).
+"""GRE Suite's reasoning chains and their cold-start conversations (07_gre_reasoning_rl, 04_reasoning_tuning).
 
 GRE (Wang et al., NeurIPS 2025) teaches a vision-language model to answer in a structured chain,
 ``<think>…</think><answer>latitude, longitude</answer>``, in three stages: cold-start SFT on
@@ -13,7 +13,8 @@ the demo chains to its tokenizer's corpus.
   visible clues are the pool's ``clues`` column (:mod:`geolib.world`); on the paper profile the
   chains are GRE30K-CoT's own (:func:`gre30k_conversations`).
 * **Cold-start SFT** is :func:`geolib.tuning.train_stage` on :func:`chain_conversations` with a LoRA
-  named :data:`SFT_STAGE` (no wrapper: nothing to add); its settings are :func:`sft_settings`.
+  named :data:`SFT_STAGE` (no wrapper: nothing to add); its settings are notebook 07's ``gre_sft``
+  parameter (GeoReasoner's LoRA, ``lora``, on the paper profile too: GRE's stage-1 script is not public).
 
 Deviation from GRE's released code, on purpose: its prompt is not released, :data:`GRE_PROMPT` is
 this study's.
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geolib import conversations, facts, tuning, vlm
+from geolib import conversations, facts, vlm
 from geolib.rewards import format_reward
 
 
@@ -301,53 +302,9 @@ def gre30k_conversations(cot_df: pd.DataFrame, prompt: str | None = None) -> lis
 #: Adapter name of the cold-start stage.
 SFT_STAGE = "gre_sft"
 
-#: Paper profile cold start. GRE's stage-1 script is not in its public repository, so the study
-#: keeps GeoReasoner's LoRA settings (:data:`geolib.tuning.PAPER_STAGE1`) with room for long chains.
-PAPER_SFT = dict(tuning.PAPER_STAGE1, max_length=4096)
-
-#: Demo cold start: the demo LoRA stage settings (:data:`geolib.tuning.DEMO_STAGE1`) for two epochs at
-#: a 6× higher learning rate (3e-3), so that the cold start takes minutes on 2 CPU cores (about 220
-#: steps of 16 chains; the notebook also trains the embedding rows of the chains' tokens, see
-#: :func:`chain_token_ids`); a chain is 82-120 tokens after the image tokens (4; 49 at ``image_grid: 7``) and the prompt's
-#: 83, well inside ``max_length``.
-DEMO_SFT = dict(tuning.DEMO_STAGE1, max_length=320, learning_rate=3e-3, num_train_epochs=2)
-
-#: Cold-start settings by preset (the ``tuning_preset`` parameter of notebook 07).
-SFT_PRESETS = {"demo": DEMO_SFT, "paper": PAPER_SFT}
-
-
-def unknown_keys_error(what: str, unknown: list[str], allowed: set[str], base: Mapping[str, Any], extra: str) -> ValueError:
-    """A settings override that is not allowed, with the closest allowed key as a hint (also for GRPO's settings)."""
-    import difflib
-
-    hints = {k: difflib.get_close_matches(k, sorted(allowed), n=1) for k in unknown}
-    said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
-    return ValueError(f"unknown {what} setting {said}; preset keys: {sorted(base)}; {extra}")
-
-
-def sft_settings(preset: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The cold-start SFT settings: the preset's (:data:`DEMO_SFT`, :data:`PAPER_SFT`), then ``overrides``.
-
-    Raises:
-        ValueError: an unknown preset, or an override that is neither a ``TrainingArguments``
-            field nor a stage key (``lora_r``, ``effective_batch_size``, ``max_length``, ...).
-    """
-    from dataclasses import fields as dc_fields
-
-    from transformers import TrainingArguments
-
-    if preset not in SFT_PRESETS:
-        raise ValueError(f"unknown tuning preset {preset!r}; known: {sorted(SFT_PRESETS)}")
-    base, overrides = SFT_PRESETS[preset], dict(overrides or {})
-    allowed = {f.name for f in dc_fields(TrainingArguments)} | set(tuning.NON_TRAINER_KEYS) | {"gradient_checkpointing"}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise unknown_keys_error("cold-start", unknown, allowed, base, "any transformers TrainingArguments field is allowed too")
-    return {**base, **overrides}
-
 
 __all__ = [
-    "GRE_PROMPT", "CHAIN_STEPS", "NOTHING_VISIBLE", "SCENE_WORDS", "SFT_STAGE", "PAPER_SFT", "DEMO_SFT", "SFT_PRESETS",
+    "GRE_PROMPT", "CHAIN_STEPS", "NOTHING_VISIBLE", "SCENE_WORDS", "SFT_STAGE",
     "clue_list", "check_coordinates", "format_coordinates", "build_chain", "row_images", "warn_skipped",
-    "chain_conversations", "chain_token_ids", "gre30k_conversations", "unknown_keys_error", "sft_settings",
+    "chain_conversations", "chain_token_ids", "gre30k_conversations",
 ]

@@ -36,8 +36,8 @@ class SeedRun:
 
 
 def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_settings: Mapping[str, Any], sft_lora,
-               prompts, theta_schedule: ThetaSchedule, grpo_settings: Mapping[str, Any], sft_images=None, images=None,
-               train_chain_tokens: bool = False):
+               prompts, theta_schedule: ThetaSchedule, grpo_settings: Mapping[str, Any], grpo_lora, sft_images=None,
+               images=None, train_chain_tokens: bool = False):
     """One training seed of notebook 07: the cold-start SFT on the chains, then GRPO on top of it.
 
     The cold start is :func:`geolib.tuning.train_stage` (the LoRA stage of GeoReasoner's notebooks)
@@ -51,11 +51,12 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
         spec: the model (:class:`geolib.vlm.ModelSpec` fields).
         seed: the training seed (LoRA's initial weights, the order of examples, GRPO's samples).
         cold_start: the chains (:func:`geolib.chains.chain_conversations`).
-        sft_settings: :func:`geolib.chains.sft_settings`; ``seed`` is set here.
+        sft_settings: the cold start's settings (notebook 07's ``gre_sft``); ``seed`` is set here.
         sft_lora: the cold start's ``LoraConfig``.
         prompts: :func:`geolib.grpo.grpo_dataset`.
         theta_schedule: a fresh :class:`ThetaSchedule`, updated in place.
-        grpo_settings: :func:`geolib.grpo.grpo_settings`; ``seed`` is set here.
+        grpo_settings: GRPO's settings (notebook 07's ``gre_grpo``); ``seed`` is set here.
+        grpo_lora: GRPO's ``LoraConfig``.
         sft_images, images: the demo's cached features for the cold start and for GRPO.
         train_chain_tokens: also train the embedding rows of the chains' tokens (the demo's base
             never wrote them, :func:`chain_token_ids`).
@@ -72,10 +73,10 @@ def train_seed(profile: str, spec, seed: int, cold_start: Sequence[dict], sft_se
         sft_lora = copy.deepcopy(sft_lora)
         sft_lora.trainable_token_indices = chain_token_ids(processor, cold_start)
     sft = tuning.train_stage(base_model, processor, cold_start, SFT_STAGE, {**sft_settings, "seed": seed}, sft_lora,
-                          stages.checkpoint_dir(profile, f"gre_sft/seed_{seed}"), images=sft_images)
+                             stages.checkpoint_dir(profile, f"gre_sft/seed_{seed}"), images=sft_images)
     trainable = [n for n, p in sft.model.named_parameters() if p.requires_grad]
     grpo = train_grpo(sft.model, processor, prompts, theta_schedule, {**grpo_settings, "seed": seed},
-                      stages.checkpoint_dir(profile, f"gre_grpo/seed_{seed}"), images=images)
+                      stages.checkpoint_dir(profile, f"gre_grpo/seed_{seed}"), images=images, lora_config=grpo_lora)
     return SeedRun(sft, grpo, trainable, processor)
 
 

@@ -2,7 +2,7 @@
 
 After the cold start on reasoning chains (:mod:`geolib.chains`), GRE trains the model with GRPO on
 a format reward and a distance-shaped reward (:mod:`geolib.rewards`). This module holds the GRPO
-settings (:data:`PAPER_GRPO`, :data:`DEMO_GRPO`, :func:`grpo_settings`, :func:`grpo_config`), the
+settings as TRL's config (:func:`grpo_config`; the values are notebook 07's ``gre_grpo``), the
 prompts (:func:`grpo_dataset`), the rewards as TRL calls them (:func:`make_grpo_rewards`), the
 training (:func:`train_grpo`) and the trained policy (:func:`merge_adapters`, :func:`load_grpo_model`).
 
@@ -43,7 +43,7 @@ import pandas as pd
 
 from geolib import io as gio
 from geolib import runtime
-from geolib.chains import GRE_PROMPT, check_coordinates, row_images, unknown_keys_error, warn_skipped
+from geolib.chains import GRE_PROMPT, check_coordinates, row_images, warn_skipped
 from geolib.gre_scores import distances_km
 from geolib.rewards import DistanceReward, FormatReward, ThetaSchedule, completion_text
 
@@ -59,102 +59,28 @@ from geolib import conversations, tuning, vlm  # noqa: E402
 # ---------------------------------------------------------------------------------------------
 # GRPO settings
 
-#: GRE's RL settings (``scripts/train/stage2.sh``/``stage3.sh`` of Thorin215/GRE: Qwen2.5-VL-7B,
-#: 8 generations per prompt, KL β 0.04, completions up to 2048 tokens, 8 completions per device
-#: × 2 accumulation steps, one epoch, bf16, gradient checkpointing, a log every step, a checkpoint
-#: every 800 steps, data seed 42). Not in the scripts, so the study's choice: the learning rate
-#: (TRL's default 1e-6), sampling temperature 1, the GRPO loss with group-normalised advantages
-#: (VLM-R1, on which GRE builds), and LoRA (GeoReasoner's r = 64, α = 16) instead of GRE's full
-#: fine-tune with ZeRO-3 on 8 GPUs.
-PAPER_GRPO = {
-    "model_id": "Qwen/Qwen2.5-VL-7B-Instruct",
-    "num_generations": 8,
-    "beta": 0.04,
-    "max_completion_length": 2048,
-    "per_device_train_batch_size": 8,
-    "gradient_accumulation_steps": 2,
-    "num_train_epochs": 1,
-    "learning_rate": 1e-6,
-    "temperature": 1.0,
-    "loss_type": "grpo",
-    "scale_rewards": "group",
-    "gradient_checkpointing": True,
-    "logging_steps": 1,
-    "save_steps": 800,
-    "data_seed": 42,
-    "lora_r": 64,
-    "lora_alpha": 16,
-    "lora_dropout": 0.05,
-}
-
-#: Demo GRPO on 2 CPU cores, scaled down from :data:`PAPER_GRPO`: 8 generations for each of 2
-#: images a step (GRE: 8 for each of 8 per device), completions up to 128 tokens (a demo chain
-#: is 82-120 tokens with the demo tokenizer), β and the loss as in GRE, a LoRA of rank 16 (the
-#: demo stage rank) with a learning rate for a small model and few steps, a log every step and a
-#: checkpoint every 25. Measured here (one torch thread, 2 cores): 100 steps in 347 s.
-DEMO_GRPO = {
-    "model_id": "demo",
-    "num_generations": 8,
-    "beta": 0.04,
-    "max_completion_length": 128,
-    "per_device_train_batch_size": 16,
-    "gradient_accumulation_steps": 1,
-    "max_steps": 100,
-    "learning_rate": 2e-4,
-    "lr_scheduler_type": "constant",
-    "temperature": 1.0,
-    "loss_type": "grpo",
-    "scale_rewards": "group",
-    "gradient_checkpointing": False,
-    "logging_steps": 1,
-    "save_steps": 25,
-    "lora_r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.0,
-}
-
-#: Keys of the GRPO dicts that are not ``GRPOConfig`` fields.
-_NON_CONFIG_KEYS = ("model_id", "lora_r", "lora_alpha", "lora_dropout")
-
-#: GRPO settings by preset (the ``tuning_preset`` parameter of notebook 07).
-GRPO_PRESETS = {"demo": DEMO_GRPO, "paper": PAPER_GRPO}
-
-
-def grpo_settings(preset: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The GRPO settings: the preset's (:data:`DEMO_GRPO`, :data:`PAPER_GRPO`), then ``overrides``.
-
-    Raises:
-        ValueError: an unknown preset, or an override that is neither a TRL ``GRPOConfig`` field
-            nor a key of the GRPO dicts (``lora_r``, ``lora_alpha``, ``lora_dropout``).
-    """
-    from trl import GRPOConfig
-
-    if preset not in GRPO_PRESETS:
-        raise ValueError(f"unknown tuning preset {preset!r}; known: {sorted(GRPO_PRESETS)}")
-    base, overrides = GRPO_PRESETS[preset], dict(overrides or {})
-    allowed = set(GRPOConfig.__dataclass_fields__) | set(_NON_CONFIG_KEYS) | {"gradient_checkpointing"}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        raise unknown_keys_error("GRPO", unknown, allowed, base, "any TRL GRPOConfig field is allowed too")
-    return {**base, **overrides}
-
-
 def grpo_config(output_dir: str | os.PathLike, hparams: Mapping[str, Any], **overrides):
-    """TRL's ``GRPOConfig`` from a GRPO dict (:data:`PAPER_GRPO`, :data:`DEMO_GRPO`).
+    """TRL's ``GRPOConfig`` from GRPO settings (notebook 07's ``gre_grpo`` parameter: GRE's RL
+    settings on the paper profile, scaled down on the demo).
 
-    The LoRA keys and ``model_id`` are left out; ``gradient_checkpointing`` becomes transformers
-    5's ``activation_checkpointing``. Defaults: CPU and float32 without CUDA, bf16 on a GPU that
+    ``gradient_checkpointing`` becomes transformers 5's ``activation_checkpointing``. Defaults: CPU and float32 without CUDA, bf16 on a GPU that
     has it; no reporting to online services; dataset columns kept (the rewards read ``lat``,
     ``lon``); checkpoints every ``save_steps`` keeping the last two; seed 0.
 
     Args:
         output_dir: where checkpoints go.
-        hparams: the GRPO dict.
+        hparams: the GRPO settings (``GRPOConfig`` fields).
         overrides: any ``GRPOConfig`` field (e.g. ``max_steps=1`` in tests).
+
+    Raises:
+        ValueError: a setting that is not a ``GRPOConfig`` field (a typo in a params file), with
+            the closest field as a hint.
     """
     from trl import GRPOConfig
 
-    kwargs = {k: v for k, v in dict(hparams).items() if k not in _NON_CONFIG_KEYS}
+    from geolib.params import unknown_keys_error
+
+    kwargs = dict(hparams)
     if "gradient_checkpointing" in kwargs:
         kwargs["activation_checkpointing"] = bool(kwargs.pop("gradient_checkpointing"))
     cuda = torch.cuda.is_available()
@@ -175,7 +101,8 @@ def grpo_config(output_dir: str | os.PathLike, hparams: Mapping[str, Any], **ove
     merged = {**defaults, **kwargs, **overrides}
     unknown = sorted(k for k in merged if k not in GRPOConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown GRPO settings {unknown} (not GRPOConfig fields nor {list(_NON_CONFIG_KEYS)})")
+        raise unknown_keys_error("GRPO", unknown, list(GRPOConfig.__dataclass_fields__) + ["gradient_checkpointing"],
+                                 "GRPO's settings are TRL GRPOConfig fields")
     return GRPOConfig(output_dir=str(output_dir), **merged)
 
 
@@ -536,12 +463,11 @@ def train_grpo(
         dataset: from :func:`grpo_dataset` (or any ``datasets.Dataset`` with ``prompt``, ``image``,
             ``lat``, ``lon``).
         theta_schedule: the θ schedule, updated in place (and restored on resume).
-        args: a ``GRPOConfig`` or a GRPO dict (:data:`DEMO_GRPO`, :data:`PAPER_GRPO`).
+        args: a ``GRPOConfig`` or GRPO settings (:func:`grpo_config`).
         output_dir: the run folder.
         resume: resume from the last checkpoint of an interrupted run.
         images: the demo's cached features (N, tokens, 1280) that int image keys index.
-        lora_config: the GRPO LoRA; None: from ``args`` (``lora_r``, ``lora_alpha``,
-            ``lora_dropout``) when it is a dict that has them, else :func:`geolib.tuning.lora_config`.
+        lora_config: the GRPO LoRA (notebook 07's ``grpo_lora``); None: :func:`geolib.tuning.lora_config`.
 
     Returns:
         A :class:`GRPOResult`.
@@ -572,8 +498,7 @@ def train_grpo(
     else:
         raise TypeError(f"args must be a GRPOConfig or a GRPO dict, got {type(args).__name__}")
     if lora_config is None:
-        has_lora_keys = isinstance(args, Mapping) and all(k in args for k in ("lora_r", "lora_alpha", "lora_dropout"))
-        lora_config = tuning.lora_config_from(args) if has_lora_keys else tuning.lora_config()
+        lora_config = tuning.lora_config()
     if isinstance(processor, ProcessorMixin):
         processing_class = processor
         if images is not None and not isinstance(processor, FeatureProcessor):
@@ -651,6 +576,6 @@ def train_grpo(
 
 
 __all__ = [
-    "PAPER_GRPO", "DEMO_GRPO", "GRPO_PRESETS", "grpo_settings", "grpo_config", "FeatureProcessor", "grpo_dataset",
+    "grpo_config", "FeatureProcessor", "grpo_dataset",
     "make_grpo_rewards", "GRPOResult", "merge_adapters", "load_grpo_model", "train_grpo",
 ]

@@ -18,6 +18,7 @@ import difflib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import yaml
@@ -139,6 +140,13 @@ def schema(notebooks: list[Path] | None = None):
     return create_model("StudyParams", __config__=ConfigDict(extra="forbid", strict=True), **fields)
 
 
+def unknown_keys_error(what: str, unknown: Sequence[str], allowed: Sequence[str], extra: str = "") -> ValueError:
+    """A ValueError naming settings that are not allowed, each with the closest allowed key as a hint."""
+    hints = {k: difflib.get_close_matches(k, sorted(allowed), n=1) for k in unknown}
+    said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+    return ValueError(f"unknown {what} setting {said}" + (f"; {extra}" if extra else ""))
+
+
 def _format_validation_error(exc, source: str, allowed: list[str]) -> str:
     problems = []
     for err in exc.errors():
@@ -216,7 +224,7 @@ SETTING_RULES: dict[str, tuple[Any, str]] = {
     "model_id": _rule(lambda x: isinstance(x, str) and x.strip() != "", "a non-empty model id"),
     "dtype": _rule(lambda x: x in ("float32", "bfloat16", "float16"), "float32, bfloat16 or float16"),
     "gradient_checkpointing": _rule(lambda x: isinstance(x, bool), "true or false"),
-    "lora_projector": _rule(lambda x: isinstance(x, bool), "true or false"),
+    "projector": _rule(lambda x: isinstance(x, bool), "true or false"),
     "base_guesses": _rule(lambda x: _int(x) and x >= 0, "an integer >= 0"),
     "n_boot": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
     "n_images": _rule(lambda x: _int(x) and x >= 1, "an integer >= 1"),
@@ -358,6 +366,32 @@ def load_params(profile: str, params_path: str | Path | None = None, notebooks: 
 
 
 def parameters_for(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """The subset of validated ``values`` that one notebook declares (what papermill injects)."""
-    names = {p.name for p in notebook_parameters(notebook)}
-    return {k: v for k, v in values.items() if k in names}
+    """The subset of validated ``values`` that one notebook declares (what papermill injects).
+
+    A dict value is layered key by key on the notebook's own default dict (:func:`layer`), so a
+    params file can change one setting of a stage (``reasoning_tuning: {max_steps: 5}``) and keep
+    the rest of the notebook's values.
+    """
+    defaults = {p.name: p.default for p in notebook_parameters(notebook)}
+    return {k: layer(defaults[k], v) if isinstance(v, dict) and isinstance(defaults[k], dict) else v
+            for k, v in values.items() if k in defaults}
+
+
+def notebook_values(notebook: str | Path, profile: str | None = None, params_path: str | Path | None = None) -> dict[str, Any]:
+    """A notebook's parameters as a run gives them: its defaults, then the profile's params file on top.
+
+    For code that runs a notebook's step outside it (``python -m geolib.train``, benchmarks, tests).
+
+    Args:
+        notebook: the notebook's stem (``"04_reasoning_tuning"``) or path.
+        profile: a profile whose params file is layered on the defaults; None: the defaults alone.
+        params_path: a params file instead of ``params/<profile>.yaml``.
+    """
+    path = Path(notebook)
+    if path.suffix != ".ipynb":
+        path = paths.NOTEBOOKS / f"{path.name}.ipynb"
+    values = {p.name: p.default for p in notebook_parameters(path)}
+    if profile is not None:
+        values.update(parameters_for(path, load_params(profile, params_path)))
+    return values
+

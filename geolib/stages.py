@@ -4,8 +4,8 @@ Used by notebooks 04_reasoning_tuning (the demo tokenizer, base training and sta
 05_location_tuning (stage 2 and its ablation and data-quality arms), 06_evaluation (the models
 of its tables, :func:`answer_study_model`) and 07_gre_reasoning_rl (the untuned base, the
 cold start's folders), and by ``python -m geolib.train`` (a LoRA stage under
-``accelerate launch``). The study's layout by profile: stage settings by tuning preset
-(:func:`stage_settings`), checkpoint folders (:func:`checkpoint_dir`), what the model sees of the
+``accelerate launch``). The study's layout by profile: checkpoint folders
+(:func:`checkpoint_dir`), what the model sees of the
 pool's images (:func:`study_images`), each LoRA stage's conversations (:func:`stage_inputs`),
 and the study's model with finished stages stacked on it (:func:`study_model`). The model,
 tuning and inference modules know nothing of this layout; only this module and the notebooks do.
@@ -17,7 +17,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ import numpy as np
 from geolib import io as gio
 from geolib import conversations, inference, tuning, vlm
 
-from transformers import TrainingArguments  # noqa: E402  (after the torchvision patch of geolib.vlm)
 
 # ---------------------------------------------------------------------------------------------
 # The study's layout: where notebooks 04-07 keep the model, and what they feed it
@@ -44,41 +43,6 @@ STUDY_STAGES = {
 #: of one size whose share of highly locatable images is 0, 25, 50, 75 or 100%.
 QUALITY_SHARES = (0, 25, 50, 75, 100)
 STUDY_STAGES.update({f"quality_{pct:03d}": ("reasoning", f"location_quality_{pct:03d}") for pct in QUALITY_SHARES})
-
-
-#: Stage settings by preset (the ``tuning_preset`` parameter of notebooks 04, 05 and 07).
-TUNING_PRESETS = {
-    "demo": {"base": tuning.DEMO_BASE, "reasoning": tuning.DEMO_STAGE1, "location": tuning.DEMO_STAGE2},
-    "paper": {"base": None, "reasoning": tuning.PAPER_STAGE1, "location": tuning.PAPER_STAGE2},
-}
-
-
-def stage_settings(preset: str, stage: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A stage's settings: the preset's, then ``overrides`` (from the params file) on top.
-
-    Raises:
-        ValueError: an unknown preset or stage, a stage the preset does not have (the paper's
-            model needs no base training), or an override that is neither a ``TrainingArguments``
-            field nor a stage key (``lora_r``, ``effective_batch_size``, ...), with the allowed keys.
-    """
-    if preset not in TUNING_PRESETS:
-        raise ValueError(f"unknown tuning preset {preset!r}; known: {sorted(TUNING_PRESETS)}")
-    if stage not in TUNING_PRESETS[preset]:
-        raise ValueError(f"unknown stage {stage!r}; known: {sorted(TUNING_PRESETS[preset])}")
-    base = TUNING_PRESETS[preset][stage]
-    if base is None:
-        raise ValueError(f"the {preset!r} preset has no {stage!r} stage")
-    overrides = dict(overrides or {})
-    allowed = {f.name for f in fields(TrainingArguments)} | set(tuning.NON_TRAINER_KEYS) | {"gradient_checkpointing"}
-    unknown = sorted(set(overrides) - allowed)
-    if unknown:
-        import difflib
-
-        hints = {k: difflib.get_close_matches(k, sorted(allowed), n=1) for k in unknown}
-        said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
-        raise ValueError(f"unknown {stage} setting {said}; stage keys: {sorted(base)}; "
-                         f"any transformers TrainingArguments field is allowed too")
-    return {**base, **overrides}
 
 
 def study_tokenizer(profile: str, texts: Sequence[str], vocab_size: int):
@@ -144,7 +108,6 @@ class StageInputs:
         frame: the rows the conversations come from.
         adapter: the adapter's name (``reasoning`` or ``location``).
         start: finished stages stacked under it before training (``()``: the base model).
-        settings_stage: the preset stage whose settings it uses.
     """
 
     conversations: list
@@ -152,7 +115,6 @@ class StageInputs:
     frame: Any
     adapter: str
     start: tuple[str, ...]
-    settings_stage: str
 
 
 #: The LoRA stages notebooks 04 and 05 train (and ``python -m geolib.train`` runs under
@@ -186,7 +148,7 @@ def stage_inputs(profile: str, stage: str, spec: vlm.ModelSpec | Mapping[str, An
         print(report)
         convs = conversations.make_conversations(corpus, "reasoning", image_column="image_path",
                                                  reasons_column="reasons")
-        return StageInputs(convs, None, corpus, adapter, start, "reasoning")
+        return StageInputs(convs, None, corpus, adapter, start)
     pool = datasets.study_pool(profile)
     if split_name == "train":
         frame = pool[pool["split"] == "train"]
@@ -196,17 +158,24 @@ def stage_inputs(profile: str, stage: str, spec: vlm.ModelSpec | Mapping[str, An
     images = study_images(pool, spec, profile) if spec.model_id == "demo" else None
     column = "row" if images is not None else "image_path"
     convs = conversations.make_conversations(frame, adapter, image_column=column)
-    return StageInputs(convs, images, frame, adapter, start, adapter)
+    return StageInputs(convs, images, frame, adapter, start)
 
 
-def run_lora_stage(profile: str, stage: str, spec: vlm.ModelSpec | Mapping[str, Any], preset: str,
-                   overrides: Mapping[str, Any] | None = None, clue_corpus: str = "") -> tuning.StageResult:
-    """Train (or load, when finished) one of the study's LoRA stages on its base and earlier stages."""
+def run_lora_stage(profile: str, stage: str, spec: vlm.ModelSpec | Mapping[str, Any], settings: Mapping[str, Any],
+                   lora, clue_corpus: str = "") -> tuning.StageResult:
+    """Train (or load, when finished) one of the study's LoRA stages on its base and earlier stages.
+
+    Args:
+        profile, stage, spec: the run, the stage (:data:`LORA_STAGES`) and the model.
+        settings: the stage's settings (notebook 04's ``reasoning_tuning``, 05's ``location_tuning``;
+            :func:`geolib.tuning.training_arguments`).
+        lora: the stage's peft ``LoraConfig``.
+        clue_corpus: stage 1 on the paper profile: GeoReasoner's reasoning data (:func:`stage_inputs`).
+    """
     inputs = stage_inputs(profile, stage, spec, clue_corpus)
-    settings = stage_settings(preset, inputs.settings_stage, overrides)
     model, processor = study_model(profile, spec, inputs.start)
-    return tuning.train_stage(model, processor, inputs.conversations, inputs.adapter, settings,
-                              tuning.lora_config_from(settings), checkpoint_dir(profile, stage), images=inputs.images)
+    return tuning.train_stage(model, processor, inputs.conversations, inputs.adapter, dict(settings), lora,
+                              checkpoint_dir(profile, stage), images=inputs.images)
 
 
 def study_model(profile: str, spec: vlm.ModelSpec | Mapping[str, Any], stages: Sequence[str] = ()):
@@ -268,7 +237,7 @@ def answer_study_model(profile: str, spec, stages: Sequence[str], images_or_feat
 
 
 __all__ = [
-    "STUDY_STAGES", "QUALITY_SHARES", "checkpoint_dir", "study_images", "pool_rows", "study_model", "TUNING_PRESETS",
-    "stage_settings", "study_tokenizer", "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage",
+    "STUDY_STAGES", "QUALITY_SHARES", "checkpoint_dir", "study_images", "pool_rows", "study_model",
+    "study_tokenizer", "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage",
     "answer_study_model",
 ]

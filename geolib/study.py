@@ -3,7 +3,7 @@
     python -m geolib.study run                      # the demo profile, every notebook in order
     python -m geolib.study run --profile ci --only 00 01
     python -m geolib.study run --profile paper --params my_gpu.yaml --from 04
-    python -m geolib.study run --set reasoning_tuning.lora_r=8 --from 04
+    python -m geolib.study run --set lora.r=8 --from 04
     python -m geolib.study run --figure 01_building_vs_locatability
     python -m geolib.study list                     # notebooks, parameters, figures, demo minutes
     python -m geolib.study prepare --profile ci     # inject parameters only (what nbval runs)
@@ -140,7 +140,7 @@ def resolve_run(profile: str, params_path: str | None = None, sets: list[str] | 
 
 
 def default_run_name(profile: str, overrides: dict) -> str:
-    """``demo-lora_r-8``-style name of a run with ``--set`` overrides (a hash when that would be long)."""
+    """``demo-r-8``-style name of a run with ``--set`` overrides (a hash when that would be long)."""
     import hashlib
     import json
 

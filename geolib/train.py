@@ -12,9 +12,9 @@ and loads it instead of training again::
 Stages (:data:`geolib.stages.LORA_STAGES`): ``reasoning`` (stage 1), ``location`` (stage 2 on top
 of stage 1), and the ablation arms ``location_only``, ``location_uncurated`` and the data-quality
 sets ``location_quality_000`` … ``location_quality_100``. The settings
-come from the params file exactly as the notebooks read them (``model``, ``tuning_preset``,
-``reasoning_tuning`` / ``location_tuning``, ``clue_corpus``), and the effective batch stays the
-params file's on any number of GPUs (gradient accumulation adapts). The demo's base training
+come from the params file over the notebook's defaults, exactly as the notebooks read them
+(``model``, ``lora``, ``reasoning_tuning`` / ``location_tuning``, ``clue_corpus``), and the
+effective batch stays the params file's on any number of GPUs (gradient accumulation adapts). The demo's base training
 and tokenizer are notebook 04's (a CPU job; not offered here).
 """
 
@@ -25,7 +25,7 @@ import sys
 
 from geolib import io as gio
 from geolib import params as gparams
-from geolib import paths, runtime
+from geolib import runtime
 
 #: The notebook whose parameters (and defaults) a stage reads.
 STAGE_NOTEBOOK = {"reasoning": "04_reasoning_tuning", "location": "05_location_tuning",
@@ -34,11 +34,9 @@ STAGE_NOTEBOOK = {"reasoning": "04_reasoning_tuning", "location": "05_location_t
 
 
 def stage_parameters(profile: str, stage: str, params_path: str | None = None) -> dict:
-    """The notebook's parameters for ``stage``: its defaults, then the validated params file."""
-    notebook = paths.NOTEBOOKS / f"{STAGE_NOTEBOOK[stage]}.ipynb"
-    values = {p.name: p.default for p in gparams.notebook_parameters(notebook)}
-    values.update(gparams.parameters_for(notebook, gparams.load_params(profile, params_path)))
-    return values
+    """The notebook's parameters for ``stage``: its defaults, then the validated params file on top
+    (a dict parameter key by key, as the study runner injects them)."""
+    return gparams.notebook_values(STAGE_NOTEBOOK[stage], profile, params_path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except gparams.ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    overrides = values["reasoning_tuning"] if args.stage == "reasoning" else values["location_tuning"]
+    settings = values["reasoning_tuning"] if args.stage == "reasoning" else values["location_tuning"]
     try:
-        result = stages.run_lora_stage(args.profile, args.stage, values["model"], values["tuning_preset"], overrides,
+        from geolib import tuning
+
+        lora = tuning.lora_config(**values["lora"])  # the notebooks write the same LoraConfig out
+        result = stages.run_lora_stage(args.profile, args.stage, values["model"], settings, lora,
                                        values.get("clue_corpus", ""))
     except (gio.WriteError, gio.ReadError, runtime.UnpinnedRevision, runtime.HubUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -42,133 +42,86 @@ from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E4
 
 #: LoRA goes on the language model's attention and MLP projections: never the vision tower
 #: (Qwen2.5-VL's vision blocks also have gate/up/down projections, hence the regex); on the
-#: projector only where a stage asks for it (``lora_projector``, :func:`lora_config`).
+#: projector only where a stage asks for it (``projector`` of :func:`lora_targets`).
 LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 #: The projector's linear layers (LLaVA's ``multi_modal_projector``, Qwen2.5-VL's patch merger):
 #: what ``projector=True`` of :func:`lora_config` adds LoRA to.
 LORA_PROJECTOR_PATTERN = r".*(multi_modal_projector\.linear_[12]|visual\.merger\.mlp\.[02])"
 
-#: GeoReasoner's LoRA tuning settings (r, alpha, dropout, learning rate, schedule, warm-up, weight
-#: decay, Adam β2, epochs, effective batch, max length). The study uses them for both stages
-#: (:data:`PAPER_STAGE2` is a copy); ``per_device_train_batch_size`` × gradient accumulation gives
-#: the effective batch of 80 on however many GPUs.
-PAPER_STAGE1 = {
-    "lora_r": 64,
-    "lora_alpha": 16,
-    "lora_dropout": 0.05,
-    "lora_projector": False,
-    "learning_rate": 1e-5,
-    "lr_scheduler_type": "cosine",
-    "warmup_ratio": 0.01,
-    "weight_decay": 0.1,
-    "adam_beta2": 0.95,
-    "num_train_epochs": 5,
-    "effective_batch_size": 80,
-    "per_device_train_batch_size": 4,
-    "max_length": 2048,
-    "gradient_checkpointing": True,
-}
-PAPER_STAGE2 = dict(PAPER_STAGE1)
-
-#: The demo's base training: full fine-tune of the small language model and the projector from
-#: random weights (tower frozen), so a high learning rate and a few epochs.
-DEMO_BASE = {
-    "learning_rate": 1e-3,
-    "lr_scheduler_type": "cosine",
-    "warmup_ratio": 0.05,
-    "weight_decay": 0.01,
-    "adam_beta2": 0.98,
-    "num_train_epochs": 3,
-    "effective_batch_size": 32,
-    "per_device_train_batch_size": 32,
-    "max_length": 256,
-    "gradient_checkpointing": False,
-}
-
-#: The demo's LoRA stages, scaled down from :data:`PAPER_STAGE1`: rank 16 instead of 64 (the
-#: demo language model's hidden size is 128, not 3584), alpha = 2r (the usual default for a
-#: small rank), a learning rate 100× higher (a tiny model, few steps), 3 epochs instead of 5 and an
-#: effective batch of 16 instead of 80 (more optimiser steps from a small data set), and LoRA on
-#: the projector too (LLaVA trains its projector when it fine-tunes; the paper's LoRA does not).
-#: Scheduler, warm-up, weight decay, β2 and dropout are the paper's.
-DEMO_STAGE1 = {
-    "lora_r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.05,
-    "lora_projector": True,
-    "learning_rate": 1e-3,
-    "lr_scheduler_type": "cosine",
-    "warmup_ratio": 0.01,
-    "weight_decay": 0.1,
-    "adam_beta2": 0.95,
-    "num_train_epochs": 3,
-    "effective_batch_size": 16,
-    "per_device_train_batch_size": 16,
-    "max_length": 256,
-    "gradient_checkpointing": False,
-}
-DEMO_STAGE2 = dict(DEMO_STAGE1)
-
-#: Keys of the hyperparameter dicts that are not ``TrainingArguments`` fields.
-NON_TRAINER_KEYS = ("lora_r", "lora_alpha", "lora_dropout", "lora_projector", "effective_batch_size", "max_length",
-                    "warmup_ratio")
+#: Keys of a stage's settings that are not ``TrainingArguments`` fields: the effective batch
+#: (gradient accumulation follows from it), the longest sequence in tokens, and the warm-up as a
+#: share of the steps. Everything else in a stage's settings is a ``TrainingArguments`` field.
+NON_TRAINER_KEYS = ("effective_batch_size", "max_length", "warmup_ratio")
 
 
 # ---------------------------------------------------------------------------------------------
 # Training
 
 
-def lora_config(r: int = 64, alpha: int = 16, dropout: float = 0.05, target_modules: Sequence[str] = LORA_TARGET_MODULES,
-                projector: bool = False):
-    """A peft ``LoraConfig`` on the language model's projections ``target_modules``, and the projector's
-    linear layers when ``projector`` is true.
+def lora_targets(target_modules: Sequence[str] = LORA_TARGET_MODULES, projector: bool = False) -> str:
+    """The ``target_modules`` of a ``LoraConfig``: the language model's projections ``target_modules``,
+    and the projector's linear layers when ``projector`` is true (a regex, so the vision tower's own
+    projections of the same names are never adapted).
 
     LLaVA's own fine-tuning trains the projector beside the language model; GeoReasoner's LoRA
-    (the paper preset) adapts the language model only. The demo preset adapts the projector too:
-    its language model learned to read the image tokens from scratch in the base training, and a
-    LoRA stage that cannot change how image tokens enter the model fits its own training images
-    far worse (docs/known-traps.md gives the measurement).
+    (the paper profile) adapts the language model only. The demo adapts the projector too: its
+    language model learned to read the image tokens from scratch in the base training, and a LoRA
+    stage that cannot change how image tokens enter the model fits its own training images far
+    worse (docs/known-traps.md gives the measurement).
+    """
+    bad = [m for m in target_modules if not re.fullmatch(r"\w+", m)]
+    if bad:
+        raise ValueError(f"target_modules must be plain module names, got {bad}")
+    regex = r".*language_model.*\.(" + "|".join(target_modules) + r")"
+    return f"({regex})|({LORA_PROJECTOR_PATTERN})" if projector else regex
+
+
+def lora_config(r: int = 64, lora_alpha: int = 16, lora_dropout: float = 0.05,
+                target_modules: Sequence[str] = LORA_TARGET_MODULES, projector: bool = False):
+    """A peft ``LoraConfig`` on :func:`lora_targets` (the notebooks write the same line out).
 
     Args:
-        r: LoRA rank. alpha: scaling numerator (update scale alpha / r). dropout: on the LoRA input.
+        r: LoRA rank. lora_alpha: scaling numerator (update scale alpha / r). lora_dropout: on the LoRA input.
         target_modules: projection names inside the language model (default q, k, v, o, gate, up, down).
         projector: also put LoRA on the projector (:data:`LORA_PROJECTOR_PATTERN`).
     """
     from peft import LoraConfig
 
-    bad = [m for m in target_modules if not re.fullmatch(r"\w+", m)]
-    if bad:
-        raise ValueError(f"target_modules must be plain module names, got {bad}")
-    regex = r".*language_model.*\.(" + "|".join(target_modules) + r")"
-    if projector:
-        regex = f"({regex})|({LORA_PROJECTOR_PATTERN})"
-    return LoraConfig(r=int(r), lora_alpha=int(alpha), lora_dropout=float(dropout), target_modules=regex,
-                      bias="none", task_type="CAUSAL_LM")
-
-
-def lora_config_from(hparams: Mapping[str, Any]):
-    """:func:`lora_config` from a stage dict such as :data:`PAPER_STAGE1` (``lora_r``, ``lora_alpha``,
-    ``lora_dropout``, and ``lora_projector``: absent means false)."""
-    return lora_config(hparams["lora_r"], hparams["lora_alpha"], hparams["lora_dropout"],
-                       projector=bool(hparams.get("lora_projector", False)))
+    return LoraConfig(r=int(r), lora_alpha=int(lora_alpha), lora_dropout=float(lora_dropout),
+                      target_modules=lora_targets(target_modules, projector), bias="none", task_type="CAUSAL_LM")
 
 
 def training_arguments(output_dir: str | os.PathLike, hparams: Mapping[str, Any], **overrides) -> TrainingArguments:
-    """``TrainingArguments`` from a stage dict (:data:`PAPER_STAGE1`, :data:`DEMO_STAGE1`, ...).
+    """``TrainingArguments`` from a stage's settings (the ``reasoning_tuning``, ``location_tuning``,
+    ``base_training`` and ``gre_sft`` parameters of notebooks 04, 05 and 07).
 
+    The settings are ``TrainingArguments`` fields plus :data:`NON_TRAINER_KEYS`:
     ``effective_batch_size`` becomes gradient accumulation over ``per_device_train_batch_size``
-    × the number of processes; ``warmup_ratio`` becomes a fractional ``warmup_steps``; the LoRA
-    keys and ``max_length`` are ignored here. On a CPU-only machine ``use_cpu=True`` and bf16 off;
-    on a GPU bf16 when supported. Checkpoints every ``save_steps`` (default: ~10 per run via
-    ``save_strategy="steps"``) keeping the last two; loss logged every ``logging_steps``.
+    × the number of processes; ``warmup_ratio`` becomes a fractional ``warmup_steps``;
+    ``max_length`` is the collator's. On a CPU-only machine ``use_cpu=True`` and bf16 off; on a
+    GPU bf16 when supported. Checkpoints every ``save_steps`` (default 50) keeping the last two;
+    loss logged every ``logging_steps``.
 
     Args:
         output_dir: where checkpoints go.
-        hparams: the stage dict.
+        hparams: the stage's settings.
         overrides: any ``TrainingArguments`` field (e.g. ``max_steps=1`` in tests).
+
+    Raises:
+        ValueError: a setting that is neither a ``TrainingArguments`` field nor one of
+            :data:`NON_TRAINER_KEYS` (a typo in a params file), with the closest allowed key.
     """
+    from dataclasses import fields
+
+    from geolib.params import unknown_keys_error
+
     hp = dict(hparams)
+    allowed = {f.name for f in fields(TrainingArguments)} | set(NON_TRAINER_KEYS) | {"gradient_checkpointing"}
+    unknown = sorted(set(hp) - allowed)
+    if unknown:
+        raise unknown_keys_error("stage", unknown, allowed, "a stage's settings are TrainingArguments fields and "
+                                 f"{', '.join(NON_TRAINER_KEYS)}")
     kwargs: dict[str, Any] = {k: v for k, v in hp.items() if k not in NON_TRAINER_KEYS}
     per_device = int(kwargs.setdefault("per_device_train_batch_size", 8))
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -441,10 +394,10 @@ def train_stage(
         conversations: from :func:`geolib.conversations.make_conversations` /
             :func:`geolib.conversations.base_training_conversations`.
         stage_name: ``"base"``, ``"reasoning"``, ``"location"``, ... (the adapter name).
-        training_args: a stage dict (:data:`DEMO_STAGE1`, :data:`PAPER_STAGE1`, ...; made into
+        training_args: a stage's settings (notebook 04's ``reasoning_tuning``, ...; made into
             ``TrainingArguments`` by :func:`training_arguments`) or a ``TrainingArguments`` whose
             ``output_dir`` is ``output_dir``.
-        lora_config: from :func:`lora_config` / :func:`lora_config_from`, or None (full fine-tune).
+        lora_config: a peft ``LoraConfig`` (the notebooks' own, or :func:`lora_config`), or None (full fine-tune).
         output_dir: the stage folder.
         images: what the conversations' image keys index (a feature array or paths), or None.
         resume: resume from the last checkpoint of an interrupted run.
@@ -624,7 +577,6 @@ def load_staged_model(base, stage_dirs: Sequence[str | os.PathLike], dtype: str 
 
 
 __all__ = [
-    "PAPER_STAGE1", "PAPER_STAGE2", "DEMO_BASE", "DEMO_STAGE1", "DEMO_STAGE2", "LORA_TARGET_MODULES", "lora_config",
-    "lora_config_from", "training_arguments", "train_stage", "StageResult", "add_stage_adapter", "activate_adapters",
-    "load_staged_model", "write_log_history", "LORA_PROJECTOR_PATTERN",
+    "LORA_TARGET_MODULES", "LORA_PROJECTOR_PATTERN", "NON_TRAINER_KEYS", "lora_targets", "lora_config", "training_arguments",
+    "train_stage", "StageResult", "add_stage_adapter", "activate_adapters", "load_staged_model", "write_log_history",
 ]

@@ -45,9 +45,9 @@
 # %% tags=["parameters"]
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
-tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GeoReasoner's)
-base_training: dict = {}  # demo only: overrides of the base-training settings (geolib.tuning.DEMO_BASE)
-reasoning_tuning: dict = {}  # overrides of the preset's stage-1 settings, e.g. max_steps
+lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "projector": True}  # LoRA of both GeoReasoner stages (peft LoraConfig fields; projector: the projector's layers too)
+reasoning_tuning: dict = {"learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.01, "weight_decay": 0.1, "adam_beta2": 0.95, "num_train_epochs": 3, "effective_batch_size": 16, "per_device_train_batch_size": 16, "max_length": 256, "gradient_checkpointing": False}  # stage 1: TrainingArguments fields, the effective batch and the longest sequence in tokens
+base_training: dict = {"learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "weight_decay": 0.01, "adam_beta2": 0.98, "num_train_epochs": 3, "effective_batch_size": 32, "per_device_train_batch_size": 32, "max_length": 256, "gradient_checkpointing": False}  # demo only: the base training's settings (a full fine-tune from random weights)
 tokenizer_vocab_size: int = 3000  # demo: vocabulary of the byte-level BPE trained on the study's texts
 base_guesses: int = 2000  # demo: base-training turns that answer the location question, blank image, with a guessed place
 clue_corpus: str = ""  # paper: GeoReasoner's reasoning data (its SFT JSON) under the data folder; empty: the demo world's reasoning texts
@@ -58,8 +58,9 @@ max_new_tokens: int = 96  # generation limit of the answers shown
 # Setup (not the method): imports, the pool and the split by city from notebooks 00-03.
 import numpy as np
 import pandas as pd
+from peft import LoraConfig
 
-from geolib import answers, chains, conversations, curation, datasets, inference, io, paths, plots, stages, tuning, vlm
+from geolib import answers, chains, conversations, curation, datasets, inference, io, params, paths, plots, stages, tuning, vlm
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -115,7 +116,6 @@ if demo:
         + chains.chain_conversations(train_pool, image_column="row")
     ) + list(conversations.PROMPTS.values())
     processor = stages.study_tokenizer(profile, corpus_texts, tokenizer_vocab_size)
-    base_settings = stages.stage_settings("demo", "base", base_training)
     print(f"tokenizer: {len(processor)} tokens; base training on {len(base_convs)} conversations, e.g.")
     for conv in (base_convs[0], base_convs[-1]):
         print(f"  {conv['messages'][0]['content'][-1]['text']} -> {conv['messages'][1]['content'][0]['text']}")
@@ -123,8 +123,8 @@ if demo:
     # the tower's tokens, standardised per channel with the training images' statistics (what
     # tells street views apart; without it the small model learns to ignore the image)
     vlm.standardize_image_features(base_model, images[train_pool["row"].to_numpy()])
-    base = tuning.train_stage(base_model, processor, base_convs, "base", base_settings, None,
-                           stages.checkpoint_dir(profile, "base"), images=images)
+    base = tuning.train_stage(base_model, processor, base_convs, "base", base_training, None,  # None: no LoRA, all trains
+                              stages.checkpoint_dir(profile, "base"), images=images)
     fig = plots.plot_training_curve(pd.DataFrame(base.log_history).dropna(subset=["loss"]), "step", ["loss"],
                                     "Demo base training (captions; demo only)")
     plots.save_figure(fig, profile, "04_base_training_loss")
@@ -132,12 +132,18 @@ if demo:
 # %% [markdown]
 # ## Stage 1: a LoRA adapter named `reasoning`
 #
-# The settings of the paper beside those of this run (the demo scales them down for a small
-# model and a few thousand examples on a CPU; the reasons are in `geolib.tuning.DEMO_STAGE1`).
+# GeoReasoner's settings (`params/paper.yaml`) beside this run's. The demo scales them down for a
+# small model and a few thousand examples on a CPU: rank 16 instead of 64 (the demo language
+# model's hidden size is 128, not 3584), α = 2r (the usual default for a small rank), a learning
+# rate 100× higher (a tiny model, few steps), 3 epochs instead of 5 and an effective batch of 16
+# instead of 80 (more optimiser steps from a small data set), and LoRA on the projector too
+# (LLaVA trains its projector when it fine-tunes; the paper's LoRA does not). Scheduler,
+# warm-up, weight decay, Adam β2 and dropout are the paper's.
 
 # %%
-settings = stages.stage_settings(tuning_preset, "reasoning", reasoning_tuning)
-pd.DataFrame({"GeoReasoner (paper)": pd.Series(tuning.PAPER_STAGE1), "this run": pd.Series(settings)}).astype(str)
+paper = params.read_params_file(params.params_file("paper"))
+pd.DataFrame({"GeoReasoner (paper)": pd.Series({**paper["lora"], **paper["reasoning_tuning"]}),
+              "this run": pd.Series({**lora, **reasoning_tuning})}).astype(str)
 
 # %%
 model_, processor = stages.study_model(profile, spec)  # the untuned base (demo: after base training)
@@ -147,8 +153,12 @@ before = inference.generate(model_, processor, np.stack(shown_images) if demo el
                       conversations.PROMPTS["reasoning"], max_new_tokens=max_new_tokens)
 
 # %%
-stage = tuning.train_stage(model_, processor, stage1, inputs.adapter, settings, tuning.lora_config_from(settings),
-                        stages.checkpoint_dir(profile, "reasoning"), images=images)
+# a LoRA on the language model's attention and MLP projections (never the vision tower), and
+# on the projector where `lora["projector"]` says so
+lora_config = LoraConfig(r=lora["r"], lora_alpha=lora["lora_alpha"], lora_dropout=lora["lora_dropout"],
+                         target_modules=tuning.lora_targets(projector=lora["projector"]), bias="none", task_type="CAUSAL_LM")
+stage = tuning.train_stage(model_, processor, stage1, inputs.adapter, reasoning_tuning, lora_config,
+                           stages.checkpoint_dir(profile, "reasoning"), images=images)
 tuning.activate_adapters(stage.model, ["reasoning"], trainable=["reasoning"])  # count what stage 1 trains
 counts = vlm.trainable_parameter_report(stage.model)
 pd.Series(counts, name="parameters").map("{:,}".format)
@@ -182,7 +192,7 @@ with pd.option_context("display.max_colwidth", 200):
 first = float(losses["loss"].head(max(1, len(losses) // 10)).mean())
 last = float(losses["loss"].tail(max(1, len(losses) // 10)).mean())
 summary = {
-    "model": spec.model_id, "tuning_preset": tuning_preset, "settings": settings,
+    "model": spec.model_id, "lora": lora, "settings": reasoning_tuning,
     "n_conversations": len(stage1), "parameters": counts,
     "loss_first": first, "loss_last": last, "steps": int(history["step"].max()),
     "train_samples_per_second": float(history["train_samples_per_second"].dropna().iloc[-1])

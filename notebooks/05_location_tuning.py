@@ -41,8 +41,8 @@
 # %% tags=["parameters"]
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
-tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GeoReasoner's)
-location_tuning: dict = {}  # overrides of the preset's stage-2 settings, e.g. max_steps
+lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "projector": True}  # LoRA of both GeoReasoner stages (peft LoraConfig fields; projector: the projector's layers too)
+location_tuning: dict = {"learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.01, "weight_decay": 0.1, "adam_beta2": 0.95, "num_train_epochs": 3, "effective_batch_size": 16, "per_device_train_batch_size": 16, "max_length": 256, "gradient_checkpointing": False}  # stage 2 and its arms: TrainingArguments fields, the effective batch and the longest sequence in tokens
 train_ablations: bool = True  # also train the ablation arms (stage 2 without stage 1; stage 2 on a random sample)
 train_quality: bool = True  # also train the data-quality arms (one per train_quality_* set of notebook 03)
 n_answers_shown: int = 4  # held-out images whose answers are shown before and after tuning
@@ -53,9 +53,10 @@ arm_workers: int = 2  # arms trained at once, each in its own process with one t
 # Setup (not the method): imports, the pool and the curated splits of notebook 03.
 import numpy as np
 import pandas as pd
+from peft import LoraConfig
 from safetensors.torch import load_file
 
-from geolib import answers, conversations, datasets, inference, io, paths, plots, runtime, stages, tuning, vlm
+from geolib import answers, conversations, datasets, inference, io, params, paths, plots, runtime, stages, tuning, vlm
 
 pool = datasets.read_manifest(datasets.manifest_path(profile))
 data, results = paths.data_dir(profile), paths.results_dir(profile)
@@ -86,8 +87,9 @@ arm_inputs = {arm: stages.stage_inputs(profile, stage, spec) for arm, stage in a
 curated = arm_inputs["full (stage 1 + stage 2, curated)"]
 for message in curated.conversations[0]["messages"]:
     print(f"{message['role']}: {message['content'][-1]['text']}")
-settings = stages.stage_settings(tuning_preset, "location", location_tuning)
-pd.DataFrame({"GeoReasoner (paper)": pd.Series(tuning.PAPER_STAGE2), "this run": pd.Series(settings)}).astype(str)
+paper = params.read_params_file(params.params_file("paper"))  # GeoReasoner's settings; the demo's are notebook 04's
+pd.DataFrame({"GeoReasoner (paper)": pd.Series({**paper["lora"], **paper["location_tuning"]}),
+              "this run": pd.Series({**lora, **location_tuning})}).astype(str)
 
 # %% [markdown]
 # ## Stage 2 on top of stage 1
@@ -106,13 +108,15 @@ before = inference.generate(model_, processor, shown, conversations.PROMPTS["loc
 reasoning_before = {k: v.detach().clone() for k, v in model_.named_parameters() if ".reasoning." in k}
 
 # %%
+lora_config = LoraConfig(r=lora["r"], lora_alpha=lora["lora_alpha"], lora_dropout=lora["lora_dropout"],
+                         target_modules=tuning.lora_targets(projector=lora["projector"]), bias="none", task_type="CAUSAL_LM")
 if arm_workers > 1:  # every arm trains side by side, one process each, as `python -m geolib.train --stage <arm>` does;
     # the cells below then find each finished stage (same data, settings and starting weights) and load it
-    runtime.in_processes(stages.run_lora_stage, [dict(profile=profile, stage=s, spec=spec, preset=tuning_preset,
-                                                      overrides=location_tuning) for s in arm_stages.values()],
+    runtime.in_processes(stages.run_lora_stage, [dict(profile=profile, stage=s, spec=spec, settings=location_tuning,
+                                                      lora=lora_config) for s in arm_stages.values()],
                          arm_workers, threads=1, results=False)
-stage = tuning.train_stage(model_, processor, curated.conversations, curated.adapter, settings,
-                           tuning.lora_config_from(settings), stages.checkpoint_dir(profile, "location"), images=curated.images)
+stage = tuning.train_stage(model_, processor, curated.conversations, curated.adapter, location_tuning, lora_config,
+                           stages.checkpoint_dir(profile, "location"), images=curated.images)
 tuning.activate_adapters(stage.model, ["reasoning", "location"], trainable=["location"])  # count what stage 2 trains
 counts = vlm.trainable_parameter_report(stage.model)
 pd.Series(counts, name="parameters").map("{:,}".format)
@@ -125,9 +129,8 @@ arms = {"full (stage 1 + stage 2, curated)": stage}
 for arm, inputs in arm_inputs.items():
     if arm not in arms:
         start_model, _ = stages.study_model(profile, spec, inputs.start)
-        arms[arm] = tuning.train_stage(start_model, processor, inputs.conversations, inputs.adapter, settings,
-                                       tuning.lora_config_from(settings), stages.checkpoint_dir(profile, arm_stages[arm]),
-                                       images=inputs.images)
+        arms[arm] = tuning.train_stage(start_model, processor, inputs.conversations, inputs.adapter, location_tuning,
+                                       lora_config, stages.checkpoint_dir(profile, arm_stages[arm]), images=inputs.images)
 curves = pd.concat([pd.DataFrame(arm.log_history).dropna(subset=["loss"])[["step", "loss"]].assign(arm=name)
                     for name, arm in arms.items() if "highly locatable" not in name])  # the quality arms: notebook 06
 fig = plots.plot_stage_losses(curves, "Stage 2: location tuning")
@@ -178,7 +181,7 @@ def loss_change(arm):
 
 
 summary = {
-    "model": spec.model_id, "tuning_preset": tuning_preset, "settings": settings, "parameters": counts,
+    "model": spec.model_id, "lora": lora, "settings": location_tuning, "parameters": counts,
     "n_conversations": {arm: len(inputs.conversations) for arm, inputs in arm_inputs.items()},
     "arms": {name: dict(zip(("loss_first", "loss_last"), loss_change(arm)),
                         checkpoint=str(arm.output_dir.relative_to(paths.run_dir(profile))))

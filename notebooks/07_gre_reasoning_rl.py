@@ -56,9 +56,10 @@
 # %% tags=["parameters"]
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
-tuning_preset: str = "demo"  # stage settings: demo (scaled down, printed below) or paper (GRE's RL settings, GeoReasoner's LoRA for the cold start)
-gre_sft: dict = {}  # overrides of the preset's cold-start SFT settings (geolib.chains.DEMO_SFT or PAPER_SFT), e.g. max_steps
-gre_grpo: dict = {}  # overrides of the preset's GRPO settings (geolib.grpo.DEMO_GRPO or PAPER_GRPO), e.g. max_steps
+lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "projector": True}  # the cold start's LoRA: GeoReasoner's of notebooks 04 and 05 (peft LoraConfig fields; projector: the projector's layers too)
+gre_sft: dict = {"learning_rate": 3e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.01, "weight_decay": 0.1, "adam_beta2": 0.95, "num_train_epochs": 2, "effective_batch_size": 16, "per_device_train_batch_size": 16, "max_length": 320, "gradient_checkpointing": False}  # the cold start: TrainingArguments fields, the effective batch and the longest sequence in tokens
+gre_grpo: dict = {"num_generations": 8, "beta": 0.04, "max_completion_length": 128, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "max_steps": 100, "learning_rate": 2e-4, "lr_scheduler_type": "constant", "temperature": 1.0, "loss_type": "grpo", "scale_rewards": "group", "gradient_checkpointing": False, "logging_steps": 1, "save_steps": 25}  # GRPO: TRL GRPOConfig fields
+grpo_lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "projector": False}  # GRPO's LoRA on the cold-start model (peft LoraConfig fields)
 seeds: list[int] = [0, 1, 2]  # training seeds: the cold start and GRPO run once per seed, all answer the same test images (each seed's model stays in memory until then)
 theta_schedule: list[float] = [5000.0, 2500.0, 750.0, 200.0, 25.0]  # θ of the distance reward in km, coarse to fine
 theta_window: int = 20  # GRPO steps whose mean distance reward decides a move to the next θ
@@ -80,8 +81,9 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+from peft import LoraConfig
 
-from geolib import chains, corpora, curation, datasets, gre, gre_scores, grpo, io, paths, plots, rewards, runtime, stages, tuning, vlm
+from geolib import chains, corpora, curation, datasets, gre, gre_scores, grpo, io, params, paths, plots, rewards, runtime, stages, tuning, vlm
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -185,9 +187,11 @@ plots.save_figure(fig, profile, "07_distance_reward")
 # ## 3. Cold-start SFT: a LoRA adapter named `gre_sft`
 #
 # The chains of the training images, trained with the same LoRA stage as GeoReasoner's stages
-# (`geolib.tuning.train_stage`, loss on the assistant's tokens only). GRE's stage-1 script is not
-# public, so the paper preset keeps GeoReasoner's LoRA settings with room for long chains; the demo
-# preset is notebook 04's demo stage for one epoch at a higher learning rate.
+# (`geolib.tuning.train_stage`, loss on the assistant's tokens only) and GeoReasoner's LoRA (`lora`).
+# GRE's stage-1 script is not public, so the paper profile keeps GeoReasoner's settings with room
+# for long chains (`max_length` 4096); the demo's are notebook 04's stage for two epochs at a 3×
+# higher learning rate (about 220 steps of 16 chains; a demo chain is 82-120 tokens after the 4
+# image tokens and the prompt's 83, well inside `max_length`).
 #
 # *Demo only:* the demo's base training (notebook 04: captions that never name a place, and
 # text-only world knowledge) never wrote coordinates' digits or `<think>`/`<answer>`, and the
@@ -197,8 +201,8 @@ plots.save_figure(fig, profile, "07_distance_reward")
 # written in (peft's `trainable_token_indices`); a real base model writes all of them already.
 
 # %%
-sft_settings = chains.sft_settings(tuning_preset, gre_sft)
-pd.DataFrame({"paper preset": pd.Series(chains.PAPER_SFT), "this run": pd.Series(sft_settings)}).astype(str)
+paper = params.read_params_file(params.params_file("paper"))  # GRE's settings where its paper or scripts give them
+pd.DataFrame({"paper": pd.Series({**paper["lora"], **paper["gre_sft"]}), "this run": pd.Series({**lora, **gre_sft})}).astype(str)
 
 # %% [markdown]
 # ## 4. GRPO with the format and distance rewards
@@ -210,11 +214,14 @@ pd.DataFrame({"paper preset": pd.Series(chains.PAPER_SFT), "this run": pd.Series
 # disabled) is exactly the SFT model, as in GRE. The settings beside GRE's:
 
 # %%
-grpo_settings = grpo.grpo_settings(tuning_preset, gre_grpo)
-# "paper preset": GRE's published RL settings where the paper or its script gives them
-# (generations, β, completion length, learning rate); training a LoRA adapter instead of GRE's full
-# fine-tune, and the rest, are this study's choices.
-pd.DataFrame({"paper preset": pd.Series(grpo.PAPER_GRPO), "this run": pd.Series(grpo_settings)}).astype(str)
+# "paper": GRE's RL settings from its scripts (8 generations per prompt, KL β 0.04, completions up
+# to 2048 tokens, 8 completions per device × 2 accumulation steps, one epoch, a checkpoint every
+# 800 steps, data seed 42); the learning rate (TRL's default), the temperature, the loss and a LoRA
+# (GeoReasoner's r 64, α 16) instead of GRE's full fine-tune on 8 GPUs are this study's choices.
+# The demo: 8 generations for each of 2 images a step, completions up to 128 tokens, a learning
+# rate for a small model and 100 steps (about 350 s a seed on one core).
+pd.DataFrame({"paper": pd.Series({**paper["grpo_lora"], **paper["gre_grpo"]}),
+              "this run": pd.Series({**grpo_lora, **gre_grpo})}).astype(str)
 
 # %%
 if gre_rl_prompts:
@@ -223,8 +230,8 @@ if gre_rl_prompts:
     prompts = grpo.grpo_dataset(seed_prompts, image_column="image_path")
 else:  # the training split: no validation or test city is ever seen in RL either
     prompts = grpo.grpo_dataset(train_pool, image_column="row" if demo else "image_path")
-print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generations']} chains for each of "
-      f"{grpo_settings['per_device_train_batch_size'] // grpo_settings['num_generations']} images")
+print(f"{len(prompts)} RL prompts; each step samples {gre_grpo['num_generations']} chains for each of "
+      f"{gre_grpo['per_device_train_batch_size'] // gre_grpo['num_generations']} images")
 
 # %% [markdown]
 # ### The runs: cold start, then GRPO, once per seed
@@ -242,11 +249,15 @@ print(f"{len(prompts)} RL prompts; each step samples {grpo_settings['num_generat
 # trains them itself, one after another.
 
 # %%
-sft_lora = tuning.lora_config_from(sft_settings)  # LoRA on the language model's attention and MLP projections
+# LoRA on the language model's attention and MLP projections (and the projector where it says so)
+sft_lora = LoraConfig(r=lora["r"], lora_alpha=lora["lora_alpha"], lora_dropout=lora["lora_dropout"],
+                      target_modules=tuning.lora_targets(projector=lora["projector"]), bias="none", task_type="CAUSAL_LM")
+rl_lora = LoraConfig(r=grpo_lora["r"], lora_alpha=grpo_lora["lora_alpha"], lora_dropout=grpo_lora["lora_dropout"],
+                     target_modules=tuning.lora_targets(projector=grpo_lora["projector"]), bias="none", task_type="CAUSAL_LM")
 schedules = {s: rewards.ThetaSchedule(stages=tuple(theta_schedule), window=theta_window, advance_at=theta_advance_at)
              for s in seeds}
-jobs = {s: dict(profile=profile, spec=spec, seed=s, cold_start=cold_start, sft_settings=sft_settings, sft_lora=sft_lora,
-                prompts=prompts, theta_schedule=schedules[s], grpo_settings=grpo_settings, sft_images=sft_images,
+jobs = {s: dict(profile=profile, spec=spec, seed=s, cold_start=cold_start, sft_settings=gre_sft, sft_lora=sft_lora,
+                prompts=prompts, theta_schedule=schedules[s], grpo_settings=gre_grpo, grpo_lora=rl_lora, sft_images=sft_images,
                 images=images if demo else None,
                 train_chain_tokens=demo)  # demo: and the embedding rows of the chains' tokens (see above)
         for s in seeds}
@@ -440,7 +451,7 @@ for _, row in shown.iterrows():
 
 # %%
 summary = {
-    "model": spec.model_id, "tuning_preset": tuning_preset, "sft_settings": sft_settings, "grpo_settings": grpo_settings,
+    "model": spec.model_id, "lora": lora, "sft_settings": gre_sft, "grpo_lora": grpo_lora, "grpo_settings": gre_grpo,
     "seeds": list(seeds), "theta_schedules": {s: schedules[s].state_dict() for s in seeds},
     "n_cold_start": len(cold_start), "n_rl_prompts": len(prompts), "n_test_images": len(eval_pool),
     "sft_loss": {s: {"first": float(part["loss"].head(max(1, len(part) // 10)).mean()),

@@ -798,7 +798,7 @@ def training_resumes_past_an_empty_checkpoint_and_a_damaged_stage_record(ctx, re
     rows, features, tokenizer = (request.getfixturevalue(n) for n in ("pool", "feats", "tok"))
 
     convs = conversations.make_conversations(rows, "location")
-    lora = tuning.lora_config(r=4, alpha=8, dropout=0.0)
+    lora = tuning.lora_config(r=4, lora_alpha=8, lora_dropout=0.0)
     straight = tuning.train_stage(_tiny_model(tokenizer), tokenizer, convs, "location", _steps(4), lora, ctx.tmp / "a", images=features)
 
     def interrupt(self, args, state, control, **kwargs):

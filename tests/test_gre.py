@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geolib import chains, conversations, gre_scores, grpo, tuning, world
+from geolib import chains, conversations, gre_scores, grpo, params, tuning, world
 from geolib.answers import parse_answer
 from geolib.rewards import ThetaSchedule, format_reward
 
@@ -20,6 +20,8 @@ from geolib import vlm  # noqa: E402
 
 TINY = {"model_id": "demo", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 2,
         "intermediate_size": 128, "max_positions": 512, "image_grid": 7}
+#: Notebook 07's own settings (its parameters cell).
+DEMO = params.notebook_values("07_gre_reasoning_rl")
 N_IMAGES = 8
 
 
@@ -274,33 +276,18 @@ def test_build_chain_scores_perfectly_on_its_own_rows(pool):
 # --------------------------------------------------------------------------------------------- settings
 
 
-def test_grpo_config_from_the_paper_and_demo_dicts(tmp_path):
-    paper = grpo.grpo_config(tmp_path, grpo.PAPER_GRPO)
+def test_grpo_config_from_the_paper_and_demo_settings(tmp_path):
+    paper = grpo.grpo_config(tmp_path, params.notebook_values("07_gre_reasoning_rl", "paper")["gre_grpo"])
     assert (paper.num_generations, paper.beta, paper.max_completion_length) == (8, 0.04, 2048)
     assert paper.per_device_train_batch_size == 8 and paper.gradient_accumulation_steps == 2
     assert paper.activation_checkpointing and not paper.remove_unused_columns
-    assert grpo.PAPER_GRPO["model_id"] == "Qwen/Qwen2.5-VL-7B-Instruct"
-    demo = grpo.grpo_config(tmp_path, grpo.DEMO_GRPO, max_steps=1)
+    assert paper.max_steps == -1 and paper.num_train_epochs == 1  # the demo's 100 steps do not leak into the paper's run
+    demo = grpo.grpo_config(tmp_path, DEMO["gre_grpo"], max_steps=1)
     assert demo.max_steps == 1 and demo.generation_batch_size % demo.num_generations == 0
     if not torch.cuda.is_available():
         assert demo.use_cpu and not demo.bf16
-    with pytest.raises(ValueError, match="unknown GRPO settings"):
-        grpo.grpo_config(tmp_path, dict(grpo.DEMO_GRPO, n_generations=4))
-
-
-def test_sft_and_grpo_settings_take_overrides_and_reject_unknown_keys():
-    assert chains.sft_settings("demo") == chains.DEMO_SFT and chains.sft_settings("paper") == chains.PAPER_SFT
-    assert chains.sft_settings("demo", {"max_steps": 3, "lora_r": 4})["max_steps"] == 3
-    assert grpo.grpo_settings("paper") == grpo.PAPER_GRPO
-    demo = grpo.grpo_settings("demo", {"max_steps": 2, "num_generations": 4, "lora_alpha": 8})
-    assert (demo["max_steps"], demo["num_generations"], demo["lora_alpha"], demo["beta"]) == (2, 4, 8, 0.04)
-    with pytest.raises(ValueError, match=r"'num_generation' \(did you mean 'num_generations'\?\)"):
-        grpo.grpo_settings("demo", {"num_generation": 4})
-    with pytest.raises(ValueError, match="unknown cold-start setting 'lora_rank'"):
-        chains.sft_settings("demo", {"lora_rank": 4})
-    with pytest.raises(ValueError, match="unknown tuning preset 'gpu'"):
-        grpo.grpo_settings("gpu")
-    grpo.grpo_config("/tmp/unused", grpo.grpo_settings("demo", {"max_steps": 1}))  # a valid GRPOConfig
+    with pytest.raises(ValueError, match=r"unknown GRPO setting 'n_generations' \(did you mean 'num_generations'\?\)"):
+        grpo.grpo_config(tmp_path, dict(DEMO["gre_grpo"], n_generations=4))
 
 
 def test_grpo_dataset_int_keys_paths_and_bad_rows(tmp_path):
@@ -395,7 +382,7 @@ def test_chain_token_ids_and_a_cold_start_with_trainable_token_rows_merges_exact
 
 
 def _grpo_settings(**kw):
-    base = dict(grpo.DEMO_GRPO, num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
+    base = dict(DEMO["gre_grpo"], num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
                 max_steps=1, save_steps=1, disable_tqdm=True, learning_rate=1e-2)
     return {**base, **kw}
 
@@ -475,22 +462,23 @@ def test_one_grpo_step_on_a_tiny_qwen25vl_with_image_files(tok, tmp_path):
         paths.append(str(p))
     dataset = grpo.grpo_dataset(pd.DataFrame({"lat": [48.85, -33.87], "lon": [2.35, 151.21], "path": paths}),
                                image_column="path")
-    hp = dict(_grpo_settings(), lora_r=4, lora_alpha=8)
-    result = grpo.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "grpo")
+    hp, lora = _grpo_settings(), tuning.lora_config(4, 8, 0.0)
+    result = grpo.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "grpo", lora_config=lora)
     step = [h for h in result.log_history if "reward" in h]
     assert len(step) == 1 and np.isfinite(step[0]["kl"]) and step[0]["theta_km"] == 2500.0
     with pytest.raises(ValueError, match="hub processor reads the images itself"):
-        grpo.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "y", images=np.zeros((2, 49, 1280)))
+        grpo.train_grpo(model, proc, dataset, ThetaSchedule(), hp, tmp_path / "y", images=np.zeros((2, 49, 1280)),
+                        lora_config=lora)
 
 
 def test_train_grpo_input_errors(tok, feats, tmp_path):
     import datasets
 
     with pytest.raises(TypeError, match="ThetaSchedule"):
-        grpo.train_grpo(None, tok, [], 2500.0, grpo.DEMO_GRPO, tmp_path)
+        grpo.train_grpo(None, tok, [], 2500.0, DEMO["gre_grpo"], tmp_path)
     with pytest.raises(ValueError, match=r"lacks columns \['image'"):
         grpo.train_grpo(None, tok, datasets.Dataset.from_dict({"prompt": [[]], "lat": [1.0], "lon": [2.0]}),
-                       ThetaSchedule(), grpo.DEMO_GRPO, tmp_path)
+                       ThetaSchedule(), DEMO["gre_grpo"], tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="no usable rows"):

@@ -10,7 +10,7 @@ Measured on the demo profile's model and world (40 countries): 97% (the first re
 
 import pytest
 
-from geolib import conversations, curation, features, inference, tuning, vlm, world
+from geolib import conversations, curation, features, inference, params, tuning, vlm, world
 
 torch = pytest.importorskip("torch")
 
@@ -41,10 +41,11 @@ def test_stage_two_fits_its_own_training_images(tmp_path):
                               tmp_path / "tok")
     model, _ = vlm.build_model(spec, processor=tok)
     vlm.standardize_image_features(model, images[train.index.to_numpy()])
-    base_settings = dict(tuning.DEMO_BASE, num_train_epochs=BASE_EPOCHS, per_device_train_batch_size=16, effective_batch_size=16, disable_tqdm=True)
+    demo = params.notebook_values("05_location_tuning") | {"base_training": params.notebook_values("04_reasoning_tuning")["base_training"]}
+    base_settings = dict(demo["base_training"], num_train_epochs=BASE_EPOCHS, per_device_train_batch_size=16, effective_batch_size=16, disable_tqdm=True)
     base = tuning.train_stage(model, tok, base_convs, "base", base_settings, None, tmp_path / "base", images=images)
-    settings = dict(tuning.DEMO_STAGE2, num_train_epochs=EPOCHS, learning_rate=LR, disable_tqdm=True, save_steps=10**6)
-    stage = tuning.train_stage(base.model, tok, stage2, "location", settings, tuning.lora_config_from(settings),
+    settings = dict(demo["location_tuning"], num_train_epochs=EPOCHS, learning_rate=LR, disable_tqdm=True, save_steps=10**6)
+    stage = tuning.train_stage(base.model, tok, stage2, "location", settings, tuning.lora_config(**demo["lora"]),
                                tmp_path / "location", images=images)
     names = sorted({conversations.country_name(c) for c in pool["country"]})
     scores = inference.closed_set_scores(stage.model, tok, images[rows], names)

@@ -8,20 +8,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from geolib import conversations, inference, tuning, vlm
+from geolib import conversations, inference, params, tuning, vlm
 
 torch = pytest.importorskip("torch")
 
 TINY = {"model_id": "demo", "hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 2,
         "intermediate_size": 128, "max_positions": 256, "image_grid": 7}
 N_IMAGES = 12
+#: Notebook 04's own settings (its parameters cell), and the paper profile's over them.
+DEMO = params.notebook_values("04_reasoning_tuning")
+PAPER = params.notebook_values("04_reasoning_tuning", "paper")
 
 
 def _steps(max_steps, **kw):
     """A demo stage dict for a handful of steps (high learning rate so that a few steps show)."""
-    settings = dict(tuning.DEMO_STAGE1, learning_rate=5e-2, warmup_ratio=0.0, per_device_train_batch_size=4,
+    settings = dict(DEMO["reasoning_tuning"], learning_rate=5e-2, warmup_ratio=0.0, per_device_train_batch_size=4,
                     effective_batch_size=4, max_steps=max_steps, logging_steps=1, save_steps=2, disable_tqdm=True,
-                    lora_dropout=0.0, max_length=128)
+                    max_length=128)
     return {**settings, **kw}
 
 
@@ -257,7 +260,7 @@ def test_demo_model_tower_pretrained_frozen_and_accepts_pixels_or_features(tok):
 
 
 def test_lora_targets_language_model_projections_only(tok):
-    model = tuning.add_stage_adapter(_tiny_model(tok), "reasoning", tuning.lora_config(r=4, alpha=8))
+    model = tuning.add_stage_adapter(_tiny_model(tok), "reasoning", tuning.lora_config(r=4, lora_alpha=8))
     lora_modules = {n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters() if ".lora_" in n}
     assert lora_modules and all(".language_model." in n for n in lora_modules)
     assert {n.rsplit(".", 1)[-1] for n in lora_modules} == set(tuning.LORA_TARGET_MODULES)
@@ -303,7 +306,7 @@ def test_full_stage_trains_lm_and_projector_not_tower_then_reloads(tok, pool, fe
 def test_stage_two_stacks_on_stage_one(tok, pool, feats, tmp_path):
     s1 = conversations.make_conversations(pool, "reasoning")
     s2 = conversations.make_conversations(pool, "location")
-    lora = tuning.lora_config(r=4, alpha=8, dropout=0.0)
+    lora = tuning.lora_config(r=4, lora_alpha=8, lora_dropout=0.0)
     r1 = tuning.train_stage(_tiny_model(tok), tok, s1, "reasoning", _steps(2), lora, tmp_path / "s1", images=feats)
     stage1 = _adapter_weights(r1.model, "reasoning")
     assert stage1 and any(v.abs().sum() > 0 for k, v in stage1.items() if "lora_B" in k)
@@ -342,7 +345,7 @@ def test_stage_two_stacks_on_stage_one(tok, pool, feats, tmp_path):
 
 def test_interrupted_stage_resumes_from_last_checkpoint(tok, pool, feats, tmp_path, monkeypatch):
     convs = conversations.make_conversations(pool, "location")
-    lora = tuning.lora_config(r=4, alpha=8, dropout=0.0)
+    lora = tuning.lora_config(r=4, lora_alpha=8, lora_dropout=0.0)
     straight = tuning.train_stage(_tiny_model(tok), tok, convs, "location", _steps(4), lora, tmp_path / "a", images=feats)
 
     def interrupt(self, args, state, control, **kwargs):
@@ -413,19 +416,19 @@ def test_generate_from_image_files_runs_the_tower(tok, feats, tmp_path):
 # --------------------------------------------------------------------------------------------- settings
 
 
-def test_training_arguments_from_stage_dicts(tmp_path):
-    args = tuning.training_arguments(tmp_path, tuning.PAPER_STAGE1)
+def test_training_arguments_from_stage_settings(tmp_path):
+    args = tuning.training_arguments(tmp_path, PAPER["reasoning_tuning"])
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 80
     assert args.learning_rate == 1e-5 and args.adam_beta2 == 0.95 and args.weight_decay == 0.1
     assert args.warmup_steps == 0.01 and args.num_train_epochs == 5
     assert args.lr_scheduler_type == "cosine"
     if not torch.cuda.is_available():
         assert args.use_cpu and not args.bf16
-    lora = tuning.lora_config_from(tuning.PAPER_STAGE1)
+    lora = tuning.lora_config(**PAPER["lora"])
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (64, 16, 0.05)
     with pytest.raises(ValueError, match="not a multiple"):
-        tuning.training_arguments(tmp_path, dict(tuning.PAPER_STAGE1, per_device_train_batch_size=3))
-    assert tuning.training_arguments(tmp_path, tuning.DEMO_STAGE1, max_steps=1).max_steps == 1
+        tuning.training_arguments(tmp_path, dict(PAPER["reasoning_tuning"], per_device_train_batch_size=3))
+    assert tuning.training_arguments(tmp_path, DEMO["reasoning_tuning"], max_steps=1).max_steps == 1
 
 
 def test_build_model_errors():
@@ -469,7 +472,7 @@ def test_paper_class_tiny_qwen25vl_build_format_train_generate(qwen, pool, stree
     assert not any(p.requires_grad for p in vlm.vision_tower(model).parameters())
 
     # LoRA lands on the language model only (Qwen's vision blocks also have gate/up/down_proj).
-    peft_model = tuning.add_stage_adapter(model, "reasoning", tuning.lora_config(r=4, alpha=8))
+    peft_model = tuning.add_stage_adapter(model, "reasoning", tuning.lora_config(r=4, lora_alpha=8))
     lora_modules = {n.rsplit(".lora_", 1)[0] for n, _ in peft_model.named_parameters() if ".lora_" in n}
     assert len(lora_modules) == 7 * 2 and all(".language_model." in n for n in lora_modules)
     assert not any(".visual." in n for n, p in peft_model.named_parameters() if p.requires_grad)
@@ -488,10 +491,10 @@ def test_paper_class_tiny_qwen25vl_build_format_train_generate(qwen, pool, stree
 
     # One training step through the shared path (a fresh model: LoRA was injected above).
     model, _ = vlm.build_model(spec, processor=processor, config=config)
-    hp = dict(tuning.PAPER_STAGE1, per_device_train_batch_size=2, effective_batch_size=4, max_length=512,
+    hp = dict(PAPER["reasoning_tuning"], per_device_train_batch_size=2, effective_batch_size=4, max_length=512,
               learning_rate=1e-3, disable_tqdm=True, logging_steps=1)
     result = tuning.train_stage(model, processor, convs, "location", tuning.training_arguments(tmp_path / "q", hp, max_steps=1),
-                                tuning.lora_config_from(hp), tmp_path / "q")
+                                tuning.lora_config(**PAPER["lora"]), tmp_path / "q")
     assert result.log_history[0]["step"] == 1 and np.isfinite(result.log_history[0]["loss"])
     assert (tmp_path / "q" / "adapter" / "location" / "adapter_config.json").exists()
 
@@ -656,7 +659,7 @@ def test_the_demo_model_sees_four_tokens_by_default(tok):
 
 
 def test_lora_on_the_projector_where_the_stage_asks(tok, qwen):
-    model = tuning.add_stage_adapter(_tiny_model(tok), "reasoning", tuning.lora_config_from(tuning.DEMO_STAGE1))
+    model = tuning.add_stage_adapter(_tiny_model(tok), "reasoning", tuning.lora_config(**DEMO["lora"]))
     lora_modules = {n.rsplit(".lora_", 1)[0] for n, _ in model.named_parameters() if ".lora_" in n}
     projector = {n for n in lora_modules if "multi_modal_projector" in n}
     assert {n.rsplit(".", 1)[-1] for n in projector} == {"linear_1", "linear_2"}
@@ -666,8 +669,8 @@ def test_lora_on_the_projector_where_the_stage_asks(tok, qwen):
     assert trainable and all(".lora_" in n and ".reasoning" in n for n in trainable)
     assert vlm.trainable_parameter_report(model)["trainable"] == vlm.trainable_parameter_report(model)["lora"]
     # the paper's preset adapts the language model only; asked, the Qwen2.5-VL merger gets LoRA too
-    assert tuning.PAPER_STAGE1["lora_projector"] is False
-    assert not tuning.lora_config_from(tuning.PAPER_STAGE1).target_modules.count("merger")
+    assert PAPER["lora"]["projector"] is False
+    assert not tuning.lora_config(**PAPER["lora"]).target_modules.count("merger")
     import re as re_
 
     config, processor = qwen

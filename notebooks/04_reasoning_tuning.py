@@ -58,9 +58,9 @@ max_new_tokens: int = 96  # generation limit of the answers shown
 # Setup (not the method): imports, the pool and the split by city from notebooks 00-03.
 import numpy as np
 import pandas as pd
-from peft import LoraConfig
 
 from geolib import answers, chains, conversations, curation, datasets, inference, io, params, paths, plots, stages, tuning, vlm
+from peft import LoraConfig  # after geolib, which readies torchvision for transformers first
 
 pool = datasets.study_pool(profile)  # with each image's row and its split by city (notebook 02)
 data, results = paths.data_dir(profile), paths.results_dir(profile)

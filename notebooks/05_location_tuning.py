@@ -53,10 +53,10 @@ arm_workers: int = 2  # arms trained at once, each in its own process with one t
 # Setup (not the method): imports, the pool and the curated splits of notebook 03.
 import numpy as np
 import pandas as pd
-from peft import LoraConfig
 from safetensors.torch import load_file
 
 from geolib import answers, conversations, datasets, inference, io, params, paths, plots, runtime, stages, tuning, vlm
+from peft import LoraConfig  # after geolib, which readies torchvision for transformers first
 
 pool = datasets.read_manifest(datasets.manifest_path(profile))
 data, results = paths.data_dir(profile), paths.results_dir(profile)

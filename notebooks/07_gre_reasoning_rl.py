@@ -81,9 +81,9 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from peft import LoraConfig
 
 from geolib import chains, corpora, curation, datasets, gre, gre_scores, grpo, io, params, paths, plots, rewards, runtime, stages, tuning, vlm
+from peft import LoraConfig  # after geolib, which readies torchvision for transformers first
 
 if num_threads:
     torch.set_num_threads(num_threads)

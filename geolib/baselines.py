@@ -17,7 +17,8 @@ The baselines:
    (each the mode at its own level), at that city's training centroid.
 2. :func:`linear_probe_baseline` (= :func:`fit_linear_probe` + :func:`predict_linear_probe`):
    multinomial logistic regression on frozen image features (demo: EfficientNet-Lite0; paper:
-   CLIP), predicting a country or a city; coordinates are the predicted class's training centroid.
+   CLIP), predicting a country or a city; coordinates are the predicted class's training centroid;
+   its L2 strength chosen on validation images by :func:`select_probe_c`.
 3. GeoCLIP-style retrieval (Vivanco et al., NeurIPS 2023): :mod:`geolib.geoclip`.
 4. StreetCLIP zero-shot: :mod:`geolib.zero_shot`.
 """
@@ -349,3 +350,24 @@ def linear_probe_baseline(
     """Fit a linear probe on the training split and predict the test split (see :func:`fit_linear_probe`)."""
     probe = fit_linear_probe(train_features, train_df, target=target, C=C, seed=seed, max_iter=max_iter)
     return predict_linear_probe(probe, test_features, test_df)
+
+
+def select_probe_c(train_features: Any, train_df: pd.DataFrame, val_features: Any, val_df: pd.DataFrame,
+                   c_grid: Sequence[float]) -> tuple[float, dict[float, float]]:
+    """The linear probe's inverse L2 strength, chosen on the validation cities.
+
+    Each ``C`` of ``c_grid`` fits a country probe on the training split; its country accuracy on
+    the validation split (correct among all validation images) is its score.
+
+    Returns:
+        ``(best C, {C: validation accuracy})``; the first of equally good ``C`` wins.
+    """
+    from geolib.evaluation import correct_and_answered
+
+    if not len(c_grid):
+        raise ValueError("c_grid is empty: give at least one C")
+    scores = {}
+    for c in c_grid:
+        pred = linear_probe_baseline(train_features, train_df, val_features, val_df, "country", C=c)
+        scores[c] = float(correct_and_answered(pred["pred_country"], val_df["country"])[0].mean())
+    return max(scores, key=scores.get), scores

@@ -18,6 +18,10 @@ notebook 06 needs around them:
 * :func:`faithfulness`: of the clues a model's reasons cite, the share that is visible in the image
   (precision), and of the visible clues the share cited (recall), with intervals;
 * :func:`within_km_curve` and :func:`errors_by_country` for the curves and the map;
+* :func:`faithfulness_with_references`: that table for every model with reasons, beside the demo
+  world's own reasoning texts and each model's reasons given to another image;
+* the record: :func:`summary_keys` (headline keys for ``summary.json``), :func:`gain_summary` (the
+  headline in words) and :func:`check_table` (what any table must satisfy, for the notebook's checks);
 * the published numbers of GeoReasoner's Tables 1 and 3 and its data-quality experiment
   (:func:`paper_table`), printed beside this study's as a reference (they are on another test set).
 
@@ -565,6 +569,46 @@ def faithfulness(reasons: Sequence[Any], visible: Sequence[Any], n_boot: int = 1
     return out
 
 
+#: The columns of the faithfulness table notebook 06 shows (:func:`faithfulness_with_references`).
+FAITHFULNESS_COLUMNS = ("precision", "precision_low", "precision_high", "recall", "recall_low", "recall_high",
+                        "hallucination_rate", "reasons_field_read", "clues_per_answer", "n")
+
+
+def faithfulness_with_references(reasons: Mapping[str, pd.DataFrame], test_df: pd.DataFrame, n_boot: int = 1000) -> dict[str, dict]:
+    """:func:`faithfulness` of each model's reasons on the test images, framed by two references.
+
+    Rows: ``"<model> (reasoning question)"`` (its reasons, :func:`reasons_or_raw`, with
+    ``reasons_field_read``, the share of answers whose reasons field was read); ``"reference: the
+    demo world's reasoning texts"`` (written from the visible clues: the ceiling); and
+    ``"reference: <model>, reasons of another image"`` (each image gets the reasons written for
+    the next one: what reasons unrelated to the image score).
+
+    Args:
+        reasons: model name -> its answers with reasons, in the test split's order.
+        test_df: the test split with ``clues`` (visible clue ids per image) and ``reasoning``.
+        n_boot: bootstrap replicates.
+
+    Returns:
+        ``{row: faithfulness}``; ``{}`` when no model gave reasons or the split has no visible-clue
+        annotation (real data).
+    """
+    has_clues = "clues" in test_df and test_df["clues"].map(lambda c: c is not None and len(c) > 0).any()
+    if not (has_clues and reasons):
+        return {}
+    clues = test_df["clues"].tolist()
+    out = {}
+    for name, p in reasons.items():
+        if not (p["image_id"].to_numpy() == test_df["image_id"].to_numpy()).all():
+            raise ValueError(f"the answers of {name!r} are not in the test split's order")
+        out[f"{name} (reasoning question)"] = {**faithfulness(reasons_or_raw(p), clues, n_boot=n_boot),
+                                               "reasons_field_read": float(p["reasons"].notna().mean())}
+    out["reference: the demo world's reasoning texts"] = faithfulness(test_df["reasoning"].tolist(), clues, n_boot=n_boot)
+    for name, p in reasons.items():
+        shuffled = np.roll(np.array(reasons_or_raw(p), dtype=object), 1).tolist()
+        out[f"reference: {name}, reasons of another image"] = faithfulness(shuffled, clues, n_boot=n_boot)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Curves and maps
 
@@ -601,10 +645,95 @@ def errors_by_country(pred: pd.DataFrame, test_df: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["country", "n", "answered", "country_correct", "median_km"])
 
 
+# ---------------------------------------------------------------------------------------------
+# The record: headline keys and checks
+
+
+def summary_keys(tables: Sequence[pd.DataFrame], arm_keys: Mapping[str, str],
+                 closed: Mapping[str, Mapping[str, float]] | None = None, quality: pd.DataFrame | None = None,
+                 prefix: str = "06") -> dict[str, float]:
+    """The headline keys of notebook 06 for ``summary.json`` (``docs/results.md``).
+
+    Args:
+        tables: tidy tables (:func:`evaluation_table`); every model named in ``arm_keys`` gets
+            ``<prefix>.<key>.country_f1`` (+ ``.ci_low``, ``.ci_high``) and ``<prefix>.<key>.answered``.
+        arm_keys: model name -> its key (``full``, ``base``, ...); other models are left out.
+        closed: model name -> closed-set accuracy (``top1``, ``top5``): ``.closed_set_top1`` / ``_top5``.
+        quality: :func:`quality_curve`'s frame: ``<prefix>.quality.share_<p>.country_acc`` (+ ``.ci_low``,
+            ``.ci_high``) and ``.minus_lowest.ci_low`` per share.
+    """
+    keys: dict[str, float] = {}
+    for table in tables:
+        for model_name, metrics_of in table_records(table).items():
+            if model_name in arm_keys:
+                key, f1 = f"{prefix}.{arm_keys[model_name]}", metrics_of["country_f1"]
+                keys |= {f"{key}.country_f1": f1["value"], f"{key}.country_f1.ci_low": f1["ci_low"],
+                         f"{key}.country_f1.ci_high": f1["ci_high"], f"{key}.answered": metrics_of["country_recall"]["value"]}
+    for model_name, acc in (closed or {}).items():
+        if model_name in arm_keys:
+            key = f"{prefix}.{arm_keys[model_name]}"
+            keys |= {f"{key}.closed_set_top1": acc["top1"], f"{key}.closed_set_top5": acc["top5"]}
+    for row in ([] if quality is None else quality.to_dict(orient="records")):
+        key = f"{prefix}.quality.share_{int(row['share'])}"
+        keys |= {f"{key}.country_acc": row["country_accuracy"], f"{key}.country_acc.ci_low": row["ci_low"],
+                 f"{key}.country_acc.ci_high": row["ci_high"], f"{key}.minus_lowest.ci_low": row["minus_lowest_ci_low"]}
+    return keys
+
+
+def gain_summary(gains: Mapping[str, Mapping[str, float]], base: str, table: pd.DataFrame, baselines: Sequence[str]) -> str:
+    """The headline in words: the full model's country F1 against the untuned ``base`` (relative gain;
+    GeoReasoner's aim is +25%) and its paired difference from the best of ``baselines`` in ``table``.
+
+    Args:
+        gains: model name -> :func:`f1_difference` of the full model minus that model.
+        base: the untuned base's name; table: the tidy main table; baselines: the baselines' names.
+    """
+    vs_base = gains.get(base, {})
+    nan = float("nan")
+    relative = vs_base.get("relative", nan)
+    lines = [f"country F1: full {vs_base.get('first', nan):.3f} vs untuned base {vs_base.get('second', nan):.3f}"
+             f" (relative gain {'undefined: the base scores 0' if np.isnan(relative) else f'{relative:+.0%}'}; the paper's aim: ≥ +25%)"]
+    best = max(baselines, key=lambda n: values(table).loc[n, "country_f1"])
+    if best in gains:
+        g = gains[best]
+        lines.append(f"full − best baseline ({best}): {g['difference']:+.3f} country F1 [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]")
+    return "\n".join(lines)
+
+def check_table(table: pd.DataFrame, name: str = "table") -> None:
+    """Check a tidy table (:func:`evaluation_table`) on what holds for any model.
+
+    Shares and their intervals lie in [0, 1]; every finite interval is ordered; GeoScore is in
+    [0, 5000] and the median error ≥ 0; F1 is the harmonic mean of accuracy and recall at country
+    and at city level.
+
+    Raises:
+        AssertionError: naming the table, the check and the models that fail it.
+    """
+    def fail(what: str, rows: pd.DataFrame) -> None:
+        if len(rows):
+            raise AssertionError(f"{name}: {what}: {sorted(set(rows['model']))}")
+
+    shares = table[table["metric"].isin(SHARE_METRICS)]
+    fail("a share outside [0, 1]", shares[~shares["value"].between(0, 1)])
+    ci_ok = [shares[c].between(0, 1) | shares[c].isna() for c in ("ci_low", "ci_high")]  # an undefined interval is no error
+    fail("a share's interval outside [0, 1]", shares[~(ci_ok[0] & ci_ok[1])])
+    finite = table.dropna(subset=["value", "ci_low", "ci_high"])
+    fail("an interval with ci_low > ci_high", finite[finite["ci_low"] > finite["ci_high"] + 1e-12])
+    geoscore = table[table["metric"] == "mean_geoscore"]
+    fail("a mean GeoScore outside [0, 5000]", geoscore[~geoscore["value"].between(0, 5000)])
+    median = table[(table["metric"] == "median_km") & table["value"].notna()]
+    fail("a negative median error", median[median["value"] < 0])
+    v = values(table)
+    for level in ("country", "city"):
+        f1 = np.array([metrics.f1_from(a, r) for a, r in zip(v[f"{level}_accuracy"], v[f"{level}_recall"])])
+        bad = ~np.isclose(f1, v[f"{level}_f1"].to_numpy(float))
+        fail(f"{level} F1 is not the harmonic mean of accuracy and recall", pd.DataFrame({"model": v.index[bad]}))
+
+
 __all__ = [
     "PAPER_TABLE1", "PAPER_ABLATION_F1", "PAPER_DATA_QUALITY", "EVAL_METRICS", "SHARE_METRICS", "paper_table",
     "TABLE_METRICS", "baseline_table",
     "correct_and_answered", "answered_rows", "reasons_or_raw", "aligned", "error_km", "evaluation_table", "interval_table", "values",
     "table_records", "f1_difference", "quality_curve", "accuracy_by_bins", "cited_clues", "faithfulness", "within_km_curve",
-    "errors_by_country",
+    "errors_by_country", "FAITHFULNESS_COLUMNS", "faithfulness_with_references", "summary_keys", "gain_summary", "check_table",
 ]

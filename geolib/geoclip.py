@@ -20,6 +20,8 @@ the ``geoclip`` package (:func:`load_location_encoder`, :func:`load_gps_gallery`
 * Paper: GeoCLIP itself (:func:`load_geoclip`, a hub download of its CLIP backbone; only on
   the paper profile) through :func:`geoclip_image_baseline`.
 
+:func:`geoclip_baseline` is notebook 06's row: either of the two on a (subset of the) gallery.
+
 The country of a predicted point is :func:`geolib.borders.country_of` (the nearest city's
 country for a point out at sea), its city :func:`geolib.gazetteer.nearest_city`.
 """
@@ -742,3 +744,28 @@ def geoclip_image_baseline(
     lat, lon, score = retrieve_gps(emb, gallery_emb, coords, top_k, scale)
     return predictions_from_coordinates(image_ids, lat, lon, score)
 
+
+
+def geoclip_baseline(test_df: pd.DataFrame, cache_dir: str | os.PathLike, gallery_size: int = 0, backbone: str = "",
+                     revision: str | None = None, device: str = "cpu", train_features: Any = None, train_df: pd.DataFrame | None = None,
+                     test_features: Any = None, head: dict | None = None, checkpoint_path: str | os.PathLike | None = None):
+    """Notebook 06's GeoCLIP row: GeoCLIP itself (paper: ``backbone`` names its CLIP backbone) or, without
+    ``backbone``, the demo's retrieval head (:func:`geoclip_head_baseline`, overrides ``head`` of
+    :class:`GeoHeadConfig`) on the frozen features, retrieving from GeoCLIP's GPS gallery (a random
+    subset of ``gallery_size`` points, seed 0, when smaller) embedded once in
+    ``cache_dir/geoclip_gallery_<points>.npy``.
+
+    Returns:
+        ``(predictions, gallery)``: :data:`PREDICTION_COLUMNS` for ``test_df`` and the (M, 2) gallery.
+    """
+    gallery = load_gps_gallery()
+    if gallery_size and gallery_size < len(gallery):
+        gallery = gallery[np.sort(np.random.default_rng(0).choice(len(gallery), gallery_size, replace=False))]
+    cache = Path(cache_dir) / f"geoclip_gallery_{len(gallery)}.npy"
+    if backbone:
+        model = load_geoclip(backbone, revision or None, device=device)
+        emb = gallery_embeddings(cache, gallery, model.location_encoder)
+        return geoclip_image_baseline(model, test_df["image_path"].tolist(), test_df["image_id"], emb, gallery), gallery
+    config = GeoHeadConfig(**{"progress": False, **(head or {})})
+    return geoclip_head_baseline(train_features, train_df, test_features, test_df, gallery_embeddings(cache, gallery), gallery,
+                                 config, checkpoint_path=checkpoint_path), gallery

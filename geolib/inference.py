@@ -11,18 +11,25 @@ coordinates come from the answer's coordinates when it gives them, else from the
 geocoded with GeoNames (``coord_source`` says which). The result has the prediction columns of
 :mod:`geolib.baselines`, so :func:`geolib.evaluation.baseline_table` scores a model and its
 baselines alike.
+
+For notebook 06, several models answer the same images side by side: :func:`answer_jobs` (one job
+per model for :func:`geolib.stages.answer_study_model`), :func:`sort_answers` (answers, reasons,
+closed-set accuracy, seconds), and the views of what they answered: :func:`closed_set_diagnosis`,
+:func:`shown_answers`, :func:`answer_examples` (right and wrong, with reasons) and
+:func:`answers_frame` (every model's answers in one frame).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from geolib import answers, metrics, vlm
-from geolib.conversations import PROMPTS, encode_texts, format_answer, user_message
+from geolib.conversations import PROMPTS, country_name, encode_texts, format_answer, user_message
 
 import torch  # noqa: E402  (after the torchvision patch of geolib.vlm)
 
@@ -314,7 +321,136 @@ def answer_images(model, processor, images_or_features, image_ids: Sequence[str]
     return predictions_from_texts(image_ids, texts)
 
 
+# ---------------------------------------------------------------------------------------------
+# Several models answering the same images (notebook 06)
+
+
+def answer_jobs(arms: Mapping[str, Sequence[str]], prompt: str, *, candidates: Sequence[str] | None = None,
+                closed_set_arms: Collection[str] = (), reasons_prompt: str | None = None,
+                reasons_arms: Collection[str] = (), **common: Any) -> dict[str, dict]:
+    """The keyword arguments of one answering job per model, for :func:`geolib.stages.answer_study_model`
+    (run side by side by :func:`geolib.runtime.in_processes`).
+
+    Args:
+        arms: model name -> the stages stacked on the base, in training order (``()``: the untuned base).
+        prompt: the question every model is asked.
+        candidates: the closed set scored in the answer slot of the models in ``closed_set_arms``
+            (None: no closed-set scores).
+        reasons_prompt: a second question whose answers give the reasons, asked of the models in
+            ``reasons_arms`` (None: not asked).
+        **common: the arguments every job shares (``profile``, ``spec``, ``images_or_features``,
+            ``image_ids``, ``max_new_tokens``, ``batch_size``, ``reasons_max_new_tokens``).
+
+    Returns:
+        ``{name: kwargs}`` in the order of ``arms``.
+    """
+    return {name: {**common, "stages": tuple(stack), "prompt": prompt,
+                   "candidates": candidates if name in closed_set_arms else None,
+                   "reasons_prompt": reasons_prompt if name in reasons_arms else None}
+            for name, stack in arms.items()}
+
+
+def sort_answers(done: Mapping[str, Mapping[str, Any]], reasons_arms: Collection[str], candidates: Sequence[str] = (),
+                 truth: Sequence[str] = ()) -> tuple[dict, dict, dict, dict]:
+    """What the jobs of :func:`answer_jobs` returned, sorted for the tables.
+
+    Args:
+        done: model name -> :func:`geolib.stages.answer_study_model`'s result.
+        reasons_arms: the models whose reasons are read.
+        candidates, truth: the closed set (column order of the slot scores) and each image's true name.
+
+    Returns:
+        ``(answers, reasons, closed, seconds)``: each model's answers; the answers with reasons of
+        the models in ``reasons_arms`` (those to the reasons question, else the first ones); the
+        closed-set accuracy (:func:`closed_set_accuracy`) of every model with slot scores; the
+        seconds each model took.
+    """
+    answers_ = {name: r["answers"] for name, r in done.items()}
+    reasons = {name: r["reasons"] if r["reasons"] is not None else r["answers"] for name, r in done.items()
+               if name in reasons_arms}
+    closed = {name: closed_set_accuracy(r["slot_scores"], candidates, truth) for name, r in done.items()
+              if r["slot_scores"] is not None}
+    return answers_, reasons, closed, {name: r["seconds"] for name, r in done.items()}
+
+
+def _truth(test_df: pd.DataFrame) -> list[str]:
+    return [f"{country_name(c)}, {city}" for c, city in zip(test_df["country"], test_df["city"])]
+
+
+def shown_answers(answers_: Mapping[str, pd.DataFrame], test_df: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """What each named model wrote (``<name>: raw``) and what was read from it (``<name>: read``, the
+    answered country and city as written, or "(unparsable)"), beside the truth, in test order.
+    A name without answers is left out."""
+    shown = pd.DataFrame({"truth": _truth(test_df)})
+    for name in names:
+        if name in answers_:
+            a = answers_[name]
+            shown[f"{name}: raw"] = a["raw"]
+            shown[f"{name}: read"] = [f"{c}, {city}" if ok else "(unparsable)" for c, city, ok in
+                                      zip(a["pred_country"], a["pred_city"], a["answered"])]
+    return shown
+
+
+def closed_set_diagnosis(answers_: Mapping[str, pd.DataFrame], closed: Mapping[str, Mapping[str, float]],
+                         test_df: pd.DataFrame, n_candidates: int) -> pd.DataFrame:
+    """Cannot read the image, or cannot write the answer? Per model with closed-set scores: the share of
+    all test images its generated answer got right, its answered share, the closed-set top-1 and
+    top-5 accuracy (:func:`sort_answers`), and the top-1 chance level ``1 / n_candidates``."""
+    from geolib import evaluation
+
+    rows = {}
+    for name, acc in closed.items():
+        right, answered = evaluation.correct_and_answered(evaluation.aligned(answers_[name], test_df)["pred_country"],
+                                                          test_df["country"].tolist(), "country")
+        rows[name] = {"generated: right (share of all images)": float(right.mean()), "generated: answered": float(answered.mean()),
+                      "closed set: top-1": acc["top1"], "closed set: top-5": acc["top5"]}
+    diagnosis = pd.DataFrame(rows).T
+    diagnosis["chance (top-1)"] = 1 / n_candidates
+    return diagnosis
+
+
+def answer_examples(pred: pd.DataFrame, reasons: pd.DataFrame | None, test_df: pd.DataFrame, correct: Sequence[bool],
+                    per_kind: int) -> pd.DataFrame:
+    """Test images a model got right and wrong, with its answer and its reasons (the gallery of notebook 06).
+
+    Args:
+        pred: the model's answers to the evaluation question.
+        reasons: its answers to the reasons question (None: ``pred``'s own reasons).
+        test_df: the test split; correct: per test image (in its order), whether the country is right.
+        per_kind: how many right and how many wrong images (the first ones of each, in test order).
+
+    Returns:
+        The aligned rows (:func:`geolib.evaluation.aligned`) of the picked images with ``correct``,
+        ``truth`` and ``answer`` ("country, city", or the raw text where no country was read) and
+        ``reasons`` (the reasons field, else "(no reasons could be read) " and the raw answer).
+    """
+    from geolib import evaluation
+
+    a = evaluation.aligned(pred, test_df)
+    said = (pred if reasons is None else reasons).set_index("image_id")
+    reasons_of = said["reasons"].where(said["reasons"].notna(), "(no reasons could be read) " + said["raw"])
+    rows = a.assign(correct=np.asarray(correct, dtype=bool), truth=_truth(a),
+                    answer=[f"{country_name(c)}, {city}" if ok and isinstance(c, str) else raw for c, city, ok, raw in
+                            zip(a["pred_country"], a["pred_city"], a["answered"], pred["raw"])],
+                    reasons=a["image_id"].map(reasons_of))
+    return pd.concat([rows[rows["correct"]].head(per_kind), rows[~rows["correct"]].head(per_kind)])
+
+
+def answers_frame(answers_: Mapping[str, pd.DataFrame], prompt: str, reasons: Mapping[str, pd.DataFrame] | None = None,
+                  reasons_prompt: str = "", baselines: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Every model's answers in one long frame (``model`` and ``prompt`` columns added): the answers to
+    ``prompt``, those to ``reasons_prompt`` (when given), then the baselines' predictions (prompt "",
+    ``answered`` from :func:`geolib.evaluation.answered_rows`); ``score`` as float."""
+    from geolib.evaluation import answered_rows
+
+    frames = ([a.assign(model=n, prompt=prompt) for n, a in answers_.items()]
+              + [a.assign(model=n, prompt=reasons_prompt) for n, a in (reasons or {}).items()]
+              + [p.assign(model=n, prompt="", answered=answered_rows(p)) for n, p in (baselines or {}).items()])
+    return pd.concat(frames, ignore_index=True).astype({"score": float})
+
+
 __all__ = [
     "generate", "closed_set_scores", "closed_set_accuracy", "answer_slot_text", "predictions_from_texts",
-    "answer_images",
+    "answer_images", "answer_jobs", "sort_answers", "shown_answers", "closed_set_diagnosis", "answer_examples",
+    "answers_frame",
 ]

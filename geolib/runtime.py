@@ -13,10 +13,14 @@
   after ``import geolib``, whoever imports it (peft, transformers, open_clip, a student's own
   cell), through a one-shot import hook; torch itself is not imported before then. Images are
   decoded with PIL, never torchvision.io.
+
+Also the notebooks' process helpers: :func:`limit_threads` (torch and BLAS / OpenMP threads),
+:func:`timer` (seconds of a block into a dict) and :func:`in_processes` (independent jobs side by side).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import os
@@ -163,6 +167,29 @@ def pinned_revision(model_id: str, revision: str | None, entry: str) -> str | No
         raise UnpinnedRevision(f"{entry} is not set: {model_id} would be downloaded at the hub's moving 'main'. Set "
                                f"{entry} in the params file to the 40-hex commit you mean to use")
     return revision or None
+
+
+def limit_threads(threads: int) -> None:
+    """Use ``threads`` CPU threads in this process: torch's, and numpy's and scikit-learn's BLAS /
+    OpenMP pools (threadpoolctl); 0 keeps the defaults."""
+    if threads:
+        import threadpoolctl
+        import torch
+
+        torch.set_num_threads(threads)
+        threadpoolctl.threadpool_limits(threads)
+
+
+@contextlib.contextmanager
+def timer(record: dict, key: str):
+    """Set ``record[key]`` to the seconds the ``with`` block takes (wall clock, also when it raises)."""
+    import time
+
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        record[key] = time.perf_counter() - start
 
 
 def _worker_init(threads: int) -> None:

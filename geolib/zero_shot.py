@@ -5,7 +5,7 @@ Used by notebook ``06_evaluation``; returns the prediction frame of :mod:`geolib
 
 StreetCLIP zero-shot (:func:`load_streetclip`, :func:`streetclip_zero_shot`): CLIP similarity of
 the image with one prompt per candidate country, ``"A Street View photo in {country}."``; the
-most similar is the answer.
+most similar is the answer. :func:`streetclip_baseline` loads it and answers a test split (notebook 06).
 """
 
 from __future__ import annotations
@@ -174,3 +174,11 @@ def streetclip_zero_shot(
         raise ValueError(f"{len(images)} images but {len(ids)} image ids")
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, np.int64)
     return predictions_frame(ids, [codes[i] for i in best], None, None, None, probs[np.arange(len(best)), best])
+
+
+def streetclip_baseline(model_id: str, test_df: pd.DataFrame, countries: Sequence[str], revision: str | None = None,
+                        device: str = "cpu") -> pd.DataFrame:
+    """Notebook 06's StreetCLIP row: load StreetCLIP (:func:`load_streetclip`) and classify the test
+    images (``image_path``) among ``countries`` (:func:`streetclip_zero_shot`); the model is freed after."""
+    model, processor = load_streetclip(model_id, revision or None, device=device)
+    return streetclip_zero_shot(test_df["image_path"].tolist(), countries, model, processor, image_ids=test_df["image_id"])

@@ -116,6 +116,18 @@ def test_linear_probe_leaves_unreadable_rows_unanswered(train, test_split):
     assert pred["pred_country"].notna().sum() == len(test_df) - 1
 
 
+def test_select_probe_c_takes_the_best_validation_accuracy(train, test_split):
+    (tr, xtr), (va, xva) = train, test_split
+    best, scores = bl.select_probe_c(xtr, tr, xva, va, [1e-4, 1.0])
+    assert list(scores) == [1e-4, 1.0] and best == max(scores, key=scores.get)
+    pred = bl.linear_probe_baseline(xtr, tr, xva, va, "country", C=1.0)
+    assert scores[1.0] == float((pred["pred_country"] == va["country"]).mean())
+    assert scores[1.0] > scores[1e-4]  # a strong penalty flattens the probe towards the majority
+    assert bl.select_probe_c(xtr, tr, xva, va, [0.5, 0.5])[0] == 0.5
+    with pytest.raises(ValueError, match="c_grid"):
+        bl.select_probe_c(xtr, tr, xva, va, [])
+
+
 def test_linear_probe_rejects_bad_input(train):
     train_df, xtr = train
     with pytest.raises(ValueError, match="target"):
@@ -313,6 +325,20 @@ def test_geoclip_head_baseline_returns_predictions(head_data, tmp_path):
     assert pred["pred_lat"].notna().all() and pred["pred_country"].notna().all() and pred["pred_city"].notna().all()
 
 
+def test_geoclip_baseline_retrieves_from_a_cached_gallery_subset(head_data, gallery, tmp_path):
+    d = head_data
+    train_df = pd.DataFrame({"image_id": [f"t{i}" for i in range(len(d["tr"]))], "lat": d["tr"][:, 0], "lon": d["tr"][:, 1]})
+    test_df = pd.DataFrame({"image_id": [f"q{i}" for i in range(10)]})
+    pred, points = gc.geoclip_baseline(test_df, tmp_path, gallery_size=300, train_features=d["xtr"], train_df=train_df,
+                                       test_features=d["xte"][:10], head={"epochs": 1, "hidden_dim": 32, "batch_size": 64},
+                                       checkpoint_path=tmp_path / "head.pt")
+    assert points.shape == (300, 2) and (tmp_path / "geoclip_gallery_300.npy").exists() and (tmp_path / "head.pt").exists()
+    assert np.array_equal(points, gallery[np.sort(np.random.default_rng(0).choice(len(gallery), 300, replace=False))])
+    assert tuple(pred.columns) == bl.PREDICTION_COLUMNS and pred["image_id"].tolist() == list(test_df["image_id"])
+    found = {tuple(np.round(p, 5)) for p in points}
+    assert all(tuple(np.round(p, 5)) in found for p in pred[["pred_lat", "pred_lon"]].to_numpy())  # top-1: a gallery point
+
+
 # ---------------------------------------------------------------------------------------------
 # 3c. the paper path: GeoCLIP's own image encoder (tiny random CLIP here) + the real location encoder
 
@@ -385,6 +411,23 @@ def test_geoclip_paper_path_matches_geoclip_forward(encoder, gallery):
     assert emb.shape == (5, 512)
 
 
+def test_geoclip_baseline_runs_geoclip_itself_when_given_its_backbone(encoder, tmp_path, monkeypatch):
+    model = TinyGeoCLIP(encoder)
+    asked = {}
+
+    def load(backbone, revision, device):
+        asked.update(backbone=backbone, revision=revision, device=device)
+        return model
+
+    monkeypatch.setattr(gc, "load_geoclip", load)
+    test_df = pd.DataFrame({"image_id": list("ab"), "image_path": random_images(2)})
+    pred, points = gc.geoclip_baseline(test_df, tmp_path, gallery_size=200, backbone="some/clip", revision="")
+    assert asked == {"backbone": "some/clip", "revision": None, "device": "cpu"}
+    emb = gc.gallery_embeddings(tmp_path / "geoclip_gallery_200.npy", points, model.location_encoder, progress=False)  # cached
+    own = gc.geoclip_image_baseline(model, test_df["image_path"].tolist(), test_df["image_id"], emb, points, progress=False)
+    pd.testing.assert_frame_equal(pred, own)
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. StreetCLIP zero-shot on a tiny random CLIP
 
@@ -440,6 +483,15 @@ def test_streetclip_zero_shot_on_a_tiny_clip(tiny_streetclip):
     with torch.no_grad():
         ref = model(**inputs).logits_per_image.softmax(dim=-1).numpy()
     assert np.allclose(ref, probs, atol=1e-5)
+
+
+def test_streetclip_baseline_loads_and_answers_a_split(tiny_streetclip, monkeypatch):
+    model, processor = tiny_streetclip
+    monkeypatch.setattr(zs, "load_streetclip", lambda model_id, revision, device: (model, processor))
+    test_df = pd.DataFrame({"image_id": list("xyz"), "image_path": random_images(3, seed=2)})
+    pred = zs.streetclip_baseline("geolocal/StreetCLIP", test_df, ["FR", "JP"])
+    own = zs.streetclip_zero_shot(test_df["image_path"].tolist(), ["FR", "JP"], model, processor, image_ids=list("xyz"))
+    pd.testing.assert_frame_equal(pred, own)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -196,3 +196,71 @@ def test_data_quality_figure_draws_intervals_paper_and_chance():
     ax = fig.axes[0]  # a curve near chance keeps its own scale; the paper's ends are written out
     assert ax.get_ylim()[1] < 0.2 and any("0.63 at 0%" in t.get_text() for t in ax.texts)
     matplotlib.pyplot.close(fig)
+
+
+def _two_models(test_df):
+    return {"perfect": _pred(list(test_df["image_id"]), list(test_df["country"]), list(test_df["city"]),
+                             list(test_df["lat"]), list(test_df["lon"])),
+            "half": _pred(["a", "b", "c", "d"], ["FR", None, "FR", None], answered=[True, False, True, False])}
+
+
+def test_faithfulness_with_references_frames_each_model(test_df):
+    split = test_df.assign(clues=[["script:Cyrl"], ["driving_side:left"], [], ["script:Latn"]],
+                           reasoning=["Cyrillic signs.", "Cars drive on the left.", "", "Latin letters."])
+    answers = pd.DataFrame({"image_id": list("abcd"), "reasons": ["Cyrillic script.", None, None, "Cars keep left."],
+                            "raw": ["x", "Cars drive on the left.", "y", "z"]})
+    faith = evaluation.faithfulness_with_references({"full": answers}, split, n_boot=20)
+    assert list(faith) == ["full (reasoning question)", "reference: the demo world's reasoning texts",
+                           "reference: full, reasons of another image"]
+    own = evaluation.faithfulness(evaluation.reasons_or_raw(answers), split["clues"].tolist(), n_boot=20)
+    assert faith["full (reasoning question)"] == {**own, "reasons_field_read": 0.5}
+    assert faith["reference: the demo world's reasoning texts"]["precision"] == 1.0
+    shuffled = faith["reference: full, reasons of another image"]
+    assert shuffled["n_cited_visible"] < own["n_cited_visible"]  # reasons of the previous image cite other clues
+    assert set(evaluation.FAITHFULNESS_COLUMNS) <= set(faith["full (reasoning question)"])
+    assert evaluation.faithfulness_with_references({"full": answers}, test_df) == {}  # no clue annotation: real data
+    assert evaluation.faithfulness_with_references({}, split) == {}
+    with pytest.raises(ValueError, match="order"):
+        evaluation.faithfulness_with_references({"full": answers.iloc[::-1]}, split, n_boot=5)
+
+
+def test_summary_keys_name_each_arm_closed_set_and_quality_share(test_df):
+    table = evaluation.evaluation_table(_two_models(test_df), test_df, n_boot=20)
+    quality = evaluation.quality_curve({0: (np.array([True, False]), np.array([True, True])),
+                                        100: (np.array([True, True]), np.array([True, True]))}, n_boot=20)
+    keys = evaluation.summary_keys([table], {"half": "full", "absent": "base"}, {"half": {"top1": 0.5, "top5": 1.0},
+                                                                                  "perfect": {"top1": 1.0, "top5": 1.0}}, quality)
+    f1 = evaluation.table_records(table)["half"]["country_f1"]
+    assert keys["06.full.country_f1"] == f1["value"] and keys["06.full.country_f1.ci_low"] == f1["ci_low"]
+    assert keys["06.full.answered"] == 0.5 and keys["06.full.closed_set_top5"] == 1.0
+    assert keys["06.quality.share_100.country_acc"] == 1.0 and "06.quality.share_0.minus_lowest.ci_low" in keys
+    assert not [k for k in keys if ".base." in k or "perfect" in k] and len(keys) == 6 + 8
+    assert evaluation.summary_keys([table], {"perfect": "p"}, prefix="xx") == {
+        "xx.p.country_f1": 1.0, "xx.p.country_f1.ci_low": 1.0, "xx.p.country_f1.ci_high": 1.0, "xx.p.answered": 1.0}
+
+
+def test_gain_summary_says_the_gain_over_the_base_and_the_best_baseline(test_df):
+    table = evaluation.evaluation_table(_two_models(test_df), test_df, n_boot=20)
+    gains = {"base": {"first": 0.5, "second": 0.4, "relative": 0.25},
+             "perfect": {"difference": -0.2, "ci_low": -0.4, "ci_high": 0.1}}
+    text = evaluation.gain_summary(gains, "base", table, ["half", "perfect"])
+    assert text.splitlines() == ["country F1: full 0.500 vs untuned base 0.400 (relative gain +25%; the paper's aim: ≥ +25%)",
+                                 "full − best baseline (perfect): -0.200 country F1 [-0.400, +0.100]"]
+    assert "undefined: the base scores 0" in evaluation.gain_summary({}, "base", table, ["half"])
+
+
+def test_check_table_passes_a_real_table_and_names_what_fails(test_df):
+    table = evaluation.evaluation_table(_two_models(test_df), test_df, n_boot=20)
+    evaluation.check_table(table)
+    bad = table.copy()
+    bad.loc[(bad["model"] == "half") & (bad["metric"] == "country_recall"), "value"] = 1.5
+    with pytest.raises(AssertionError, match=r"main: a share outside \[0, 1\]: \['half'\]"):
+        evaluation.check_table(bad, "main")
+    bad = table.copy()
+    bad.loc[(bad["model"] == "perfect") & (bad["metric"] == "city_f1"), ["value", "ci_low", "ci_high"]] = 0.5
+    with pytest.raises(AssertionError, match=r"city F1 is not the harmonic mean.*perfect"):
+        evaluation.check_table(bad)
+    bad = table.copy()
+    bad.loc[bad["metric"] == "median_km", "value"] = -1.0
+    with pytest.raises(AssertionError, match="negative median"):
+        evaluation.check_table(bad)

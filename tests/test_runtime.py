@@ -40,3 +40,23 @@ def test_in_processes_returns_results_in_job_order_and_raises_a_workers_error():
     assert runtime.in_processes(dict, jobs, workers=1) == jobs  # here, one after another
     with pytest.raises(TypeError):
         runtime.in_processes(int, [{"x": "1"}, {"no_such_keyword": 1}], workers=2)
+
+
+def test_limit_threads_sets_torch_and_blas_pools_and_zero_keeps_them():
+    out = _python("import geolib, torch, threadpoolctl; from geolib import runtime\n"
+                  "before = torch.get_num_threads(); runtime.limit_threads(0); same = torch.get_num_threads() == before\n"
+                  "runtime.limit_threads(1)\n"
+                  "blas = {p['num_threads'] for p in threadpoolctl.threadpool_info()}\n"
+                  "print(same, torch.get_num_threads(), blas <= {1})")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "1", "True"]
+
+
+def test_timer_records_the_seconds_of_a_block_even_when_it_raises():
+    record = {"earlier": 1.0}
+    with runtime.timer(record, "work"):
+        sum(range(1000))
+    assert list(record) == ["earlier", "work"] and record["work"] >= 0
+    with pytest.raises(KeyError), runtime.timer(record, "failed"):
+        raise KeyError("x")
+    assert record["failed"] >= 0

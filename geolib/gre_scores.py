@@ -3,21 +3,26 @@ ablation, and the quality of the reasoning chains (notebook 07_gre_reasoning_rl;
 reads chain quality through :func:`geolib.evaluation.faithfulness`).
 
 * :func:`evaluate_gre`: share within 1/25/200/750/2500 km overall and per scene type with
-  bootstrap intervals, format compliance, unparsable share, median error; :func:`score_table`
-  shows them as ``value [low, high]`` text;
+  bootstrap intervals, format compliance, unparsable share, median error (:func:`evaluate_models`:
+  for several models' answers at once); :func:`score_table` shows them as ``value [low, high]``
+  text, :func:`headline_table` and :func:`scene_table` as notebook 07's tables;
 * :func:`answer_errors_km` and :func:`paired_within_difference`: each answer's error in km, and
-  GRE's ablation (SFT + GRPO minus SFT only) as a paired comparison over images and seeds;
-  :func:`distances_km` is also the error :mod:`geolib.grpo` logs for each scored GRPO batch;
+  GRE's ablation (SFT + GRPO minus SFT only) as a paired comparison over images and seeds
+  (:func:`paired_table` shows it); :func:`distances_km` is also the error :mod:`geolib.grpo` logs
+  for each scored GRPO batch;
 * :func:`chain_quality`: recall and precision of the visible clues a chain mentions. A chain's
   reasoning is its ``<think>`` text (:func:`chain_text`); its clues are read with the demo world's
-  clue vocabulary (:func:`geolib.facts.clues_mentioned`, no renderer).
+  clue vocabulary (:func:`geolib.facts.clues_mentioned`, no renderer); :func:`quality_tables`
+  shows it;
+* :func:`check_scores`: the consistency checks notebook 07 ends with (shares in [0, 1] and growing
+  with distance, every value inside its interval, one answer per image and seed).
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -295,6 +300,7 @@ def paired_within_difference(
                          "after_by_seed": hit_a.mean(axis=1).tolist(), "before_by_seed": hit_b.mean(axis=1).tolist()})
     return pd.DataFrame(rows)
 
+
 def score_table(scores: pd.DataFrame, columns: Sequence[str], percent: bool = True, digits: int = 1) -> pd.DataFrame:
     """Scores with their intervals as text, ``"41.2 [37.9, 44.6]"``, for the notebook's tables.
 
@@ -322,5 +328,146 @@ def score_table(scores: pd.DataFrame, columns: Sequence[str], percent: bool = Tr
     return out
 
 
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07's tables and checks
+
+
+def evaluate_models(answers: Mapping[str, Sequence[Any]], truth_df: pd.DataFrame, **kwargs: Any) -> pd.DataFrame:
+    """:func:`evaluate_gre` for several models' answers to the same rows, in one frame with a ``model`` column.
+
+    Args:
+        answers: model name → its answers, each aligned with ``truth_df``.
+        truth_df: the truth rows (:func:`evaluate_gre`).
+        **kwargs: :func:`evaluate_gre`'s other arguments (``n_boot``, ``thresholds``, ...).
+    """
+    return pd.concat([evaluate_gre(a, truth_df, **kwargs).assign(model=name) for name, a in answers.items()],
+                     ignore_index=True)
+
+
+def _within_columns(thresholds: Sequence[float] = THRESHOLDS_KM) -> list[str]:
+    return [f"within_{float(t):g}km" for t in thresholds]
+
+
+def headline_table(scores: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The overall row of each model as text with intervals (:func:`score_table`), and its median error.
+
+    Args:
+        scores: :func:`evaluate_models`'s rows.
+        columns: the scores shown; default: within each of :data:`geolib.metrics.THRESHOLDS_KM`,
+            ``format_ok`` and ``unparsable``.
+
+    Returns:
+        One row per model (the index), one text column per score, and ``median km`` (rounded).
+    """
+    columns = list(columns) if columns is not None else _within_columns() + ["format_ok", "unparsable"]
+    overall = scores[scores["group"] == "all"]
+    table = score_table(overall, columns).set_index("model")
+    table["median km"] = overall.set_index("model")["median_km"].round(0)
+    return table.drop(columns=["group"])
+
+
+def scene_table(scores: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The scores per scene type (groups other than ``all``), one row per scene, a column block per model.
+
+    Args:
+        scores: :func:`evaluate_models`'s rows.
+        columns: the scores shown, as text with intervals (:func:`score_table`).
+    """
+    table = score_table(scores[scores["group"] != "all"], columns)
+    return table.pivot(index=["group", "n"], columns="model").swaplevel(axis=1).sort_index(axis=1, level=0)
+
+
+def paired_table(paired: pd.DataFrame, km: Sequence[float] | None = (25, 750, 2500)) -> pd.DataFrame:
+    """:func:`paired_within_difference`'s rows for reading: shares and difference in points, the interval, each seed's difference.
+
+    Args:
+        paired: :func:`paired_within_difference`'s rows.
+        km: the distances shown (None: all).
+
+    Returns:
+        Indexed by ``group`` and ``km``: ``n images``, ``<before> %``, ``<after> %`` (SFT only and
+        SFT + GRPO), ``difference (points)``, ``95% interval`` and ``difference by seed`` (text),
+        rounded to 0.1.
+    """
+    table = pd.DataFrame({
+        "group": paired["group"], "km": paired["km"].astype(int), "n images": paired["n_images"],
+        "SFT only %": 100 * paired["before"], "SFT + GRPO %": 100 * paired["after"],
+        "difference (points)": 100 * paired["difference"],
+        "95% interval": [f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" for lo, hi in zip(paired["ci_low"], paired["ci_high"])],
+        "difference by seed": [" ".join(f"{100 * (a - b):+.1f}" for a, b in zip(aa, bb))
+                               for aa, bb in zip(paired["after_by_seed"], paired["before_by_seed"])],
+    })
+    if km is not None:
+        table = table[table["km"].isin(list(km))]
+    return table.set_index(["group", "km"]).round(1)
+
+
+def quality_tables(quality: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`chain_quality` of several models as two tables.
+
+    Args:
+        quality: model name → :func:`chain_quality` with intervals (``n_boot > 0``).
+
+    Returns:
+        Recall, precision, F1 and hallucination rate in % with their intervals as text, one row
+        per model; and per clue type (rows) each model's recall, precision and counts (columns).
+        Both empty when ``quality`` is.
+    """
+    if not quality:
+        return pd.DataFrame(), pd.DataFrame()
+    keys = ["recall", "precision", "f1", "hallucination_rate"]
+    table = pd.DataFrame({name: {k: f"{100 * q[k]:.1f} [{100 * q[k + '_low']:.1f}, {100 * q[k + '_high']:.1f}]"
+                                 for k in keys} for name, q in quality.items()}).T
+    by_type = pd.concat({name: pd.DataFrame(q["by_type"]).T[["recall", "precision", "n_visible", "n_mentioned"]]
+                         for name, q in quality.items()}, axis=1)
+    return table, by_type.round(3)
+
+
+def _check(ok: Any, message: str) -> None:
+    if not bool(ok):
+        raise AssertionError(message)
+
+
+def check_scores(scores: pd.DataFrame, n_answers: int, paired: pd.DataFrame | None = None,
+                 quality: Mapping[str, Mapping[str, Any]] | None = None,
+                 thresholds: Sequence[float] = THRESHOLDS_KM, tol: float = 1e-9) -> None:
+    """Notebook 07's checks of its scores: raise ``AssertionError`` naming the first that fails.
+
+    * every model's shares within the distances lie in [0, 1] and grow with the distance;
+    * every share within a distance and ``format_ok`` lies inside its interval;
+    * each model's ``all`` row counts ``n_answers`` answers;
+    * each paired difference lies inside its interval;
+    * each model's chain quality counts ``n_answers`` chains, recall in [0, 1], precision in
+      [0, 1] (NaN when no chain mentions a clue).
+
+    Args:
+        scores: :func:`evaluate_models`'s rows.
+        n_answers: answers per model (test images × seeds).
+        paired: :func:`paired_within_difference`'s rows (optional).
+        quality: model name → :func:`chain_quality` (optional).
+        thresholds: the distances scored.
+        tol: slack of the interval comparisons.
+    """
+    within = _within_columns(thresholds)
+    for name, part in scores.groupby("model", sort=False):
+        shares = part[within].to_numpy()
+        _check(((shares >= 0) & (shares <= 1)).all(), f"{name}: a share within a distance outside [0, 1]")
+        _check((np.diff(shares, axis=1) >= 0).all(), f"{name}: the shares within a distance do not grow with the distance")
+        for col in within + ["format_ok"]:
+            inside = (part[f"{col}_low"] <= part[col] + tol) & (part[col] <= part[f"{col}_high"] + tol)
+            _check(inside.all(), f"{name}: {col} outside its interval in groups {list(part.loc[~inside, 'group'])}")
+        n = part.loc[part["group"] == "all", "n"]
+        _check(len(n) == 1 and n.item() == n_answers, f"{name}: {list(n)} answers in its 'all' row, expected {n_answers}")
+    if paired is not None:
+        inside = (paired["ci_low"] <= paired["difference"] + tol) & (paired["difference"] <= paired["ci_high"] + tol)
+        _check(inside.all(), f"a paired difference outside its interval: {paired.loc[~inside, ['group', 'km']].values.tolist()}")
+    for name, q in (quality or {}).items():
+        _check(q["n"] == n_answers, f"{name}: chain quality of {q['n']} chains, expected {n_answers}")
+        _check(0 <= q["recall"] <= 1, f"{name}: chain recall {q['recall']} outside [0, 1]")
+        ok = np.isnan(q["precision"]) if q["n_mentioned"] == 0 else 0 <= q["precision"] <= 1
+        _check(ok, f"{name}: chain precision {q['precision']} with {q['n_mentioned']} clues mentioned")
+
 __all__ = ["chain_text", "chain_quality", "distances_km", "answer_errors_km", "evaluate_gre", "paired_within_difference",
-           "score_table"]
+           "score_table", "evaluate_models", "headline_table", "scene_table", "paired_table", "quality_tables",
+           "check_scores"]

@@ -1,5 +1,5 @@
-"""Tests of GRE Suite's path (notebook 07): chains and conversations (geolib.chains), scores (geolib.evaluation,
-geolib.gre_scores), and GRPO steps on tiny models (geolib.grpo, no hub)."""
+"""Tests of GRE Suite's path (notebook 07): chains and conversations (geolib.chains), scores and tables
+(geolib.gre_scores), GRPO steps on tiny models (geolib.grpo, no hub), and notebook 07's glue (geolib.gre)."""
 
 import json
 import math
@@ -516,3 +516,232 @@ def test_paired_difference_per_scene_type_keeps_the_evaluation_order():
     assert by.loc["rural", "difference"] == pytest.approx(1.0) and by.loc["rural", "after_by_seed"] == [1.0, 1.0]
     with pytest.raises(ValueError, match="2 scene labels for 3 images"):
         gre_scores.paired_within_difference(after, before, scenes=["rural", "urban"])
+
+
+# --------------------------------------------------------------------------------------------- notebook 07's tables
+
+
+_PARIS = "<think>Paris.</think><answer>48.8566, 2.3522</answer>"
+_BRUSSELS = "<think>Brussels.</think><answer>50.8503, 4.3517</answer>"          # ~264 km from Paris
+_SYDNEY = "<think>Sydney.</think><answer>-33.8688, 151.2093</answer>"
+_NONE = "<think>Sea.</think><answer>somewhere</answer>"
+
+
+def _two_models():
+    return {"SFT only": [_BRUSSELS, _NONE, _SYDNEY, _NONE, _NONE], "SFT + GRPO": [_PARIS, _BRUSSELS, _SYDNEY, _SYDNEY, _NONE]}
+
+
+def test_evaluate_models_headline_and_scene_tables():
+    scores = gre_scores.evaluate_models(_two_models(), _truth(), n_boot=100)
+    assert scores["model"].tolist() == ["SFT only"] * 4 + ["SFT + GRPO"] * 4
+    alone = gre_scores.evaluate_gre(_two_models()["SFT + GRPO"], _truth(), n_boot=100)
+    pd.testing.assert_frame_equal(scores[scores["model"] == "SFT + GRPO"].drop(columns="model").reset_index(drop=True), alone)
+    headline = gre_scores.headline_table(scores)
+    assert headline.index.tolist() == ["SFT only", "SFT + GRPO"]
+    assert list(headline.columns) == ["n", "n_answered", "within_1km", "within_25km", "within_200km", "within_750km",
+                                      "within_2500km", "format_ok", "unparsable", "median km"]
+    assert headline.loc["SFT + GRPO", "within_1km"].startswith("60.0 [") and headline.loc["SFT only", "unparsable"].startswith("60.0 [")
+    assert headline.loc["SFT + GRPO", "median km"] == 0 and headline.loc["SFT only", "median km"] == pytest.approx(264 / 2, rel=0.02)
+    scene = gre_scores.scene_table(scores, ["within_25km", "format_ok"])
+    assert scene.index.tolist() == [("natural", 1), ("rural", 2), ("urban", 2)]
+    assert scene[("SFT + GRPO", "within_25km")].loc[("rural", 2)].startswith("100.0 [")
+    assert set(scene.columns.get_level_values(0)) == {"SFT only", "SFT + GRPO"}
+
+
+def test_paired_table_in_points_with_each_seed():
+    after = np.array([[100.0, 500.0, 3000.0, np.nan], [200.0, 700.0, 9000.0, 4000.0]])
+    before = np.array([[10.0, 900.0, np.nan, 8000.0], [800.0, 2000.0, 5000.0, np.nan]])
+    paired = gre_scores.paired_within_difference(after, before, n_boot=100)
+    table = gre_scores.paired_table(paired)
+    assert table.index.tolist() == [("all", 25), ("all", 750), ("all", 2500)]
+    row = table.loc[("all", 750)]
+    assert row["SFT + GRPO %"] == 50.0 and row["SFT only %"] == 12.5 and row["difference (points)"] == 37.5
+    assert row["difference by seed"] == "+25.0 +50.0" and row["95% interval"].startswith("[+")
+    assert len(gre_scores.paired_table(paired, km=None)) == 5
+
+
+def test_quality_tables_and_without_labels():
+    quality = {name: gre_scores.chain_quality(a, [["script:Cyrl"], [], ["driving_side:left"], [], []], n_boot=50)
+               for name, a in _two_models().items()}
+    table, by_type = gre_scores.quality_tables(quality)
+    assert table.index.tolist() == ["SFT only", "SFT + GRPO"]
+    assert list(table.columns) == ["recall", "precision", "f1", "hallucination_rate"]
+    assert set(by_type.columns.get_level_values(0)) == {"SFT only", "SFT + GRPO"}
+    assert all(t.empty for t in gre_scores.quality_tables({}))
+
+
+def test_check_scores_passes_on_real_scores_and_names_what_fails():
+    scores = gre_scores.evaluate_models(_two_models(), _truth(), n_boot=100)
+    paired = gre_scores.paired_within_difference(np.zeros((1, 5)), np.full((1, 5), np.nan), n_boot=50)
+    quality = {"SFT only": gre_scores.chain_quality(_two_models()["SFT only"], [["script:Latn"]] * 5)}
+    gre_scores.check_scores(scores, 5, paired, quality)
+    with pytest.raises(AssertionError, match="SFT only: \\[5\\] answers in its 'all' row, expected 10"):
+        gre_scores.check_scores(scores, 10)
+    shrinking = scores.copy()
+    shrinking.loc[0, "within_2500km"] = 0.0
+    with pytest.raises(AssertionError, match="do not grow with the distance"):
+        gre_scores.check_scores(shrinking, 5)
+    outside = scores.copy()
+    outside.loc[1, "format_ok_high"] = -1.0
+    with pytest.raises(AssertionError, match="format_ok outside its interval in groups \\['urban'\\]"):
+        gre_scores.check_scores(outside, 5)
+    with pytest.raises(AssertionError, match="paired difference outside"):
+        gre_scores.check_scores(scores, 5, paired.assign(ci_high=0.5))
+    with pytest.raises(AssertionError, match="chain quality of 5 chains, expected 4"):
+        gre_scores.check_scores(scores.assign(n=scores["n"].where(scores["group"] != "all", 4)), 4, quality=quality)
+
+
+# --------------------------------------------------------------------------------------------- notebook 07's glue
+
+
+def _by_seed():
+    """Two seeds' answers of both models to _truth()'s five images."""
+    return {0: _two_models(), 1: {"SFT only": [_PARIS, _NONE, _NONE, _NONE, _NONE], "SFT + GRPO": [_PARIS] * 5}}
+
+
+def _eval_pool():
+    return _truth().assign(image_id=[f"img_{i}" for i in range(5)], row=[3, 5, 6, 8, 9], city="c", country="FR",
+                           clues=[["script:Latn"], [], [], ["driving_side:left"], []])
+
+
+def test_collect_answers_pools_the_seeds_and_writes_the_answers_table():
+    from geolib import gre
+
+    test = gre.collect_answers(_by_seed(), _eval_pool())
+    assert test.seeds == [0, 1] and len(test.pool) == 10 and test.pool["image_id"].tolist()[5] == "img_0"
+    assert test.answers["SFT only"] == _by_seed()[0]["SFT only"] + _by_seed()[1]["SFT only"]
+    assert test.errors_by_seed["SFT + GRPO"].shape == (2, 5)
+    np.testing.assert_array_equal(test.errors["SFT only"], test.errors_by_seed["SFT only"].ravel())
+    assert test.errors["SFT + GRPO"][0] == pytest.approx(0.0, abs=1e-6) and np.isnan(test.errors["SFT only"][1])
+    table = test.table()
+    assert list(table.columns) == ["image_id", "lat", "lon", "seed", "sft_answer", "sft_error_km", "grpo_answer", "grpo_error_km"]
+    assert table["seed"].tolist() == [0] * 5 + [1] * 5 and table["grpo_answer"].tolist() == test.answers["SFT + GRPO"]
+    shown = gre.example_chains(test, n=2)
+    assert shown.count("=== img_") == 2 and shown.count("--- SFT only, seed 0") == 2 and "visible clues: [" in shown
+    assert "unparsable" in gre.example_chains(test, n=5)
+
+
+def test_evaluation_sample_keeps_pool_order_for_features_and_paths():
+    from geolib import gre
+
+    test_pool = _eval_pool()
+    features = np.arange(10)[:, None] * np.ones((1, 3))
+    same, images = gre.evaluation_sample(test_pool, features)
+    assert same is test_pool and images[:, 0].tolist() == [3, 5, 6, 8, 9]
+    sample, images = gre.evaluation_sample(test_pool, [f"p{i}" for i in range(10)], max_images=3)
+    assert len(sample) == 3 and sample["row"].is_monotonic_increasing
+    assert images == [f"p{i}" for i in sample["row"]]
+
+
+def test_answer_seeds_here_and_its_input_errors(monkeypatch):
+    from types import SimpleNamespace
+
+    from geolib import gre
+
+    monkeypatch.setattr(gre, "answer_both", lambda model, processor, images, *a: {"SFT only": [model] * len(images),
+                                                                                   "SFT + GRPO": [processor] * len(images)})
+    runs = {s: SimpleNamespace(grpo=SimpleNamespace(model=f"m{s}"), processor=f"p{s}") for s in (0, 1)}
+    found = gre.answer_seeds({0: {}, 1: {}}, ["a", "b"], workers=1, runs=runs)
+    assert found == {0: {"SFT only": ["m0", "m0"], "SFT + GRPO": ["p0", "p0"]},
+                     1: {"SFT only": ["m1", "m1"], "SFT + GRPO": ["p1", "p1"]}}
+    with pytest.raises(ValueError, match="needs the seeds' runs"):
+        gre.answer_seeds({0: {}}, ["a"], workers=1)
+
+
+def _schedule(stage=0):
+    schedule = ThetaSchedule(stages=(5000.0, 2500.0, 750.0), window=2, advance_at=0.6)
+    schedule.load_state_dict({**schedule.state_dict(), "stage": stage})
+    return schedule
+
+
+def _fake_run(seed, tmp_path, thetas=(5000.0, 5000.0, 2500.0, 2500.0), kl=0.01, losses=(3.0, 2.0, 1.0),
+              grpo_names=("base.lora_A.default.weight",), trainable=("x.gre_sft.lora_A.weight",)):
+    from types import SimpleNamespace
+
+    out = tmp_path / f"seed_{seed}"
+    (out / "adapter").mkdir(parents=True, exist_ok=True)
+    (out / "adapter" / "adapter_config.json").write_text("{}")
+    curves = pd.DataFrame({"step": range(1, len(thetas) + 1), "reward": [0.2, 0.4, 0.5, 0.9][:len(thetas)],
+                           "format_reward": 0.5, "distance_reward": 0.1, "kl": kl, "theta_km": list(thetas),
+                           "median_km": [4000.0, 3000.0, 2000.0, 1000.0][:len(thetas)]})
+    params_ = [(n, SimpleNamespace(requires_grad=True)) for n in grpo_names] + [("base.weight", SimpleNamespace(requires_grad=False))]
+    grpo_run = SimpleNamespace(model=SimpleNamespace(named_parameters=lambda: iter(params_)), output_dir=out, trained=False,
+                               metrics={"train_runtime": 12.5}, curves=lambda: curves.copy())
+    sft = SimpleNamespace(log_history=[{"loss": v, "step": i + 1} for i, v in enumerate(losses)] + [{"train_runtime": 1.0}])
+    from geolib import gre
+
+    return gre.SeedRun(sft, grpo_run, list(trainable), None, seed)
+
+
+def test_training_logs_run_summary_first_last_and_summary_keys(tmp_path):
+    from geolib import gre
+
+    runs = {0: _fake_run(0, tmp_path), 1: _fake_run(1, tmp_path, thetas=(5000.0,) * 4)}
+    schedules = {0: _schedule(1), 1: _schedule(0)}
+    sft, curves = gre.training_logs(runs)
+    assert sft["seed"].tolist() == [0, 0, 0, 1, 1, 1] and curves["seed"].tolist() == [0] * 4 + [1] * 4
+    assert gre.first_last(sft) == {0: {"first": 3.0, "last": 1.0}, 1: {"first": 3.0, "last": 1.0}}
+    summary = gre.run_summary(curves, runs, schedules, {0: 10.04, 1: 20.0})
+    assert summary[0]["steps"] == 4 and summary[0]["trained_now"] is False
+    assert summary[0]["reward_start"] == 0.2 and summary[0]["reward_end"] == 0.9 and summary[0]["kl_max"] == 0.01
+    assert summary[0]["theta_changes_at_step"] == [3] and summary[1]["theta_changes_at_step"] == []
+    assert summary[0]["theta_km_reached"] == 2500.0 and summary[0]["theta_stage"] == 1
+    assert summary[0]["seconds (cold start + GRPO)"] == 10.0 and summary[0]["grpo_train_runtime_s"] == 12.5
+    scores = gre_scores.evaluate_models(_two_models(), _truth(), n_boot=20)
+    paired = gre_scores.paired_within_difference(np.zeros((2, 5)), np.full((2, 5), 1000.0), n_boot=20)
+    keys = gre.summary_keys(scores, paired, schedules)
+    assert keys["07.theta_final_km"] == 5000.0 and keys["07.theta_advances"] == 0 and keys["07.n_seeds"] == 2
+    assert keys["07.sft.within_750"] == pytest.approx(0.4) and keys["07.grpo.within_2500"] == pytest.approx(0.8)
+    assert keys["07.grpo_minus_sft.within_750"] == 1.0 and keys["07.grpo_minus_sft.within_2500"] == 0.0
+    assert set(keys) == {"07.theta_final_km", "07.theta_advances", "07.n_seeds"} | {
+        f"07.{arm}.within_{t}" for arm in ("sft", "grpo") for t in (750, 2500)} | {
+        f"07.grpo_minus_sft.within_{t}{end}" for t in (750, 2500) for end in ("", ".ci_low", ".ci_high")}
+
+
+def test_check_seed_passes_and_names_what_fails(tmp_path):
+    from geolib import gre
+
+    gre.check_seed(_fake_run(0, tmp_path), _schedule(1))
+    failing = [
+        (dict(trainable=("x.gre_sft.base_layer.weight",)), "cold start trained more than its LoRA"),
+        (dict(losses=(1.0, 2.0, 3.0)), "cold-start loss did not go down"),
+        (dict(grpo_names=("base.weight_q",)), "GRPO trains more than its LoRA"),
+        (dict(grpo_names=("x.gre_sft.lora_A.weight",)), "cold-start adapter is not merged"),
+        (dict(thetas=(2500.0, 5000.0, 2500.0, 2500.0)), "θ moved from fine back to coarse"),
+        (dict(thetas=(5000.0, 5000.0, 1000.0, 1000.0)), "is not the schedule's"),
+        (dict(kl=2.0), "KL to the cold-start model reached 2.000"),
+    ]
+    for i, (kw, message) in enumerate(failing, start=1):
+        with pytest.raises(AssertionError, match=f"seed {i}: .*{message}"):
+            gre.check_seed(_fake_run(i, tmp_path, **kw), _schedule(1))
+    run = _fake_run(9, tmp_path)
+    (run.grpo.output_dir / "adapter" / "adapter_config.json").unlink()
+    with pytest.raises(AssertionError, match="seed 9: GRPO's adapter is not saved"):
+        gre.check_seed(run, _schedule(1))
+
+
+def test_beside_notebook_06_reads_its_main_table(tmp_path, capsys):
+    from geolib import gre, io
+
+    scores = gre_scores.evaluate_models(_two_models(), _truth(), n_boot=20)
+    headline = gre_scores.headline_table(scores)
+    path = tmp_path / "06_evaluation.json"
+    only_gre = gre.beside_notebook_06(headline, path)
+    assert only_gre.index.tolist() == ["SFT only", "SFT + GRPO"] and "GRE rows only" in capsys.readouterr().out
+    cell = {"value": 0.5, "ci_low": 0.25, "ci_high": 0.75}
+    io.write_json(path, {"main_table": {"linear probe": {"within_750km": cell, "within_2500km": cell}}})
+    table = gre.beside_notebook_06(headline, path)
+    assert table.loc["linear probe", "from"] == "notebook 06" and table.loc["linear probe", "within 750 km"] == "50.0 [25.0, 75.0]"
+    assert table.loc["SFT + GRPO", "within 2,500 km"] == headline.loc["SFT + GRPO", "within_2500km"]
+    assert gre.beside_notebook_06(headline, path, whole_test_split=False).index.tolist() == ["SFT only", "SFT + GRPO"]
+
+
+def test_cold_start_chains_and_rl_prompts_of_the_demo_world(pool):
+    from geolib import gre
+
+    rows = pool.assign(row=range(len(pool)))
+    images = np.zeros((len(pool), 4, 8))
+    cold_start, sft_images = gre.cold_start_chains(rows, images)
+    assert sft_images is images and len(cold_start) == len(chains.chain_conversations(rows, image_column="row"))
+    prompts = gre.rl_prompts(rows.dropna(subset=["lat"]))
+    assert len(prompts) == len(rows) and prompts[0]["prompt"][0]["content"] == chains.GRE_PROMPT

@@ -23,7 +23,7 @@
 # (Table 3) and tunes on highly locatable vs unselected street views (data quality). This notebook
 # reproduces those tables on this profile's test split, adds distances, bootstrap intervals,
 # accuracy by locatability and the faithfulness of the reasons, and runs every baseline as a real
-# model on the same images ([metrics](../docs/metrics.md), [headline keys](../docs/results.md)).
+# model on the same images (metrics: `docs/metrics.md`; headline keys: `docs/results.md`).
 #
 # * **The split is by city** (notebook 03): no model ever trained on a test city, so **city accuracy
 #   is about 0 by construction**; only the distance metrics give credit for a near city.

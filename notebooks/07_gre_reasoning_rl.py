@@ -25,7 +25,7 @@
 # group of chains per image, each scored by a **format** and a **distance reward**
 # r = 2 / (1 + exp(d/θ)), normalised within the group, and takes a clipped policy-gradient step
 # with a KL penalty towards the cold-start model. GREval-Bench scores the answers per scene type
-# and distance (% within 1/25/200/750/2500 km; [docs/metrics.md](../docs/metrics.md)). Like GRE's
+# and distance (% within 1/25/200/750/2500 km; `docs/metrics.md`). Like GRE's
 # ablation, this notebook compares SFT alone with SFT + GRPO (over several seeds) from an untuned
 # base: the paper's Qwen2.5-VL-7B-Instruct, or the demo's small model of notebook 04 on chains of
 # each image's *visible* clues.
@@ -187,7 +187,7 @@ pd.DataFrame(runs).rename(columns=lambda s: f"seed {s}")
 # answer every test image greedily (no coordinates: a miss at every distance). The table pools the
 # seeds' answers: % within each distance, in GRE's format, without coordinates (95% intervals),
 # median error. GRE reports on Im2GPS3k 7.8/29.3/44.8/62.4/78.8 after SFT, 11.3/35.3/51.7/69.3/85.7
-# after RL ([docs/published-numbers.md](../docs/published-numbers.md)); here only the direction compares.
+# after RL (`docs/published-numbers.md`); here only the direction compares.
 
 # %%
 eval_pool, eval_images = gre.evaluation_sample(test_pool, images, max_test_images)

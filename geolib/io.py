@@ -14,6 +14,7 @@ import json
 import os
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,20 @@ def _mkstemp(target: Path, suffix: str = ".tmp") -> tuple[int, str]:
         raise write_error(target, exc) from None
 
 
+@contextmanager
+def _removed_on_failure(tmp: str, target: Path):
+    """Remove the temporary file ``tmp`` when the block fails; an ``OSError`` becomes a :class:`WriteError`
+    naming ``target`` (which the block never touched)."""
+    try:
+        yield
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(target, exc) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file + rename); creates parent folders.
 
@@ -67,7 +82,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
     """
     path = Path(path)
     fd, tmp = _mkstemp(path)
-    try:
+    with _removed_on_failure(tmp, path):
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -75,12 +90,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise write_error(path, exc) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -90,24 +99,17 @@ def atomic_path(path: str | os.PathLike):
     For writers that want a file name (``DataFrame.to_parquet``, ``Image.save``,
     ``torch.save``). On an exception the temporary file is removed and the target is untouched.
     """
-    from contextlib import contextmanager
 
     @contextmanager
     def _cm():
         target = Path(path)
         fd, tmp = _mkstemp(target, ".tmp" + target.suffix)
         os.close(fd)
-        try:
+        with _removed_on_failure(tmp, target):
             yield Path(tmp)
             if Path(tmp).is_file():  # a writer may have replaced the file (mode from the umask then)
                 os.chmod(tmp, file_mode())
             os.replace(tmp, target)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise write_error(target, exc) from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     return _cm()
 

@@ -30,7 +30,7 @@ METHOD = {"geolib.vlm", "geolib.conversations", "geolib.tuning", "geolib.checkpo
           "geolib.baselines", "geolib.geoclip", "geolib.zero_shot", "geolib.features", "geolib.segmentation",
           "geolib.locatability", "geolib.locnet", "geolib.ocr", "geolib.sign_reader", "geolib.clue_oracle",
           "geolib.facts", "geolib.metrics", "geolib.answers", "geolib.coordinates", "geolib.geo", "geolib.borders",
-          "geolib.gazetteer", "geolib.plots"}
+          "geolib.gazetteer", "geolib.plots", "geolib.plots.common", "geolib.plots.data_figures", "geolib.plots.model_figures"}
 
 #: Foundations every stage stands on: they import no method, model or layout code.
 FOUNDATIONS = {"geolib.paths", "geolib.io", "geolib.params", "geolib.runtime", "geolib.metrics", "geolib.answers",

@@ -89,7 +89,8 @@ def paper_table() -> pd.DataFrame:
 # Per-image correctness
 
 
-def correct_and_answered(predicted: Sequence[Any], truth: Sequence[Any], level: str = "country") -> tuple[np.ndarray, np.ndarray]:
+def correct_and_answered(predicted: Sequence[Any], truth: Sequence[Any], level: str = "country",
+                         as_text: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per image: was a label answered, and was it right (GeoReasoner's definitions).
 
     Each row is scored by :func:`geolib.metrics.answer_metrics` (a country after
@@ -100,6 +101,8 @@ def correct_and_answered(predicted: Sequence[Any], truth: Sequence[Any], level: 
         predicted: labels, None/NaN/"" = not answered.
         truth: true labels, aligned.
         level: ``"country"`` or ``"city"``.
+        as_text: score a label's text (``str(label)``); False: the label itself, exactly as
+            :func:`baseline_table`'s point values (``answer_metrics`` on the raw labels) see it.
 
     Returns:
         ``(correct, answered)``: two bool arrays ``(n,)``; ``correct`` implies ``answered``.
@@ -111,7 +114,7 @@ def correct_and_answered(predicted: Sequence[Any], truth: Sequence[Any], level: 
     answered = np.zeros(len(truth), bool)
     cache: dict = {}
     for i, (p, t) in enumerate(zip(predicted, truth)):
-        key = (None if metrics.is_missing(p) else str(p), t)
+        key = (None if metrics.is_missing(p) else str(p) if as_text else p, t)
         if key not in cache:
             m = metrics.answer_metrics([key[0]], [t], level)
             cache[key] = (m["n_correct"] == 1, m["n_answered"] == 1)
@@ -203,26 +206,6 @@ def _align(pred: pd.DataFrame, test_df: pd.DataFrame, name: str) -> pd.DataFrame
     return merged.reset_index()
 
 
-def _correct_and_answered(pred: Sequence[Any], truth: Sequence[Any], level: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row (correct, answered) under answer_metrics' definition (one row at a time).
-
-    :func:`correct_and_answered` with the label itself as the key, not its text: exactly what the
-    point values of :func:`baseline_table` (``answer_metrics`` on the raw labels) see.
-    """
-    from geolib.metrics import answer_metrics
-
-    correct = np.zeros(len(truth), bool)
-    answered = np.zeros(len(truth), bool)
-    cache: dict = {}
-    for i, (p, t) in enumerate(zip(pred, truth)):
-        k = (p if not metrics.is_missing(p) else None, t)
-        if k not in cache:
-            m = answer_metrics([k[0]], [t], level)
-            cache[k] = (m["n_correct"] == 1, m["n_answered"] == 1)
-        correct[i], answered[i] = cache[k]
-    return correct, answered
-
-
 def _nanmedian(d):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -267,7 +250,6 @@ def baseline_table(
     """
     from geolib.baselines import check_split
     from geolib.geo import geoscore
-    from geolib.metrics import answer_metrics, bootstrap_ci, distance_errors_km, distance_summary
 
     check_split(test_df, "test_df")
     if not isinstance(predictions, Mapping) or not predictions:
@@ -287,24 +269,24 @@ def baseline_table(
                 continue
             preds = sub[f"pred_{level}"].tolist()
             truth = sub[level].tolist()
-            point = answer_metrics([None if metrics.is_missing(p) else p for p in preds], truth, level)
-            c, a = _correct_and_answered(preds, truth, level)
+            point = metrics.answer_metrics([None if metrics.is_missing(p) else p for p in preds], truth, level)
+            c, a = correct_and_answered(preds, truth, level, as_text=False)
             for m, fn in (("accuracy", metrics.accuracy_answered), ("recall", lambda c_, a_: a_.mean(-1)),
                           ("f1", metrics.f1_answered)):
-                lo, hi = bootstrap_ci(fn, c, a, n_boot=n_boot, seed=seed, vectorized=True)
+                lo, hi = metrics.bootstrap_ci(fn, c, a, n_boot=n_boot, seed=seed, vectorized=True)
                 rows.append((name, f"{level}_{m}", float(point[m]), lo, hi, len(sub)))
         plat = pd.to_numeric(df["pred_lat"], errors="coerce").to_numpy(float)
         plon = pd.to_numeric(df["pred_lon"], errors="coerce").to_numpy(float)
         tlat, tlon = df["lat"].to_numpy(float), df["lon"].to_numpy(float)
-        summary = distance_summary(plat, plon, tlat, tlon, thresholds=tuple(thresholds))
-        d = distance_errors_km(plat, plon, tlat, tlon)
+        summary = metrics.distance_summary(plat, plon, tlat, tlon, thresholds=tuple(thresholds))
+        d = metrics.distance_errors_km(plat, plon, tlat, tlon)
         score = np.where(np.isnan(d), 0.0, geoscore(np.nan_to_num(d)))
         for t in thresholds:
-            lo, hi = bootstrap_ci(lambda x, t=t: (x <= t).mean(-1), d, n_boot=n_boot, seed=seed, vectorized=True)
+            lo, hi = metrics.bootstrap_ci(lambda x, t=t: (x <= t).mean(-1), d, n_boot=n_boot, seed=seed, vectorized=True)
             rows.append((name, f"within_{t:g}km", summary[f"within_{t:g}km"], lo, hi, n))
-        lo, hi = bootstrap_ci(_nanmedian, d, n_boot=n_boot, seed=seed, vectorized=True)
+        lo, hi = metrics.bootstrap_ci(_nanmedian, d, n_boot=n_boot, seed=seed, vectorized=True)
         rows.append((name, "median_km", summary["median_km"], lo, hi, int(np.isfinite(d).sum())))
-        lo, hi = bootstrap_ci(lambda s: s.mean(-1), score, n_boot=n_boot, seed=seed, vectorized=True)
+        lo, hi = metrics.bootstrap_ci(lambda s: s.mean(-1), score, n_boot=n_boot, seed=seed, vectorized=True)
         rows.append((name, "mean_geoscore", summary["mean_geoscore"], lo, hi, n))
     return pd.DataFrame(rows, columns=["model", "metric", "value", "ci_low", "ci_high", "n"])
 
@@ -698,6 +680,7 @@ def gain_summary(gains: Mapping[str, Mapping[str, float]], base: str, table: pd.
         g = gains[best]
         lines.append(f"full − best baseline ({best}): {g['difference']:+.3f} country F1 [{g['ci_low']:+.3f}, {g['ci_high']:+.3f}]")
     return "\n".join(lines)
+
 
 def check_table(table: pd.DataFrame, name: str = "table") -> None:
     """Check a tidy table (:func:`evaluation_table`) on what holds for any model.

@@ -13,7 +13,7 @@ This module runs that path in the study's layout, the one GRE module that uses i
 * a seed's cold start and GRPO run in the study's checkpoint folders (:func:`train_seed`), what
   the runs logged (:func:`training_logs`, :func:`first_last`, :func:`run_summary`) and the checks
   on them (:func:`check_seed`);
-* the ablation pair's answers to the test images for every seed (:func:`evaluation_sample`,
+* the ablation pair's answers to the test images for every seed (:func:`geolib.stages.evaluation_sample`,
   :func:`answer_both`, :func:`seed_answers`, :func:`answer_seeds`, :func:`collect_answers` →
   :class:`EvalAnswers`, :func:`example_chains`);
 * notebook 06's rows beside GRE's (:func:`beside_notebook_06`) and the ``07.*`` summary keys
@@ -285,25 +285,6 @@ def check_seed(run: SeedRun, schedule: ThetaSchedule, max_kl: float = 1.0) -> No
 # The test images' answers
 
 
-def evaluation_sample(test_pool: pd.DataFrame, images, max_images: int = 0, seed: int = 0):
-    """The test images to answer: all, or a random sample of ``max_images`` in pool order.
-
-    Args:
-        test_pool: the test split's rows (with the pool's ``row``).
-        images: :func:`geolib.stages.study_images` (an array of the demo's features, or a list of paths).
-        max_images: the sample's size (0: every test image).
-        seed: the sample's random state.
-
-    Returns:
-        The rows answered and what the model sees of them, in the same order.
-    """
-    pool = test_pool
-    if max_images and len(test_pool) > max_images:
-        pool = test_pool.sample(max_images, random_state=seed).sort_values("row")
-    rows = pool["row"].to_numpy()
-    return pool, ([images[i] for i in rows] if isinstance(images, list) else np.asarray(images)[rows])
-
-
 def answer_seeds(jobs: Mapping[int, Mapping[str, Any]], images, workers: int = 1, threads: int = 1,
                  runs: Mapping[int, SeedRun] | None = None, max_new_tokens: int = 160,
                  batch_size: int = 64) -> dict[int, dict[str, list[str]]]:
@@ -456,5 +437,5 @@ def summary_keys(scores: pd.DataFrame, paired: pd.DataFrame, schedules: Mapping[
 
 
 __all__ = ["ARMS", "cold_start_chains", "rl_prompts", "SeedRun", "train_seed", "answer_both", "seed_answers", "training_logs",
-           "first_last", "run_summary", "check_seed", "evaluation_sample", "answer_seeds", "EvalAnswers", "collect_answers",
+           "first_last", "run_summary", "check_seed", "answer_seeds", "EvalAnswers", "collect_answers",
            "example_chains", "beside_notebook_06", "summary_keys"]

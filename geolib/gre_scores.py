@@ -468,6 +468,7 @@ def check_scores(scores: pd.DataFrame, n_answers: int, paired: pd.DataFrame | No
         ok = np.isnan(q["precision"]) if q["n_mentioned"] == 0 else 0 <= q["precision"] <= 1
         _check(ok, f"{name}: chain precision {q['precision']} with {q['n_mentioned']} clues mentioned")
 
+
 __all__ = ["chain_text", "chain_quality", "distances_km", "answer_errors_km", "evaluate_gre", "paired_within_difference",
            "score_table", "evaluate_models", "headline_table", "scene_table", "paired_table", "quality_tables",
            "check_scores"]

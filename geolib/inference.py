@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from geolib import answers, metrics, vlm
+from geolib import answers, evaluation, metrics, vlm
 from geolib.conversations import PROMPTS, country_name, encode_texts, format_answer, user_message
 
 import torch  # noqa: E402  (after the torchvision patch of geolib.vlm)
@@ -396,8 +396,6 @@ def closed_set_diagnosis(answers_: Mapping[str, pd.DataFrame], closed: Mapping[s
     """Cannot read the image, or cannot write the answer? Per model with closed-set scores: the share of
     all test images its generated answer got right, its answered share, the closed-set top-1 and
     top-5 accuracy (:func:`sort_answers`), and the top-1 chance level ``1 / n_candidates``."""
-    from geolib import evaluation
-
     rows = {}
     for name, acc in closed.items():
         right, answered = evaluation.correct_and_answered(evaluation.aligned(answers_[name], test_df)["pred_country"],
@@ -424,8 +422,6 @@ def answer_examples(pred: pd.DataFrame, reasons: pd.DataFrame | None, test_df: p
         ``truth`` and ``answer`` ("country, city", or the raw text where no country was read) and
         ``reasons`` (the reasons field, else "(no reasons could be read) " and the raw answer).
     """
-    from geolib import evaluation
-
     a = evaluation.aligned(pred, test_df)
     said = (pred if reasons is None else reasons).set_index("image_id")
     reasons_of = said["reasons"].where(said["reasons"].notna(), "(no reasons could be read) " + said["raw"])
@@ -441,11 +437,9 @@ def answers_frame(answers_: Mapping[str, pd.DataFrame], prompt: str, reasons: Ma
     """Every model's answers in one long frame (``model`` and ``prompt`` columns added): the answers to
     ``prompt``, those to ``reasons_prompt`` (when given), then the baselines' predictions (prompt "",
     ``answered`` from :func:`geolib.evaluation.answered_rows`); ``score`` as float."""
-    from geolib.evaluation import answered_rows
-
     frames = ([a.assign(model=n, prompt=prompt) for n, a in answers_.items()]
               + [a.assign(model=n, prompt=reasons_prompt) for n, a in (reasons or {}).items()]
-              + [p.assign(model=n, prompt="", answered=answered_rows(p)) for n, p in (baselines or {}).items()])
+              + [p.assign(model=n, prompt="", answered=evaluation.answered_rows(p)) for n, p in (baselines or {}).items()])
     return pd.concat(frames, ignore_index=True).astype({"score": float})
 
 

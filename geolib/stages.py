@@ -128,6 +128,25 @@ LORA_STAGES = {
 }
 
 
+def evaluation_sample(test_pool, images, max_images: int = 0, seed: int = 0):
+    """The test images a notebook answers (06, 07): all, or a random sample of ``max_images`` in pool order.
+
+    Args:
+        test_pool: the test split's rows (with the pool's ``row``).
+        images: :func:`study_images` (an array of the demo's features, or a list of paths).
+        max_images: the sample's size (0: every test image).
+        seed: the sample's random state.
+
+    Returns:
+        The rows answered and what the model sees of them, in the same order.
+    """
+    pool = test_pool
+    if max_images and len(test_pool) > max_images:
+        pool = test_pool.sample(max_images, random_state=seed).sort_values("row")
+    rows = pool["row"].to_numpy()
+    return pool, ([images[i] for i in rows] if isinstance(images, list) else np.asarray(images)[rows])
+
+
 def stage_inputs(profile: str, stage: str, spec: vlm.ModelSpec | Mapping[str, Any], clue_corpus: str = "") -> StageInputs:
     """The conversations and images of one of the study's LoRA stages (:data:`LORA_STAGES`).
 
@@ -237,7 +256,7 @@ def answer_study_model(profile: str, spec, stages: Sequence[str], images_or_feat
 
 
 __all__ = [
-    "STUDY_STAGES", "QUALITY_SHARES", "checkpoint_dir", "study_images", "pool_rows", "study_model",
+    "STUDY_STAGES", "QUALITY_SHARES", "checkpoint_dir", "study_images", "pool_rows", "study_model", "evaluation_sample",
     "study_tokenizer", "StageInputs", "LORA_STAGES", "stage_inputs", "run_lora_stage",
     "answer_study_model",
 ]

@@ -71,15 +71,13 @@ pool = datasets.study_pool(profile)  # with each image's row and its split by ci
 data, results = paths.data_dir(profile), paths.results_dir(profile)
 splits = {name: datasets.read_manifest(data / f"split_{name}.parquet") for name in ("train_curated", "train_uncurated", "val", "test")}
 train_all, val = pool[pool["split"] == "train"], pool[pool["split"] == "val"]  # every training-city image
-test = splits["test"].assign(row=stages.pool_rows(pool, splits["test"]))
-if max_test_images and len(test) > max_test_images:
-    test = test.sample(max_test_images, random_state=0).sort_values("row")
-test = test.reset_index(drop=True)
 spec = vlm.ModelSpec.coerce(model)
 runtime.limit_threads(num_threads)
 device = "cuda" if torch.cuda.is_available() else "cpu"
-images = stages.study_images(pool, spec, profile)
-test_images = np.asarray(images[test["row"].to_numpy()]) if spec.model_id == "demo" else [images[i] for i in test["row"]]
+images = stages.study_images(pool, spec, profile)  # demo: the tower's cached tokens; paper: image paths
+test, test_images = stages.evaluation_sample(splits["test"].assign(row=stages.pool_rows(pool, splits["test"])), images,
+                                             max_test_images)  # every test image, or a sample of max_test_images
+test = test.reset_index(drop=True)
 timings = {}
 pd.DataFrame({"images": [len(f) for f in (train_all, val, test)], "cities": [f["city"].nunique() for f in (train_all, val, test)],
               "countries": [f["country"].nunique() for f in (train_all, val, test)]},

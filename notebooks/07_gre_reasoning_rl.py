@@ -190,7 +190,7 @@ pd.DataFrame(runs).rename(columns=lambda s: f"seed {s}")
 # after RL (`docs/published-numbers.md`); here only the direction compares.
 
 # %%
-eval_pool, eval_images = gre.evaluation_sample(test_pool, images, max_test_images)
+eval_pool, eval_images = stages.evaluation_sample(test_pool, images, max_test_images)
 t0 = time.perf_counter()  # each seed's pair answers in its own process (loading the runs), or here
 by_seed = gre.answer_seeds(jobs, eval_images, seed_workers, num_threads, seed_runs, chain_max_new_tokens, generation_batch_size)
 answered = gre.collect_answers(by_seed, eval_pool)  # both models' answers of every seed, with their errors

@@ -40,6 +40,8 @@ def test_correct_and_answered_reproduce_answer_metrics():
     assert math.isclose(correct.sum() / answered.sum(), m["accuracy"]) and math.isclose(answered.mean(), m["recall"])
     with pytest.raises(ValueError, match="predictions for"):
         evaluation.correct_and_answered(["FR"], ["FR", "DE"])
+    raw = evaluation.correct_and_answered(pred, truth, as_text=False)  # the labels as answer_metrics sees them
+    assert raw[0].tolist() == correct.tolist() and raw[1].tolist() == answered.tolist()
 
 
 def test_aligned_follows_test_order_and_marks_missing_rows(test_df):

@@ -622,13 +622,13 @@ def test_collect_answers_pools_the_seeds_and_writes_the_answers_table():
 
 
 def test_evaluation_sample_keeps_pool_order_for_features_and_paths():
-    from geolib import gre
+    from geolib import stages
 
     test_pool = _eval_pool()
     features = np.arange(10)[:, None] * np.ones((1, 3))
-    same, images = gre.evaluation_sample(test_pool, features)
+    same, images = stages.evaluation_sample(test_pool, features)
     assert same is test_pool and images[:, 0].tolist() == [3, 5, 6, 8, 9]
-    sample, images = gre.evaluation_sample(test_pool, [f"p{i}" for i in range(10)], max_images=3)
+    sample, images = stages.evaluation_sample(test_pool, [f"p{i}" for i in range(10)], max_images=3)
     assert len(sample) == 3 and sample["row"].is_monotonic_increasing
     assert images == [f"p{i}" for i in sample["row"]]
 

@@ -4,6 +4,7 @@ import json
 import re
 import sys
 import tomllib
+from pathlib import Path
 
 import jupytext
 import nbformat
@@ -176,3 +177,22 @@ def test_the_committed_summary_names_a_commit_of_this_history():
     if probe.returncode not in (0, 1):
         pytest.skip("not a git checkout with history")
     assert probe.returncode == 0, f"results/demo/summary.json was produced by {commit[:12]}, which is not in this branch's history"
+
+
+def test_stage2_recipes_first_row_is_notebook_05s_own_settings():
+    """scripts/stage2_recipes.py compares stage-2 recipes against the demo's: its first recipe and
+    its shared settings must stay notebook 05's (and 04's LoRA), or the table's baseline row lies."""
+    from geolib import params
+    from scripts import stage2_recipes
+
+    nb05 = params.notebook_values("05_location_tuning", "demo")
+    start, (r, alpha), lr, epochs = next(iter(stage2_recipes.RECIPES.values()))
+    assert start == ("reasoning",) and nb05["lora"]["projector"] is True
+    assert (r, alpha) == (nb05["lora"]["r"], nb05["lora"]["lora_alpha"])
+    assert (lr, epochs) == (nb05["location_tuning"]["learning_rate"], nb05["location_tuning"]["num_train_epochs"])
+    shared = {k: v for k, v in nb05["location_tuning"].items() if k not in ("learning_rate", "num_train_epochs")}
+    assert stage2_recipes.SETTINGS == shared
+    folders = {stage2_recipes._folder(Path("out"), n) for n in stage2_recipes.RECIPES}
+    assert len(folders) == len(stage2_recipes.RECIPES), "two recipes would share a stage folder"
+    with pytest.raises(SystemExit):
+        stage2_recipes.main(["--only", "no such recipe"])

@@ -49,16 +49,27 @@ def _folder(out: Path, name: str) -> Path:
     return out / "".join(c if c.isalnum() else "_" for c in name).strip("_")
 
 
+def model_spec(profile: str):
+    """The run's model (notebook 04's ``model`` parameter); the demo's small model only."""
+    from geolib import params, vlm
+
+    spec = vlm.ModelSpec.coerce(params.notebook_values("04_reasoning_tuning", profile)["model"])
+    if spec.model_id != "demo":
+        raise ValueError(f"profile {profile!r} tunes {spec.model_id}: this comparison retrains stage 2 seven times "
+                         "and is meant for the demo's small model (profiles demo and ci)")
+    return spec
+
+
 def run_recipe(profile: str, name: str, out: str) -> dict:
     """Train (or load) one recipe of :data:`RECIPES` and score it; returns one table row."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import numpy as np
     from peft import LoraConfig
 
-    from geolib import conversations, datasets, inference, stages, tuning, vlm
+    from geolib import conversations, datasets, inference, stages, tuning
 
     start, lora, lr, epochs = RECIPES[name]
-    spec = vlm.ModelSpec.coerce(vlm.DEMO_MODEL)
+    spec = model_spec(profile)
     inputs = stages.stage_inputs(profile, "location", spec)
     model, processor = stages.study_model(profile, spec, start)
     config = None
@@ -116,6 +127,10 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="recipe names to run (default: all)")
     args = ap.parse_args(argv)
     out = Path(args.out) if args.out else paths.run_dir(args.profile) / "stage2_recipes"
+    try:
+        model_spec(args.profile)
+    except ValueError as e:
+        ap.error(str(e))
     names = args.only or list(RECIPES)
     unknown = sorted(set(names) - set(RECIPES))
     if unknown:

@@ -196,3 +196,11 @@ def test_stage2_recipes_first_row_is_notebook_05s_own_settings():
     assert len(folders) == len(stage2_recipes.RECIPES), "two recipes would share a stage folder"
     with pytest.raises(SystemExit):
         stage2_recipes.main(["--only", "no such recipe"])
+
+
+def test_stage2_recipes_refuses_the_paper_profile():
+    from scripts import stage2_recipes
+
+    assert stage2_recipes.model_spec("ci").model_id == "demo"
+    with pytest.raises(ValueError, match="demo's small model"):
+        stage2_recipes.model_spec("paper")

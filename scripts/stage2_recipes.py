@@ -42,6 +42,7 @@ RECIPES = {
 SETTINGS = {"lr_scheduler_type": "cosine", "warmup_ratio": 0.01, "weight_decay": 0.1, "adam_beta2": 0.95,
             "effective_batch_size": 16, "per_device_train_batch_size": 16, "max_length": 256,
             "gradient_checkpointing": False}
+LORA_DROPOUT = 0.05  # notebooks 04-05's ``lora["lora_dropout"]``
 FIT_IMAGES = 300
 
 
@@ -64,9 +65,10 @@ def run_recipe(profile: str, name: str, out: str) -> dict:
     """Train (or load) one recipe of :data:`RECIPES` and score it; returns one table row."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import numpy as np
-    from peft import LoraConfig
 
     from geolib import conversations, datasets, inference, stages, tuning
+
+    from peft import LoraConfig  # after geolib (its torchvision patch), as in the notebooks
 
     start, lora, lr, epochs = RECIPES[name]
     spec = model_spec(profile)
@@ -74,7 +76,7 @@ def run_recipe(profile: str, name: str, out: str) -> dict:
     model, processor = stages.study_model(profile, spec, start)
     config = None
     if lora is not None:
-        config = LoraConfig(r=lora[0], lora_alpha=lora[1], lora_dropout=0.05, bias="none", task_type="CAUSAL_LM",
+        config = LoraConfig(r=lora[0], lora_alpha=lora[1], lora_dropout=LORA_DROPOUT, bias="none", task_type="CAUSAL_LM",
                             target_modules=tuning.lora_targets(projector=True))
     began = time.perf_counter()
     result = tuning.train_stage(model, processor, inputs.conversations, inputs.adapter,
@@ -140,7 +142,8 @@ def main(argv=None) -> int:
     print("| recipe | train s | fit top-1 | test top-1 | distinct countries (test) |\n|---|---|---|---|---|")
     for r in rows:
         fit = f"{r['fit_top1']:.1%}" if "fit_top1" in r else "–"
-        print(f"| {r['recipe']} | {r.get('train_seconds', '–')} | {fit} | {r['test_top1']:.1%} | {r['test_distinct']} |")
+        seconds = r.get("train_seconds", "–") if r.get("trained", True) else "loaded"
+        print(f"| {r['recipe']} | {seconds} | {fit} | {r['test_top1']:.1%} | {r['test_distinct']} |")
     gio.write_json(out / "stage2_recipes.json", {"profile": args.profile, "settings": SETTINGS,
                                                   "recipes": {n: RECIPES[n] for n in names}, "rows": rows})
     return 0

@@ -188,7 +188,7 @@ def test_stage2_recipes_first_row_is_notebook_05s_own_settings():
     nb05 = params.notebook_values("05_location_tuning", "demo")
     start, (r, alpha), lr, epochs = next(iter(stage2_recipes.RECIPES.values()))
     assert start == ("reasoning",) and nb05["lora"]["projector"] is True
-    assert (r, alpha) == (nb05["lora"]["r"], nb05["lora"]["lora_alpha"])
+    assert (r, alpha, stage2_recipes.LORA_DROPOUT) == (nb05["lora"]["r"], nb05["lora"]["lora_alpha"], nb05["lora"]["lora_dropout"])
     assert (lr, epochs) == (nb05["location_tuning"]["learning_rate"], nb05["location_tuning"]["num_train_epochs"])
     shared = {k: v for k, v in nb05["location_tuning"].items() if k not in ("learning_rate", "num_train_epochs")}
     assert stage2_recipes.SETTINGS == shared

@@ -9,7 +9,8 @@ of the stage's own training images ("fit") and on every test image. The linear p
 every training-city image.
 
 Every recipe goes through the study's own :func:`geolib.tuning.train_stage`; its folder under
-``--out`` is found and loaded when it is finished, so a rerun only scores. Nothing in
+``--out`` is found and loaded when it is finished, so a rerun only scores (the training time shown
+is the one the trainer logged when it trained). Nothing in
 ``runs/<profile>/checkpoints`` is written.
 
 Usage (after ``make run PROFILE=demo ONLY="00 01 02 03 04"``)::
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 #: name → (stages under it, LoRA (r, alpha) or None for a full fine-tune, learning rate, epochs).
@@ -78,42 +78,41 @@ def run_recipe(profile: str, name: str, out: str) -> dict:
     if lora is not None:
         config = LoraConfig(r=lora[0], lora_alpha=lora[1], lora_dropout=LORA_DROPOUT, bias="none", task_type="CAUSAL_LM",
                             target_modules=tuning.lora_targets(projector=True))
-    began = time.perf_counter()
     result = tuning.train_stage(model, processor, inputs.conversations, inputs.adapter,
                                 {**SETTINGS, "learning_rate": lr, "num_train_epochs": epochs}, config,
                                 _folder(Path(out), name), images=inputs.images)
-    seconds = time.perf_counter() - began
     pool = datasets.study_pool(profile)
-    countries = sorted(set(inputs.frame["country"]))
-    names = [conversations.country_name(c) for c in countries]
-    row = {"recipe": name, "train_seconds": round(seconds, 1), "trained": result.trained}
+    names = sorted({conversations.country_name(c) for c in inputs.frame["country"]})
+    runtime = [e["train_runtime"] for e in result.log_history if "train_runtime" in e]  # logged when it trained
+    row = {"recipe": name, "train_seconds": round(runtime[-1], 1) if runtime else None}
     for split, frame in (("fit", inputs.frame.sample(min(FIT_IMAGES, len(inputs.frame)), random_state=0)),
                          ("test", pool[pool["split"] == "test"])):
         scores = inference.closed_set_scores(result.model, processor, np.asarray(inputs.images)[frame["row"].to_numpy()],
                                              names, prompt=conversations.PROMPTS["location"])
-        best = np.asarray(countries)[scores.argmax(1)]
-        row[f"{split}_top1"] = float((best == frame["country"].to_numpy()).mean())
-        row[f"{split}_distinct"] = int(len(set(best)))
+        truth = [conversations.country_name(c) for c in frame["country"]]
+        row[f"{split}_top1"] = inference.closed_set_accuracy(scores, names, truth, k=(1,))["top1"]
+        row[f"{split}_distinct"] = int(len(set(scores.argmax(1))))
     return row
 
 
 def probe_rows(profile: str) -> list[dict]:
-    """Notebook 06's linear probe (pooled features, C = 1) on the curated and on all training images."""
-    import numpy as np
-
-    from geolib import baselines, datasets, features, paths
+    """Notebook 06's linear probe (pooled features, C chosen on the validation cities from its
+    ``probe_c_grid``) trained on the curated images and on every training-city image."""
+    from geolib import baselines, datasets, evaluation, features, params, paths
 
     pool = datasets.study_pool(profile)
     feats = features.image_features(pool["image_path"].tolist(), paths.cache_dir(profile) / "features_efficientnet_lite0.npy",
                                     pooled=True)
     curated = datasets.read_manifest(paths.data_dir(profile) / "split_train_curated.parquet")
-    train = pool[pool["split"] == "train"]
-    test = pool[pool["split"] == "test"]
+    train, val, test = (pool[pool["split"] == s] for s in ("train", "val", "test"))
+    c, _ = baselines.select_probe_c(feats[train["row"].to_numpy()], train, feats[val["row"].to_numpy()], val,
+                                    params.notebook_values("06_evaluation", profile)["probe_c_grid"])
     rows = []
     for name, frame in (("linear probe, curated images", train[train["image_id"].isin(curated["image_id"])]),
                         ("linear probe, every training-city image", train)):
-        pred = baselines.linear_probe_baseline(feats[frame["row"].to_numpy()], frame, feats[test["row"].to_numpy()], test)
-        rows.append({"recipe": name, "test_top1": float(np.mean(pred["pred_country"].to_numpy() == test["country"].to_numpy())),
+        pred = baselines.linear_probe_baseline(feats[frame["row"].to_numpy()], frame, feats[test["row"].to_numpy()], test, C=c)
+        right, _ = evaluation.correct_and_answered(pred["pred_country"], test["country"])
+        rows.append({"recipe": f"{name} (C = {c:g})", "test_top1": float(right.mean()),
                      "test_distinct": int(pred["pred_country"].nunique())})
     return rows
 
@@ -142,8 +141,7 @@ def main(argv=None) -> int:
     print("| recipe | train s | fit top-1 | test top-1 | distinct countries (test) |\n|---|---|---|---|---|")
     for r in rows:
         fit = f"{r['fit_top1']:.1%}" if "fit_top1" in r else "–"
-        seconds = r.get("train_seconds", "–") if r.get("trained", True) else "loaded"
-        print(f"| {r['recipe']} | {seconds} | {fit} | {r['test_top1']:.1%} | {r['test_distinct']} |")
+        print(f"| {r['recipe']} | {r.get('train_seconds') or '–'} | {fit} | {r['test_top1']:.1%} | {r['test_distinct']} |")
     gio.write_json(out / "stage2_recipes.json", {"profile": args.profile, "settings": SETTINGS,
                                                   "recipes": {n: RECIPES[n] for n in names}, "rows": rows})
     return 0

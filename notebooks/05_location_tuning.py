@@ -41,8 +41,8 @@
 # %% tags=["parameters"]
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
-lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "projector": True}  # LoRA of both GeoReasoner stages (peft LoraConfig fields; projector: the projector's layers too)
-location_tuning: dict = {"learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.01, "weight_decay": 0.1, "adam_beta2": 0.95, "num_train_epochs": 3, "effective_batch_size": 16, "per_device_train_batch_size": 16, "max_length": 256, "gradient_checkpointing": False}  # stage 2 and its arms: TrainingArguments fields, the effective batch and the longest sequence in tokens
+lora: dict = {"r": 64, "lora_alpha": 128, "lora_dropout": 0.05, "projector": True}  # LoRA of both GeoReasoner stages (peft LoraConfig fields; projector: the projector's layers too)
+location_tuning: dict = {"learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.01, "weight_decay": 0.1, "adam_beta2": 0.95, "num_train_epochs": 10, "effective_batch_size": 16, "per_device_train_batch_size": 16, "max_length": 256, "gradient_checkpointing": False}  # stage 2 and its arms: TrainingArguments fields, the effective batch and the longest sequence in tokens
 train_ablations: bool = True  # also train the ablation arms (stage 2 without stage 1; stage 2 on a random sample)
 train_quality: bool = True  # also train the data-quality arms (one per train_quality_* set of notebook 03)
 n_answers_shown: int = 4  # held-out images whose answers are shown before and after tuning

@@ -33,7 +33,7 @@
 # %% tags=["parameters"]
 profile: str = "demo"  # parameter profile; artifacts go to runs/<profile>/
 model: dict = {"model_id": "demo"}  # the vision-language model as geolib.vlm.ModelSpec fields; paper: a hub id at a pinned revision
-lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "projector": True}  # the cold start's LoRA: GeoReasoner's of notebooks 04 and 05 (peft LoraConfig fields; projector: the projector's layers too)
+lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "projector": True}  # the cold start's LoRA (peft LoraConfig fields; projector: the projector's layers too); the demo keeps rank 16 here, where GeoReasoner's stages (notebooks 04-05) use 64
 gre_sft: dict = {"learning_rate": 3e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.01, "weight_decay": 0.1, "adam_beta2": 0.95, "num_train_epochs": 2, "effective_batch_size": 16, "per_device_train_batch_size": 16, "max_length": 320, "gradient_checkpointing": False}  # the cold start: TrainingArguments fields, the effective batch and the longest sequence in tokens
 gre_grpo: dict = {"num_generations": 8, "beta": 0.04, "max_completion_length": 128, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 1, "max_steps": 100, "learning_rate": 2e-4, "lr_scheduler_type": "constant", "temperature": 1.0, "loss_type": "grpo", "scale_rewards": "group", "gradient_checkpointing": False, "logging_steps": 1, "save_steps": 25}  # GRPO: TRL GRPOConfig fields
 grpo_lora: dict = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "projector": False}  # GRPO's LoRA on the cold-start model (peft LoraConfig fields)

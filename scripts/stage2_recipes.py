@@ -29,9 +29,9 @@ from pathlib import Path
 #: name → (stages under it, LoRA (r, alpha) or None for a full fine-tune, learning rate, epochs).
 #: The first is notebook 05's own (``lora`` and ``location_tuning`` of notebooks 04-05).
 RECIPES = {
-    "demo settings: stage 1, LoRA r16, 3 epochs": (("reasoning",), (16, 32), 1e-3, 3),
+    "demo settings: stage 1, LoRA r64, 10 epochs": (("reasoning",), (64, 128), 1e-3, 10),
+    "stage 1, LoRA r16, 3 epochs (the first demo settings)": (("reasoning",), (16, 32), 1e-3, 3),
     "stage 1, LoRA r16, 10 epochs": (("reasoning",), (16, 32), 1e-3, 10),
-    "stage 1, LoRA r64, 10 epochs": (("reasoning",), (64, 128), 1e-3, 10),
     "base, LoRA r16, 10 epochs": ((), (16, 32), 1e-3, 10),
     "base, LoRA r64, 10 epochs": ((), (64, 128), 1e-3, 10),
     "base, LoRA r64, 16 epochs": ((), (64, 128), 1e-3, 16),

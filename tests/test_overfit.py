@@ -3,9 +3,11 @@
 A recipe that cannot name the country of the images it was trained on cannot generalise; the
 first demo recipe named 3% of them. Here: a small demo world (8 countries, as in the ci profile), the
 frozen tower's cached features, the demo's base training (captions, world knowledge, guesses),
-then stage 2 with the demo preset's LoRA settings (rank 16, projector included) at a 5× learning
-rate for 60 epochs on 100 of the training images, scored by closed-set top-1 on those same images.
-Measured on the demo profile's model and world (40 countries): 97% (the first recipe: 3%).
+then stage 2 with the demo preset's LoRA settings (rank 64, α 128, projector included) at twice
+the demo's learning rate for 60 epochs on 100 of the training images, scored by closed-set top-1
+on those same images. Measured: 100% here (88% at five times the learning rate, where the earlier
+rank-16 preset passed); on the demo profile's model and world (40 countries) the rank-16 preset
+reached 97% (the first recipe: 3%).
 """
 
 import pytest
@@ -19,7 +21,7 @@ CI_MODEL = {"model_id": "demo", "hidden_size": 64, "num_layers": 2, "num_heads":
 N_FIT = 100
 BASE_EPOCHS = 10  # the small world gives few base-training steps per epoch
 EPOCHS = 60
-LR = 5e-3
+LR = 2e-3
 
 
 def test_stage_two_fits_its_own_training_images(tmp_path):

@@ -10,7 +10,7 @@ def test_stage_parameters_are_notebook_defaults_then_the_params_file_key_by_key(
     f.write_text("lora: {r: 8}\nlocation_tuning: {max_steps: 7}\nreasoning_tuning: {max_steps: 3}\n")
     s1 = train.stage_parameters("demo", "reasoning", str(f))
     s2 = train.stage_parameters("demo", "location_uncurated", str(f))
-    assert s1["lora"] == s2["lora"] == {"r": 8, "lora_alpha": 32, "lora_dropout": 0.05, "projector": True}
+    assert s1["lora"] == s2["lora"] == {"r": 8, "lora_alpha": 128, "lora_dropout": 0.05, "projector": True}
     assert s1["reasoning_tuning"]["max_steps"] == 3 and s1["reasoning_tuning"]["learning_rate"] == 1e-3
     assert "location_tuning" not in s1
     assert s2["location_tuning"]["max_steps"] == 7 and s2["location_tuning"]["effective_batch_size"] == 16

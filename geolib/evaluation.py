@@ -633,7 +633,7 @@ def errors_by_country(pred: pd.DataFrame, test_df: pd.DataFrame) -> pd.DataFrame
 
 def summary_keys(tables: Sequence[pd.DataFrame], arm_keys: Mapping[str, str],
                  closed: Mapping[str, Mapping[str, float]] | None = None, quality: pd.DataFrame | None = None,
-                 prefix: str = "06") -> dict[str, float]:
+                 prefix: str = "06", differences: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, float]:
     """The headline keys of notebook 06 for ``summary.json`` (``docs/results.md``).
 
     Args:
@@ -643,6 +643,8 @@ def summary_keys(tables: Sequence[pd.DataFrame], arm_keys: Mapping[str, str],
         closed: model name -> closed-set accuracy (``top1``, ``top5``): ``.closed_set_top1`` / ``_top5``.
         quality: :func:`quality_curve`'s frame: ``<prefix>.quality.share_<p>.country_acc`` (+ ``.ci_low``,
             ``.ci_high``) and ``.minus_lowest.ci_low`` per share.
+        differences: key -> :func:`f1_difference` of two models' country F1 (``full_minus_base``, ...):
+            ``<prefix>.<key>.country_f1`` (the difference) with ``.ci_low`` and ``.ci_high``.
     """
     keys: dict[str, float] = {}
     for table in tables:
@@ -659,6 +661,9 @@ def summary_keys(tables: Sequence[pd.DataFrame], arm_keys: Mapping[str, str],
         key = f"{prefix}.quality.share_{int(row['share'])}"
         keys |= {f"{key}.country_acc": row["country_accuracy"], f"{key}.country_acc.ci_low": row["ci_low"],
                  f"{key}.country_acc.ci_high": row["ci_high"], f"{key}.minus_lowest.ci_low": row["minus_lowest_ci_low"]}
+    for name, d in (differences or {}).items():
+        keys |= {f"{prefix}.{name}.country_f1": d["difference"], f"{prefix}.{name}.country_f1.ci_low": d["ci_low"],
+                 f"{prefix}.{name}.country_f1.ci_high": d["ci_high"]}
     return keys
 
 

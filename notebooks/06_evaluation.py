@@ -220,8 +220,10 @@ plots.save_figure(fig, profile, "06_country_f1")
 # %% [markdown]
 # ## 4. Ablations (GeoReasoner's Table 3) and data quality
 #
-# The same question for every row. The stage-1-only model was never asked the location question
-# in training, so the second table also asks it (and the full model) the reasoning question.
+# The same question for every row, then the paper's order (full > without reasoning tuning >
+# untuned) step by step as paired differences of country F1. The stage-1-only model was never
+# asked the location question in training, so the last table also asks it (and the full model)
+# the reasoning question.
 
 # %%
 ablation_names = [n for n in (base_name, "without location tuning (stage 1 only)", "without reasoning tuning (stage 2 only)",
@@ -234,6 +236,13 @@ paper_rows = {"without location tuning (stage 1 only)": "without location tuning
 ablation_view["country F1, paper Tab. 3"] = [evaluation.PAPER_ABLATION_F1.get(paper_rows.get(n, ""), {}).get("country", np.nan)
                                              for n in ablation_view.index]
 display(ablation_view)  # noqa: F821
+# The paper's order, full > without reasoning tuning > untuned base, step by step: each country F1
+# difference with its paired bootstrap interval (both models resampled on the same test images).
+ablation_steps = {key: evaluation.f1_difference(hits[a], hits[b], "f1", n_boot=n_boot)
+                  for key, (a, b) in {"full_minus_no_reasoning": (full_name, "without reasoning tuning (stage 2 only)"),
+                                      "no_reasoning_minus_base": ("without reasoning tuning (stage 2 only)", base_name),
+                                      "full_minus_base": (full_name, base_name)}.items() if a in hits and b in hits}
+display(pd.DataFrame(ablation_steps).T[["first", "second", "difference", "ci_low", "ci_high"]].round(3))  # noqa: F821
 own_prompt = {f"{n} · reasoning question": p for n, p in reasons_answers.items()}
 own_prompt_table = evaluation.evaluation_table(own_prompt, test, n_boot=n_boot) if own_prompt else None
 if own_prompt_table is not None:
@@ -342,7 +351,7 @@ summary = {
     "paper_table1": evaluation.paper_table().to_dict(orient="index"), "country_f1_gain_over": gains,
     "country_f1_relative_gain_over_base": full_vs_base.get("relative"), "ablation": evaluation.table_records(ablation),
     "ablation_reasoning_question": evaluation.table_records(own_prompt_table) if own_prompt_table is not None else {},
-    "paper_ablation_f1": evaluation.PAPER_ABLATION_F1, "data_quality": data_quality,
+    "ablation_differences": ablation_steps, "paper_ablation_f1": evaluation.PAPER_ABLATION_F1, "data_quality": data_quality,
     "paper_data_quality": evaluation.PAPER_DATA_QUALITY, "data_quality_curve": quality.to_dict(orient="records"),
     "coord_source": {n: a["coord_source"].value_counts(normalize=True).to_dict() for n, a in answers.items()},
     "locatability_bins": decile_table.to_dict(orient="records"), "faithfulness": faith,
@@ -352,7 +361,7 @@ io.write_json(results / "06_evaluation.json", summary)
 arm_keys = {base_name: "base", full_name: "full", "without reasoning tuning (stage 2 only)": "no_reasoning",  # docs/results.md
             "without location tuning (stage 1 only)": "no_location", random_name: "uncurated",
             f"linear probe, country ({image_tower})": "probe", "majority (training split)": "majority", reader_name: "reader"}
-io.merge_summary(profile, evaluation.summary_keys([main, ablation], arm_keys, closed, quality))
+io.merge_summary(profile, evaluation.summary_keys([main, ablation], arm_keys, closed, quality, differences=ablation_steps))
 io.write_parquet(results / "06_predictions.parquet", inference.answers_frame(
     answers, eval_prompt, reasons_answers if reasons_prompt != eval_prompt else None, reasons_prompt, predictions))
 print(evaluation.gain_summary(gains, base_name, main, list(predictions)))

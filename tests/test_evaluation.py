@@ -239,6 +239,11 @@ def test_summary_keys_name_each_arm_closed_set_and_quality_share(test_df):
     assert not [k for k in keys if ".base." in k or "perfect" in k] and len(keys) == 6 + 8
     assert evaluation.summary_keys([table], {"perfect": "p"}, prefix="xx") == {
         "xx.p.country_f1": 1.0, "xx.p.country_f1.ci_low": 1.0, "xx.p.country_f1.ci_high": 1.0, "xx.p.answered": 1.0}
+    diff = evaluation.f1_difference((np.array([True, True]), np.array([True, True])),
+                                    (np.array([True, False]), np.array([True, True])), n_boot=20)
+    keys = evaluation.summary_keys([], {}, differences={"a_minus_b": diff})
+    assert keys == {"06.a_minus_b.country_f1": diff["difference"], "06.a_minus_b.country_f1.ci_low": diff["ci_low"],
+                    "06.a_minus_b.country_f1.ci_high": diff["ci_high"]} and diff["difference"] > 0
 
 
 def test_gain_summary_says_the_gain_over_the_base_and_the_best_baseline(test_df):

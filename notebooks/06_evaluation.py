@@ -242,7 +242,8 @@ ablation_steps = {key: evaluation.f1_difference(hits[a], hits[b], "f1", n_boot=n
                   for key, (a, b) in {"full_minus_no_reasoning": (full_name, "without reasoning tuning (stage 2 only)"),
                                       "no_reasoning_minus_base": ("without reasoning tuning (stage 2 only)", base_name),
                                       "full_minus_base": (full_name, base_name)}.items() if a in hits and b in hits}
-display(pd.DataFrame(ablation_steps).T[["first", "second", "difference", "ci_low", "ci_high"]].round(3))  # noqa: F821
+if ablation_steps:
+    display(pd.DataFrame(ablation_steps).T[["first", "second", "difference", "ci_low", "ci_high"]].round(3))  # noqa: F821
 own_prompt = {f"{n} · reasoning question": p for n, p in reasons_answers.items()}
 own_prompt_table = evaluation.evaluation_table(own_prompt, test, n_boot=n_boot) if own_prompt else None
 if own_prompt_table is not None:

@@ -68,16 +68,12 @@ def run_recipe(profile: str, name: str, out: str) -> dict:
 
     from geolib import conversations, datasets, inference, stages, tuning
 
-    from peft import LoraConfig  # after geolib (its torchvision patch), as in the notebooks
-
     start, lora, lr, epochs = RECIPES[name]
     spec = model_spec(profile)
     inputs = stages.stage_inputs(profile, "location", spec)
     model, processor = stages.study_model(profile, spec, start)
-    config = None
-    if lora is not None:
-        config = LoraConfig(r=lora[0], lora_alpha=lora[1], lora_dropout=LORA_DROPOUT, bias="none", task_type="CAUSAL_LM",
-                            target_modules=tuning.lora_targets(projector=True))
+    config = None if lora is None else tuning.lora_config(r=lora[0], lora_alpha=lora[1], lora_dropout=LORA_DROPOUT,
+                                                          projector=True)
     result = tuning.train_stage(model, processor, inputs.conversations, inputs.adapter,
                                 {**SETTINGS, "learning_rate": lr, "num_train_epochs": epochs}, config,
                                 _folder(Path(out), name), images=inputs.images)
